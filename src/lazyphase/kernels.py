@@ -1,0 +1,79 @@
+"""Empirical per-layer NTK by the exact layer identity, and its normalization.
+
+For a bias-free or biased fully connected network with scalar output,
+``∂f/∂W[l] = B_l ⊗ H_{l−1}`` per point, hence
+
+    Θ[l] = (B_l B_lᵀ) ⊙ (H_{l−1} H_{l−1}ᵀ),        Θ = Σ_l Θ[l],
+
+with ``H_{l−1}`` the layer's inputs and ``B_l = ∂f/∂z_l`` from one batched backward pass
+(``B_{L+1} = 1/α``). Cost ``O(n² m)`` per layer, memory ``O(n m)``: the Jacobian is never formed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from . import activations
+from .model import Scales, backward, forward
+
+
+def per_layer_ntk(
+    params: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    act: activations.Activation,
+    alpha: torch.Tensor,
+    bias: bool,
+    masks: Sequence[torch.Tensor | None] | None = None,
+) -> torch.Tensor:
+    """Per-layer empirical NTK of R replicas.
+
+    Args:
+        params: ``[W1, …, WL, a]``, leading replica axis R.
+        x: ``(R, n, d)``.
+        act, alpha, bias: as in :func:`lazyphase.model.forward`.
+        masks: trainable-entry masks (:func:`lazyphase.model.layer_masks`); a block-diagonal
+            layer sums the identity over its blocks, so its zero blocks are not parameters.
+
+    Returns:
+        ``(R, L+1, n, n)``: ``Θ[l]_{ij} = ⟨∂_{W[l]} f(x_i), ∂_{W[l]} f(x_j)⟩``, index ``l−1``.
+    """
+    fwd = forward(params, x, act, alpha, bias)
+    signals = backward(params, fwd, act, alpha, torch.ones_like(fwd.out))
+    masks = masks or [None] * len(signals)
+    layers = []
+    for b, h, mask in zip(signals, fwd.inputs, masks):
+        if mask is None:
+            layers.append(_gram(b) * _gram(h))
+            continue
+        total = b.new_zeros(b.shape[0], b.shape[1], b.shape[1])
+        for rows in _row_blocks(mask):
+            cols = torch.nonzero(mask[rows[0]]).flatten().to(h.device)
+            total += _gram(b[:, :, rows]) * _gram(h.index_select(2, cols))
+        layers.append(total)
+    return torch.stack(layers, dim=1)
+
+
+def _gram(a: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(a, a.transpose(1, 2))
+
+
+def _row_blocks(mask: torch.Tensor) -> list[torch.Tensor]:
+    """Group the rows of a block-diagonal mask by their column pattern."""
+    groups: dict[bytes, list[int]] = {}
+    for r in range(mask.shape[0]):
+        groups.setdefault(mask[r].numpy().tobytes(), []).append(r)
+    return [torch.tensor(v) for v in groups.values()]
+
+
+def normalization(scales: Sequence[Scales], m: int) -> torch.Tensor:
+    """Factors ``m β_l² / κ²`` with ``G[l] = factor_l · Θ[l]``. Shape ``(R, L+1)``, float64."""
+    return torch.tensor(
+        [[m * b * b / (sc.kappa**2) for b in sc.betas] for sc in scales], dtype=torch.float64
+    )
+
+
+def relative_change(g: torch.Tensor, g0: torch.Tensor) -> torch.Tensor:
+    """``‖G − G0‖_F / ‖G0‖_F`` over the last two axes (any leading shape)."""
+    return torch.linalg.matrix_norm(g - g0) / torch.linalg.matrix_norm(g0)

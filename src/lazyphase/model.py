@@ -1,0 +1,275 @@
+"""The L-hidden-layer network of CONVENTIONS §2, batched over R replicas.
+
+    f_θ(x) = (1/α) · aᵀ σ(W[L] σ(… σ(W[1] x)))
+
+Parameters are a list ``[W1, …, WL, a]`` with a leading replica axis: ``W1: (R, m, d')``,
+``Wl: (R, m, m')``, ``a: (R, m')`` where ``d' = d + bias``, ``m' = m + bias`` (``bias`` appends a
+constant 1 to every layer input). Initialization ``W[l]_ij ~ N(0, β_l²)`` with
+``β_l = c_l m^{-γ_l}`` from the scheme; ``κ = m^{(L+1)/2} Π β_l / α = m^s``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from . import activations
+from .data import derive_seed, generator
+
+#: Cell keys that define the standard-normal draw of the initialization (with the seed):
+#: cells that differ only in s, scheme, activation or alpha share their normalized weights.
+INIT_KEYS = ("m", "depth", "d", "bias", "centering")
+
+
+@dataclass(frozen=True)
+class Scales:
+    """Per-layer standard deviations and the output scale of one replica.
+
+    Attributes:
+        betas: ``(β_1, …, β_{L+1})``.
+        alpha: output divisor α.
+        kappa: nominal ``κ = m^{(L+1)/2} Π β_l / α``.
+    """
+
+    betas: tuple[float, ...]
+    alpha: float
+    kappa: float
+
+    def gammas(self, m: int) -> tuple[float, ...]:
+        """Effective exponents ``γ_l = −log β_l / log m`` (nan for m = 1)."""
+        if m == 1:
+            return tuple(math.nan for _ in self.betas)
+        return tuple(-math.log(b) / math.log(m) for b in self.betas)
+
+
+def hidden_stds(scheme: str | Mapping[str, Any], m: int, d: int, depth: int) -> list[float]:
+    """The hidden-layer standard deviations ``β_1 … β_L`` of a named or explicit scheme.
+
+    ``luo:γ'`` sets both layers from ``s`` and is handled by :func:`resolve_scales`.
+    """
+    if isinstance(scheme, Mapping):
+        return [c * m ** (-g) for c, g in zip(scheme["c"][:depth], scheme["gamma"][:depth])]
+    rest = [m**-0.5] * (depth - 1)
+    if scheme == "lecun":
+        return [1.0, *rest]
+    if scheme == "kaiming":
+        return [math.sqrt(2.0)] + [math.sqrt(2.0) * b for b in rest]
+    if scheme == "xavier":
+        return [math.sqrt(2.0 / (d + m)), *rest]
+    if scheme.startswith("uniform:"):
+        g = float(scheme.split(":", 1)[1])
+        return [m ** (-g)] * depth
+    raise ValueError(f"unknown scheme {scheme!r}; allowed: lecun, kaiming, xavier, uniform:γ, luo:γ'")
+
+
+def natural_output_std(scheme: str | Mapping[str, Any], m: int, depth: int) -> float:
+    """The output-layer std a scheme uses when κ is reached through α (``output_multiplier``)."""
+    if isinstance(scheme, Mapping):
+        if len(scheme["c"]) > depth:
+            return scheme["c"][depth] * m ** (-scheme["gamma"][depth])
+        return m**-0.5
+    if scheme == "xavier":
+        return math.sqrt(2.0 / (m + 1))
+    if scheme.startswith("uniform:"):
+        return m ** (-float(scheme.split(":", 1)[1]))
+    return m**-0.5
+
+
+def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
+    """The per-layer stds, α and κ of a cell (``s`` overrides ``cell['s']``).
+
+    ``kappa_via = output_std``: α is ``cell['alpha']`` and β_{L+1} solves ``κ = m^s``;
+    ``output_multiplier``: β_{L+1} is the scheme's natural output std and α solves it.
+    ``luo:γ'`` (L = 1): ``β_2/β_1 = m^{-γ'}`` and ``m β_1 β_2/α = m^s``.
+    """
+    m, depth = cell["m"], cell["depth"]
+    s = cell["s"] if s is None else s
+    kappa = float(m) ** s
+    scheme = cell["scheme"]
+    half = (depth + 1) / 2
+    if isinstance(scheme, str) and scheme.startswith("luo:"):
+        gp = float(scheme.split(":", 1)[1])
+        alpha = float(cell["alpha"])
+        b1 = math.sqrt(float(m) ** (s - 1 + gp) * alpha)
+        return Scales((b1, b1 * float(m) ** (-gp)), alpha, kappa)
+    hidden = hidden_stds(scheme, m, cell["d"], depth)
+    prod = math.prod(hidden)
+    if cell["kappa_via"] == "output_std":
+        alpha = float(cell["alpha"])
+        out = kappa * alpha / (m**half * prod)
+    else:
+        out = natural_output_std(scheme, m, depth)
+        alpha = m**half * prod * out / kappa
+    return Scales((*hidden, out), alpha, kappa)
+
+
+def layer_shapes(cell: Mapping[str, Any]) -> list[tuple[int, ...]]:
+    """Shapes (without the replica axis) of ``[W1, …, WL, a]``."""
+    m, b = cell["m"], int(cell["bias"])
+    shapes: list[tuple[int, ...]] = [(m, cell["d"] + b)]
+    shapes += [(m, m + b)] * (cell["depth"] - 1)
+    return [*shapes, (m + b,)]
+
+
+def symmetric_blocks(cell: Mapping[str, Any]) -> bool:
+    """Whether the cell's hidden layers ``l ≥ 2`` are block-diagonal (two network copies)."""
+    return cell["centering"] == "symmetric" and cell["depth"] > 1
+
+
+def layer_masks(cell: Mapping[str, Any]) -> list[torch.Tensor | None]:
+    """Trainable-entry masks of ``[W1, …, WL, a]`` (``None``: dense).
+
+    With ``centering = symmetric`` and ``L > 1`` the network is two copies of a width-``m/2``
+    network: hidden layers ``l ≥ 2`` are block-diagonal (each copy's bias column stays in its
+    block) and their off-diagonal blocks are not parameters.
+    """
+    masks: list[torch.Tensor | None] = [None] * (cell["depth"] + 1)
+    if not symmetric_blocks(cell):
+        return masks
+    m, b = cell["m"], int(cell["bias"])
+    h = m // 2
+    mask = torch.zeros(m, m + b, dtype=torch.bool)
+    mask[:h, :h] = True
+    mask[h:, h:m] = True
+    if b:
+        mask[:, m] = True
+    for li in range(1, cell["depth"]):
+        masks[li] = mask
+    return masks
+
+
+def standard_normal_init(cell: Mapping[str, Any], seed: int) -> list[torch.Tensor]:
+    """The normalized weights ``θ̄`` of one replica (float64, CPU), ``N(0, 1)`` entries.
+
+    ``centering = symmetric``: ``L = 1``: hidden neurons ``k < m/2`` are duplicated as ``k + m/2``
+    and the copies' output weights negated (``f_θ0 ≡ 0``). ``L > 1``: two copies of a width-``m/2``
+    network with opposite outputs: ``W1 = [W'; W']``, ``W[l] = blockdiag(W'_l, W'_l)`` for
+    ``l ≥ 2`` (entries ``N(0, 2)`` so that each pre-activation has the variance it has in the
+    uncentered width-``m`` network despite the fan-in ``m/2``), ``a = [a'; −a']``.
+    """
+    params = {k: cell[k] for k in INIT_KEYS}
+    params["seed"] = seed
+    gen = generator(derive_seed(params, "init"))
+    shapes = layer_shapes(cell)
+    if cell["centering"] != "symmetric":
+        return [torch.randn(*shape, generator=gen, dtype=torch.float64) for shape in shapes]
+    m, b = cell["m"], int(cell["bias"])
+    h = m // 2
+    out = [torch.randn(h, shapes[0][1], generator=gen, dtype=torch.float64).repeat(2, 1)]
+    for _ in shapes[1:-1]:
+        block = math.sqrt(2.0) * torch.randn(h, h + b, generator=gen, dtype=torch.float64)
+        w = torch.zeros(m, m + b, dtype=torch.float64)
+        w[:h, :h], w[h:, h:m] = block[:, :h], block[:, :h]
+        if b:
+            w[:h, m], w[h:, m] = block[:, h], block[:, h]
+        out.append(w)
+    half = torch.randn(h, generator=gen, dtype=torch.float64)
+    out.append(torch.cat([half, -half, torch.zeros(b, dtype=torch.float64)]))
+    return out
+
+
+def init_params(
+    cell: Mapping[str, Any], scales: Sequence[Scales], seeds: Sequence[int]
+) -> list[torch.Tensor]:
+    """Initial parameters of R replicas ``[W1, …, WL, a]``, each ``(R, …)`` float64 on the CPU."""
+    draws = [standard_normal_init(cell, seed) for seed in seeds]
+    layers = []
+    for li in range(len(draws[0])):
+        betas = torch.tensor([sc.betas[li] for sc in scales], dtype=torch.float64)
+        stacked = torch.stack([dr[li] for dr in draws])
+        layers.append(stacked * betas.view(-1, *([1] * (stacked.dim() - 1))))
+    return layers
+
+
+@dataclass
+class Forward:
+    """What the backward pass needs: layer inputs ``H_{l−1}`` (with the bias column) and
+    pre-activations ``z_l``. ``inputs[l]``: ``(R, n, fan_in_l)``; ``pre[l]``: ``(R, n, m)``."""
+
+    out: torch.Tensor
+    inputs: list[torch.Tensor]
+    pre: list[torch.Tensor]
+
+
+def _with_bias(h: torch.Tensor, bias: bool) -> torch.Tensor:
+    if not bias:
+        return h
+    return torch.cat([h, torch.ones(*h.shape[:-1], 1, dtype=h.dtype, device=h.device)], dim=-1)
+
+
+def forward(
+    params: Sequence[torch.Tensor],
+    x: torch.Tensor,
+    act: activations.Activation,
+    alpha: torch.Tensor,
+    bias: bool,
+) -> Forward:
+    """Batched forward pass.
+
+    Args:
+        params: ``[W1, …, WL, a]`` with leading replica axis R.
+        x: inputs ``(R, n, d)``.
+        act: the activation.
+        alpha: ``(R,)`` output divisors.
+        bias: append a constant 1 to every layer input.
+
+    Returns:
+        :class:`Forward` with ``out`` of shape ``(R, n)``.
+    """
+    inputs, pre = [], []
+    h = x
+    for w in params[:-1]:
+        hin = _with_bias(h, bias)
+        z = torch.bmm(hin, w.transpose(1, 2))
+        inputs.append(hin)
+        pre.append(z)
+        h = act.fn(z)
+    hin = _with_bias(h, bias)
+    inputs.append(hin)
+    out = torch.bmm(hin, params[-1].unsqueeze(-1)).squeeze(-1) / alpha[:, None]
+    return Forward(out, inputs, pre)
+
+
+def backward(
+    params: Sequence[torch.Tensor],
+    fwd: Forward,
+    act: activations.Activation,
+    alpha: torch.Tensor,
+    out_grad: torch.Tensor,
+) -> list[torch.Tensor]:
+    """Backpropagated signals ``δ_l = out_grad ⊙ ∂f/∂z_l`` for every layer.
+
+    Args:
+        out_grad: ``(R, n)``; ones give ``B_l = ∂f/∂z_l``, ``(f − y)/n`` gives the loss signals.
+
+    Returns:
+        ``[δ_1, …, δ_L, δ_{L+1}]`` with ``δ_l: (R, n, m)`` and ``δ_{L+1} = out_grad/α: (R, n, 1)``.
+    """
+    m = fwd.pre[-1].shape[-1] if fwd.pre else 0
+    top = (out_grad / alpha[:, None]).unsqueeze(-1)
+    deltas = [top]
+    g = top * params[-1][:, None, :m]
+    for li in range(len(fwd.pre) - 1, -1, -1):
+        delta = g * act.deriv(fwd.pre[li])
+        deltas.append(delta)
+        if li > 0:
+            g = torch.bmm(delta, params[li][:, :, :m])
+    return deltas[::-1]
+
+
+def gradients(
+    fwd: Forward,
+    deltas: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor | None] | None = None,
+) -> list[torch.Tensor]:
+    """Parameter gradients ``δ_lᵀ H_{l−1}`` summed over points: shapes of ``[W1, …, WL, a]``.
+    Entries outside ``masks`` (see :func:`layer_masks`) get zero gradient."""
+    grads = [torch.bmm(d.transpose(1, 2), h) for d, h in zip(deltas[:-1], fwd.inputs[:-1])]
+    grads.append(torch.bmm(deltas[-1].transpose(1, 2), fwd.inputs[-1]).squeeze(1))
+    if masks is not None:
+        grads = [g if mk is None else g * mk.to(g.device, g.dtype) for g, mk in zip(grads, masks)]
+    return grads

@@ -1,0 +1,234 @@
+"""Run files: one HDF5 file per grid cell, every replica inside (layout in docs/hdf5.md).
+
+A file is written under a temporary name in the same folder and renamed into place; the root
+attribute ``complete = True`` is written last, so a reader never mistakes a partial file for
+data. Datasets are written without timestamps, so the same run gives identical datasets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import h5py
+import numpy as np
+
+from . import __version__
+from .config import scheme_label
+from .train import BatchRun
+
+SCHEMA_VERSION = 1
+
+
+class RunFileError(RuntimeError):
+    """A run file is missing, partial, corrupt or of another schema; the message names it."""
+
+
+def _ds(group: h5py.Group, name: str, data: Any) -> None:
+    arr = np.asarray(data)
+    opts: dict[str, Any] = {"track_times": False}
+    if arr.size > 4096 and arr.dtype.kind == "f":
+        opts.update(compression="gzip", compression_opts=4, shuffle=True)
+    group.create_dataset(name, data=arr, **opts)
+
+
+def _attr_value(v: Any) -> Any:
+    if isinstance(v, Mapping):
+        return json.dumps(v, sort_keys=True)
+    if isinstance(v, (list, tuple)):
+        return np.asarray(v)
+    return v
+
+
+def cell_attrs(cell: Mapping[str, Any]) -> dict[str, Any]:
+    """The root attributes holding the cell parameters (None values are left out;
+    ``config_json`` keeps the whole cell)."""
+    out = {k: _attr_value(v) for k, v in cell.items() if v is not None}
+    out["scheme"] = scheme_label(cell["scheme"])
+    out["config_json"] = json.dumps(cell, sort_keys=True)
+    return out
+
+
+def write_cell(path: str, run: BatchRun, index: Sequence[int], cell: Mapping[str, Any]) -> None:
+    """Write the replicas ``index`` of ``run`` (all of one cell) to ``path`` atomically."""
+    idx = np.asarray(index)
+    res = run.result
+    reps = [run.replicas[i] for i in idx]
+    scales = reps[0].scales
+    tmp = f"{path}.tmp-{os.getpid()}"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for k, v in cell_attrs(cell).items():
+                f.attrs[k] = v
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["lazyphase_version"] = __version__
+            f.attrs["status"] = np.array([res.status[i] for i in idx], dtype=h5py.string_dtype())
+            f.attrs["kappa"] = scales.kappa
+            f.attrs["alpha"] = scales.alpha
+            f.attrs["betas"] = np.asarray(scales.betas)
+            f.attrs["gammas"] = np.asarray(scales.gammas(cell["m"]))
+            if isinstance(cell["scheme"], str) and cell["scheme"].startswith("luo:"):
+                f.attrs["gamma_luo"] = 1.0 - cell["s"]
+                f.attrs["gamma_prime"] = float(cell["scheme"].split(":", 1)[1])
+            f.attrs["seconds"] = res.seconds
+            data = f.create_group("data")
+            for name in ("x_train", "y_train", "x_test", "y_test", "x_kernel"):
+                _ds(data, name, np.stack([getattr(r.data, name).numpy() for r in reps]))
+            rep = f.create_group("replicas")
+            _ds(rep, "seed", np.array([r.seed for r in reps], dtype=np.int64))
+            _ds(rep, "final_step", res.final_step[idx])
+            _ds(rep, "lr0", run.lr0[idx])
+            _ds(rep, "output_std0", run.output_std0[idx])
+            _ds(rep, "theta0_eigvals", run.theta0_eigs[idx])
+            _write_weights(f, run, idx, cell)
+            tr = f.create_group("trajectory")
+            _ds(tr, "step", res.steps)
+            for name, arr in (
+                ("t", res.t), ("lr", res.lr), ("train_loss", res.train_loss),
+                ("test_loss", res.test_loss), ("rd", res.rd),
+            ):  # fmt: skip
+                _ds(tr, name, arr[idx])
+            gram = f.create_group("gram")
+            _ds(gram, "step", res.gram_steps)
+            _ds(gram, "theta", res.gram[idx])
+            gram.attrs["normalization"] = run.gram_normalization[idx[0]]
+            _write_events(f, res.events, idx)
+            f.attrs["complete"] = True
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def _write_weights(f: h5py.File, run: BatchRun, idx: np.ndarray, cell: Mapping[str, Any]) -> None:
+    names = [f"W{i + 1}" for i in range(cell["depth"])] + ["a"]
+    w = f.create_group("weights")
+    init = [p[idx].numpy() for p in run.params0]
+    final = [p[idx].to("cpu").double().numpy() for p in run.result.params_final]
+    _ds(w, "norms_init", np.stack([np.linalg.norm(p.reshape(len(idx), -1), axis=1) for p in init], 1))
+    _ds(w, "norms_final", np.stack([np.linalg.norm(p.reshape(len(idx), -1), axis=1) for p in final], 1))
+    size = sum(p.size for p in init)
+    w.attrs["stored"] = size <= cell["weights_cap"]
+    w.attrs["names"] = np.array(names, dtype=h5py.string_dtype())
+    if size <= cell["weights_cap"]:
+        for group, arrays in (("init", init), ("final", final)):
+            g = w.create_group(group)
+            for name, arr in zip(names, arrays):
+                _ds(g, name, arr)
+
+
+def _write_events(f: h5py.File, events: Sequence[Any], idx: np.ndarray) -> None:
+    local = {int(g): i for i, g in enumerate(idx)}
+    rows = [e for e in events if e.replica in local]
+    dt = np.dtype(
+        [("replica", "i8"), ("step", "i8"), ("kind", "S8"), ("lr_old", "f8"), ("lr_new", "f8"),
+         ("loss_prev", "f8"), ("loss_new", "f8")]
+    )  # fmt: skip
+    arr = np.array(
+        [(local[e.replica], e.step, e.kind.encode(), e.lr_old, e.lr_new, e.loss_prev, e.loss_new)
+         for e in rows],
+        dtype=dt,
+    )  # fmt: skip
+    f.create_dataset("events", data=arr, dtype=dt, track_times=False)
+
+
+@dataclass
+class Run:
+    """A loaded run file: ``attrs`` (root attributes) and ``arrays`` (``'group/name'`` → array)."""
+
+    path: str
+    attrs: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def cell(self) -> dict[str, Any]:
+        """The cell parameters exactly as given to the trainer."""
+        return json.loads(self.attrs["config_json"])
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        return self.arrays[key]
+
+
+_REQUIRED = (
+    "trajectory/step", "trajectory/t", "trajectory/lr", "trajectory/train_loss",
+    "trajectory/test_loss", "trajectory/rd", "gram/step", "gram/theta", "replicas/seed",
+    "replicas/final_step", "data/x_train", "data/y_train", "data/x_kernel",
+)  # fmt: skip
+
+
+def load_run(path: str, *, gram: bool = True) -> Run:
+    """Read and validate a run file (``gram=False`` skips the large ``gram/theta``).
+
+    Raises:
+        RunFileError: naming the file, when it is unreadable, incomplete, of another schema
+            version, or its shapes disagree with its attributes.
+    """
+    hint = "delete it and rerun the workflow to rebuild it"
+    try:
+        fh = h5py.File(path, "r")
+    except (OSError, ValueError) as exc:
+        raise RunFileError(f"{path}: not a readable HDF5 run file ({exc}); {hint}") from exc
+    with fh as f:
+        attrs = {k: _plain(v) for k, v in f.attrs.items()}
+        if not attrs.get("complete", False):
+            raise RunFileError(f"{path}: incomplete run file (attribute 'complete' missing); {hint}")
+        if attrs.get("schema_version") != SCHEMA_VERSION:
+            raise RunFileError(
+                f"{path}: schema_version {attrs.get('schema_version')!r}, this lazyphase reads "
+                f"{SCHEMA_VERSION}; {hint}"
+            )
+        arrays: dict[str, np.ndarray] = {}
+
+        def visit(name: str, obj: Any) -> None:
+            if isinstance(obj, h5py.Dataset) and (gram or name != "gram/theta"):
+                arrays[name] = obj[()]
+
+        try:
+            f.visititems(visit)
+            norm = np.asarray(f["gram"].attrs["normalization"])
+        except (OSError, KeyError) as exc:
+            raise RunFileError(f"{path}: corrupt run file ({exc}); {hint}") from exc
+    missing = [k for k in _REQUIRED if k not in arrays and (gram or k != "gram/theta")]
+    if missing:
+        raise RunFileError(f"{path}: missing datasets {missing}; {hint}")
+    attrs["gram_normalization"] = norm
+    _check_shapes(path, attrs, arrays)
+    return Run(path, attrs, arrays)
+
+
+def _plain(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode()
+    if isinstance(v, np.ndarray) and v.dtype.kind == "O":
+        return [x.decode() if isinstance(x, bytes) else x for x in v.tolist()]
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+def _check_shapes(path: str, attrs: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+    n_rep = len(attrs["seeds"])
+    layers = int(attrs["depth"]) + 1
+    n_snap = arrays["trajectory/step"].shape[0]
+    expect = {
+        "trajectory/t": (n_rep, n_snap),
+        "trajectory/train_loss": (n_rep, n_snap),
+        "trajectory/rd": (n_rep, n_snap, layers),
+        "replicas/seed": (n_rep,),
+        "data/y_train": (n_rep, int(attrs["n"])),
+    }
+    if "gram/theta" in arrays:
+        n_k = arrays["data/x_kernel"].shape[1]
+        expect["gram/theta"] = (n_rep, arrays["gram/step"].shape[0], layers, n_k, n_k)
+    for key, shape in expect.items():
+        if arrays[key].shape != shape:
+            raise RunFileError(
+                f"{path}: dataset {key} has shape {arrays[key].shape}, expected {shape} "
+                "from the file's attributes; delete it and rerun the workflow to rebuild it"
+            )
+    if len(attrs["status"]) != n_rep:
+        raise RunFileError(f"{path}: attribute status has {len(attrs['status'])} entries, expected {n_rep}")

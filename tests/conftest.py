@@ -1,0 +1,18 @@
+"""Shared helpers for the tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from lazyphase.config import validate_cell
+
+
+@pytest.fixture
+def cell():
+    """A factory of validated cells: ``cell(m=64, depth=2, ...)``."""
+
+    def make(**kw):
+        kw.setdefault("m", 16)
+        return validate_cell(kw)
+
+    return make
