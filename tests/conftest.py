@@ -16,3 +16,11 @@ def cell():
         return validate_cell(kw)
 
     return make
+
+
+def pytest_configure(config):
+    """One torch thread: the tests are small, and two pytest-spawned workloads sharing two cores
+    with OpenMP spin-waiting would make them slow, not faster."""
+    import torch
+
+    torch.set_num_threads(1)

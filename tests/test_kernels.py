@@ -10,12 +10,14 @@ from torch.func import jacrev, vmap
 
 from lazyphase import activations
 from lazyphase.config import validate_cell
+from lazyphase.data import generator, sphere
 from lazyphase.kernels import normalization, per_layer_ntk
 from lazyphase.model import init_params, layer_masks, resolve_scales
-from lazyphase.data import sphere, generator
 
 
-def oracle_f(params: list[torch.Tensor], x: torch.Tensor, act, alpha: float, bias: bool, masks=None):
+def oracle_f(
+    params: list[torch.Tensor], x: torch.Tensor, act, alpha: float, bias: bool, masks=None
+):
     """An independent single-replica network: x (d,) -> scalar, written from CONVENTIONS §2.
     Masked-out entries (symmetric centering, L > 1) are constants, not parameters."""
     h = x
@@ -70,7 +72,7 @@ def test_layer_identity_matches_jacobian_contraction(act_name, depth, bias, cent
     f0 = None
     if centering == "subtract_initial":
         frozen = [p.clone() for p in single]
-        f0 = lambda xi: oracle_f(frozen, xi, act, sc.alpha, bias)  # noqa: E731
+        f0 = lambda xi: oracle_f(frozen, xi, act, sc.alpha, bias)
     ref = oracle_ntk(single, x, act, sc.alpha, bias, f0, masks)
     assert ours.shape == (depth + 1, 7, 7)
     rel = (ours - ref).norm() / ref.norm()

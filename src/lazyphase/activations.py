@@ -69,9 +69,7 @@ _REGISTRY: dict[str, Activation] = {
         slope0=0.5,
     ),
     "linear": Activation("linear", lambda z: z, torch.ones_like, homogeneous=True),
-    "tanh": Activation(
-        "tanh", torch.tanh, lambda z: 1.0 - torch.tanh(z) ** 2, limits=(-1.0, 1.0)
-    ),
+    "tanh": Activation("tanh", torch.tanh, lambda z: 1.0 - torch.tanh(z) ** 2, limits=(-1.0, 1.0)),
     "erf": Activation(
         "erf",
         torch.erf,
@@ -79,9 +77,7 @@ _REGISTRY: dict[str, Activation] = {
         limits=(-1.0, 1.0),
         slope0=2.0 / math.sqrt(math.pi),
     ),
-    "sigmoid": Activation(
-        "sigmoid", torch.sigmoid, _sigmoid_deriv, limits=(0.0, 1.0), slope0=0.25
-    ),
+    "sigmoid": Activation("sigmoid", torch.sigmoid, _sigmoid_deriv, limits=(0.0, 1.0), slope0=0.25),
     "softplus": Activation(
         "softplus",
         torch.nn.functional.softplus,

@@ -56,8 +56,10 @@ def format_run(path: str, max_rows: int = 12) -> str:
             )
     events = run.arrays.get("events")
     if events is not None and len(events):
-        lines.append(f"safeguard events: {len(events)} (first: replica {events[0]['replica']}, "
-                     f"step {events[0]['step']}, {events[0]['kind'].decode()})")
+        lines.append(
+            f"safeguard events: {len(events)} (first: replica {events[0]['replica']}, "
+            f"step {events[0]['step']}, {events[0]['kind'].decode()})"
+        )
     return "\n".join(lines)
 
 

@@ -75,7 +75,7 @@ _VALIDATOR = None
 
 
 def _validator() -> jsonschema.Draft202012Validator:
-    global _VALIDATOR  # noqa: PLW0603 - a cache of the compiled validator, not state
+    global _VALIDATOR
     if _VALIDATOR is None:
         _VALIDATOR = jsonschema.Draft202012Validator(cell_schema())
     return _VALIDATOR
@@ -138,7 +138,9 @@ def load_cell(path: str) -> dict[str, Any]:
     with open(path) as fh:
         raw = yaml.safe_load(fh) or {}
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{path}: a cell file holds a mapping of parameters, got {type(raw).__name__}")
+        raise ConfigError(
+            f"{path}: a cell file holds a mapping of parameters, got {type(raw).__name__}"
+        )
     return validate_cell(raw, where=f"{path}: ")
 
 

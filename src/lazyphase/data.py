@@ -16,9 +16,6 @@ from typing import Any
 
 import torch
 
-#: Cell keys that define the data set (besides the seed index).
-DATA_KEYS = ("d", "n", "n_test", "n_kernel", "target", "m0", "teacher_scale", "label_noise")
-
 
 def derive_seed(params: Mapping[str, Any], purpose: str) -> int:
     """A 63-bit seed from a canonical JSON encoding of ``params`` and ``purpose`` (SHA-256).
@@ -97,9 +94,11 @@ class Dataset:
 
 
 def data_params(cell: Mapping[str, Any], seed: int) -> dict[str, Any]:
-    """The parameters that define a cell's data set for replica ``seed``."""
-    p = {k: cell[k] for k in DATA_KEYS}
-    p["data_seed"] = cell["data_seed"]
+    """The parameters every data draw of replica ``seed`` depends on: ``d``, ``data_seed`` and,
+    with ``resample_data``, the replica seed. Each draw adds only its own size or kind, so cells
+    that differ in width, scale, noise level or teacher scale share their points (common random
+    numbers across the grid)."""
+    p = {"d": cell["d"], "data_seed": cell["data_seed"]}
     if cell.get("resample_data"):
         p["replica_seed"] = seed
     return p
@@ -112,20 +111,24 @@ def make_dataset(cell: Mapping[str, Any], seed: int) -> Dataset:
     """
     params = data_params(cell, seed)
     d, n = cell["d"], cell["n"]
-    gen = generator(derive_seed(params, "target"))
+    gen = generator(derive_seed({**params, "target": cell["target"], "m0": cell["m0"]}, "target"))
     if cell["target"] == "teacher":
         target = make_teacher(d, cell["m0"], cell["teacher_scale"], gen)
     else:
         target = make_linear(d, cell["teacher_scale"], gen)
-    x_train = sphere(n, d, generator(derive_seed(params, "x_train")))
-    x_test = sphere(cell["n_test"], d, generator(derive_seed(params, "x_test")))
+    x_train = sphere(n, d, generator(derive_seed({**params, "n": n}, "x_train")))
+    n_test = cell["n_test"]
+    x_test = sphere(n_test, d, generator(derive_seed({**params, "n": n_test}, "x_test")))
     y_train = target(x_train)
     if cell["label_noise"] > 0:
-        noise = torch.randn(n, generator=generator(derive_seed(params, "noise")), dtype=torch.float64)
+        noise = torch.randn(
+            n, generator=generator(derive_seed({**params, "n": n}, "noise")), dtype=torch.float64
+        )
         y_train = y_train + cell["label_noise"] * noise
     n_k = cell["n_kernel"]
     if n_k is None and n <= 256:
         x_kernel = x_train
     else:
-        x_kernel = sphere(n_k or 256, d, generator(derive_seed(params, "x_kernel")))
+        n_k = n_k or 256
+        x_kernel = sphere(n_k, d, generator(derive_seed({**params, "n": n_k}, "x_kernel")))
     return Dataset(x_train, y_train, x_test, target(x_test), x_kernel)

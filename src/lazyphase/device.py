@@ -53,7 +53,7 @@ def lease(
     waited = 0.0
     while True:
         for dev in slots:
-            fh = open(os.path.join(lock_dir, f"gpu{dev}.lock"), "a")  # noqa: SIM115
+            fh = open(os.path.join(lock_dir, f"gpu{dev}.lock"), "a")
             try:
                 fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -63,7 +63,9 @@ def hidden_stds(scheme: str | Mapping[str, Any], m: int, d: int, depth: int) -> 
     if scheme.startswith("uniform:"):
         g = float(scheme.split(":", 1)[1])
         return [m ** (-g)] * depth
-    raise ValueError(f"unknown scheme {scheme!r}; allowed: lecun, kaiming, xavier, uniform:γ, luo:γ'")
+    raise ValueError(
+        f"unknown scheme {scheme!r}; allowed: lecun, kaiming, xavier, uniform:γ, luo:γ'"
+    )
 
 
 def natural_output_std(scheme: str | Mapping[str, Any], m: int, depth: int) -> float:

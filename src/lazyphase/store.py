@@ -109,8 +109,16 @@ def _write_weights(f: h5py.File, run: BatchRun, idx: np.ndarray, cell: Mapping[s
     w = f.create_group("weights")
     init = [p[idx].numpy() for p in run.params0]
     final = [p[idx].to("cpu").double().numpy() for p in run.result.params_final]
-    _ds(w, "norms_init", np.stack([np.linalg.norm(p.reshape(len(idx), -1), axis=1) for p in init], 1))
-    _ds(w, "norms_final", np.stack([np.linalg.norm(p.reshape(len(idx), -1), axis=1) for p in final], 1))
+    _ds(
+        w,
+        "norms_init",
+        np.stack([np.linalg.norm(p.reshape(len(idx), -1), axis=1) for p in init], 1),
+    )
+    _ds(
+        w,
+        "norms_final",
+        np.stack([np.linalg.norm(p.reshape(len(idx), -1), axis=1) for p in final], 1),
+    )
     size = sum(p.size for p in init)
     w.attrs["stored"] = size <= cell["weights_cap"]
     w.attrs["names"] = np.array(names, dtype=h5py.string_dtype())
@@ -175,7 +183,9 @@ def load_run(path: str, *, gram: bool = True) -> Run:
     with fh as f:
         attrs = {k: _plain(v) for k, v in f.attrs.items()}
         if not attrs.get("complete", False):
-            raise RunFileError(f"{path}: incomplete run file (attribute 'complete' missing); {hint}")
+            raise RunFileError(
+                f"{path}: incomplete run file (attribute 'complete' missing); {hint}"
+            )
         if attrs.get("schema_version") != SCHEMA_VERSION:
             raise RunFileError(
                 f"{path}: schema_version {attrs.get('schema_version')!r}, this lazyphase reads "
@@ -231,4 +241,6 @@ def _check_shapes(path: str, attrs: Mapping[str, Any], arrays: Mapping[str, np.n
                 "from the file's attributes; delete it and rerun the workflow to rebuild it"
             )
     if len(attrs["status"]) != n_rep:
-        raise RunFileError(f"{path}: attribute status has {len(attrs['status'])} entries, expected {n_rep}")
+        raise RunFileError(
+            f"{path}: attribute status has {len(attrs['status'])} entries, expected {n_rep}"
+        )

@@ -238,11 +238,15 @@ def train(
                     kind = "diverged" if halvings[g] > settings["max_halvings"] else "halve"
                     old = float(eta[r])
                     eta[r] = old / 2
-                    events.append(Event(g, step, kind, old, old / 2, float(last_loss[r]), float(loss[r])))
+                    events.append(
+                        Event(g, step, kind, old, old / 2, float(last_loss[r]), float(loss[r]))
+                    )
                     if kind == "diverged":
                         stop_now[r] = "diverged"
                 for i in range(n_layers):
-                    delta[i] = torch.where(bad.view(-1, *([1] * (delta[i].dim() - 1))), spare[i], delta[i])
+                    delta[i] = torch.where(
+                        bad.view(-1, *([1] * (delta[i].dim() - 1))), spare[i], delta[i]
+                    )
                 t = torch.where(bad, t - eta_used, t)
                 eta_used = torch.where(bad, torch.zeros_like(eta_used), eta_used)
                 if not stop_now:
@@ -285,7 +289,9 @@ def train(
                 final_step[int(ids[r])] = step
             stopped = torch.tensor(sorted(stop_now), device=dev)
             for i in range(n_layers):
-                final_delta[i][torch.as_tensor(ids[sorted(stop_now)], device=dev)] = delta[i][stopped]
+                final_delta[i][torch.as_tensor(ids[sorted(stop_now)], device=dev)] = delta[i][
+                    stopped
+                ]
             keep = torch.tensor([r for r in range(len(ids)) if r not in stop_now], dtype=torch.long)
             keep_d = keep.to(dev)
             ids = ids[keep.numpy()]
@@ -360,7 +366,9 @@ def _select_forward(fwd: Any, keep: torch.Tensor) -> Any:
     return fwd
 
 
-def _progress(step: int, max_steps: int, live: int, n_rep: int, train: np.ndarray, elapsed: float) -> None:
+def _progress(
+    step: int, max_steps: int, live: int, n_rep: int, train: np.ndarray, elapsed: float
+) -> None:
     eta_s = elapsed / max(step, 1) * (max_steps - step) if live else 0.0
     log.info(
         "step %d/%d  active %d/%d  train loss median %.3e max %.3e  elapsed %.1fs  ETA <= %.0fs",
