@@ -104,6 +104,19 @@ def data_params(cell: Mapping[str, Any], seed: int) -> dict[str, Any]:
     return p
 
 
+#: Cell keys a data set depends on (with the replica seed when ``resample_data``).
+DATA_KEYS = ("d", "data_seed", "n", "n_test", "n_kernel", "target", "m0", "teacher_scale", "label_noise")
+
+
+def dataset_key(cell: Mapping[str, Any], seed: int) -> str:
+    """A short stable name of the data set of ``cell`` for replica ``seed``."""
+    p = {k: cell[k] for k in DATA_KEYS}
+    if cell.get("resample_data"):
+        p["replica_seed"] = seed
+    blob = json.dumps(p, sort_keys=True, default=str)
+    return "data-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
 def make_dataset(cell: Mapping[str, Any], seed: int) -> Dataset:
     """Draw the data set of ``cell`` for replica ``seed`` (identical for all replicas unless
     ``resample_data``). Train, test and kernel points are independent samples; the kernel set is

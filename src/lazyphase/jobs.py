@@ -15,7 +15,7 @@ import torch
 
 from .config import validate_cell
 from .device import lease
-from .store import write_cell
+from .store import read_datasets, write_cell
 from .train import train_replicas
 
 log = logging.getLogger("lazyphase.jobs")
@@ -37,8 +37,11 @@ def train_cells(
     threads: int = 1,
     gpus: int = 0,
     log_every: float = 10.0,
+    dataset: str | None = None,
 ) -> list[str]:
     """Train every replica of ``cells`` in one batch and write ``outs[i]`` for ``cells[i]``.
+
+    ``dataset``: a data set file of :func:`lazyphase.store.write_datasets` to read the data from.
 
     Returns the per-cell status summaries (one line each).
     """
@@ -48,7 +51,8 @@ def train_cells(
     set_threads(threads)
     start = time.perf_counter()
     with lease(gpus) as device:
-        run = train_replicas(valid, device=device, log_every=log_every)
+        data = read_datasets(dataset) if dataset else None
+        run = train_replicas(valid, device=device, log_every=log_every, datasets=data)
     lines = []
     offset = 0
     for cell, out in zip(valid, outs):
@@ -65,3 +69,32 @@ def train_cells(
         len(run.replicas), len(cells), device, time.perf_counter() - start, run.result.seconds,
     )  # fmt: skip
     return lines
+
+
+def estimate_mem_mb(cells: Sequence[Mapping[str, Any]]) -> int:
+    """Peak memory of a training job in MB from ``(m, n, L, replicas, snapshots)``.
+
+    Parameters are held four times (``θ0``, ``Δθ``, its previous value, ``θ``) plus one gradient;
+    activations twice per layer on the training, test and kernel sets; the stored Gram snapshots;
+    a fixed 600 MB for the interpreter, torch and h5py.
+    """
+    c = cells[0]
+    reps = sum(len(x["seeds"]) for x in cells)
+    m, depth, b = c["m"], c["depth"], int(c["bias"])
+    n_k = c["n_kernel"] or (c["n"] if c["n"] <= 256 else 256)
+    params = (c["d"] + b) * m + (depth - 1) * m * (m + b) + m + b
+    points = c["n"] + c["n_test"] + n_k
+    grams = (c["n_gram_snapshots"] + 3) * (depth + 1) * n_k * n_k
+    item = 8 if c["dtype"] == "float64" else 4
+    total = reps * (5 * params + 3 * depth * points * m + grams) * item
+    return int(600 + 1.5 * total / 2**20)
+
+
+def estimate_runtime_min(cells: Sequence[Mapping[str, Any]], gflops: float = 2.0) -> int:
+    """Upper bound of a job's run time in minutes: every replica running ``max_steps`` steps of
+    ``6 n (d m + (L−1) m²)`` FLOPs at ``gflops`` (a conservative one-core rate), plus 5 minutes."""
+    c = cells[0]
+    reps = sum(len(x["seeds"]) for x in cells)
+    m = c["m"]
+    flops = 6 * c["n"] * (c["d"] * m + (c["depth"] - 1) * m * m + m) * c["max_steps"] * reps
+    return int(5 + flops / (gflops * 1e9) / 60)

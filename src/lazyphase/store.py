@@ -18,6 +18,7 @@ import numpy as np
 
 from . import __version__
 from .config import scheme_label
+from .data import Dataset, dataset_key, make_dataset
 from .train import BatchRun
 
 SCHEMA_VERSION = 1
@@ -102,6 +103,51 @@ def write_cell(path: str, run: BatchRun, index: Sequence[int], cell: Mapping[str
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+_DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_kernel")
+
+
+def write_datasets(path: str, cells: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Draw every distinct data set the cells need and write them to ``path`` atomically,
+    one group per :func:`~lazyphase.data.dataset_key`. Returns the keys."""
+    sets: dict[str, Dataset] = {}
+    for cell in cells:
+        for seed in cell["seeds"]:
+            key = dataset_key(cell, seed)
+            if key not in sets:
+                sets[key] = make_dataset(cell, seed)
+    tmp = f"{path}.tmp-{os.getpid()}"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for key, ds in sorted(sets.items()):
+                g = f.create_group(key)
+                for name in _DATA_FIELDS:
+                    _ds(g, name, getattr(ds, name).numpy())
+            f.attrs["schema_version"] = SCHEMA_VERSION
+            f.attrs["complete"] = True
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return sorted(sets)
+
+
+def read_datasets(path: str) -> dict[str, Dataset]:
+    """The data sets written by :func:`write_datasets` (errors name the file)."""
+    import torch
+
+    try:
+        with h5py.File(path, "r") as f:
+            if not f.attrs.get("complete", False):
+                raise RunFileError(f"{path}: incomplete data set file; delete it and rerun")
+            return {
+                key: Dataset(**{n: torch.from_numpy(f[key][n][()]) for n in _DATA_FIELDS})
+                for key in f
+            }
+    except OSError as exc:
+        raise RunFileError(f"{path}: not a readable data set file ({exc}); delete it and rerun") from exc
 
 
 def _write_weights(f: h5py.File, run: BatchRun, idx: np.ndarray, cell: Mapping[str, Any]) -> None:

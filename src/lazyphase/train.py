@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import activations
-from .data import Dataset, make_dataset
+from .data import Dataset, dataset_key, make_dataset
 from .kernels import normalization, per_layer_ntk
 from .model import (
     Scales,
@@ -429,10 +429,12 @@ def train_replicas(
     *,
     device: str | torch.device = "cpu",
     log_every: float = 10.0,
+    datasets: Mapping[str, Dataset] | None = None,
 ) -> BatchRun:
     """Train every replica (seed) of every cell in one batch. Cells must agree on
     :data:`BATCH_KEYS`; they may differ in ``s``, ``scheme``, ``alpha``, ``kappa_via``, seeds,
-    data and step-size policy."""
+    data and step-size policy. ``datasets`` (from :func:`lazyphase.store.read_datasets`) supplies
+    the data by :func:`~lazyphase.data.dataset_key`; missing ones are drawn here."""
     check_batchable(cells)
     first = cells[0]
     dtype = getattr(torch, first["dtype"])
@@ -441,7 +443,9 @@ def train_replicas(
     for cell in cells:
         sc = resolve_scales(cell)
         for seed in cell["seeds"]:
-            reps.append(Replica(cell, seed, sc, make_dataset(cell, seed)))
+            key = dataset_key(cell, seed)
+            data = datasets[key] if datasets and key in datasets else make_dataset(cell, seed)
+            reps.append(Replica(cell, seed, sc, data))
     params0 = init_params(first, [r.scales for r in reps], [r.seed for r in reps])
     masks = layer_masks(first)
     params0 = [p.to(device=device, dtype=dtype) for p in params0]

@@ -1,0 +1,54 @@
+# lazyphase: `make figures` (default pipeline) and `make test` (lint + tests) on a fresh clone.
+# Both create .venv with Python 3.11 and install everything on first use.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+CORES  ?= 2
+# torch: the CPU build when no NVIDIA GPU is visible. Set TORCH_INDEX to a CPU wheel index
+# (e.g. https://download.pytorch.org/whl/cpu) on machines where PyPI would give a CUDA build.
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX   ?=
+HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
+
+STAMP := $(VENV)/.installed
+
+.PHONY: env figures test lint pytest test-slow bench docs-figures report clean
+
+env: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "lazyphase needs Python >= 3.11"'
+	$(PYTHON) -m venv $(VENV)
+ifeq ($(HAS_GPU),1)
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)"
+else
+	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
+endif
+	$(BIN)/pip install --quiet -e ".[dev,slurm]"
+	touch $(STAMP)
+
+figures: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES)
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/snakefmt --check Snakefile workflow
+	$(BIN)/snakemake --lint
+
+pytest: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+test: lint pytest
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+docs-figures: figures
+	mkdir -p docs/figures
+	cp results/*/figures/*.png docs/figures/
+
+report: figures
+	$(BIN)/snakemake --report report.html
+
+clean:
+	rm -rf results logs .snakemake report.html

@@ -1,0 +1,17 @@
+"""Snakemake shim of rule train_cell: one batch of cells, one run file per cell."""
+
+from _log import to_log
+
+sm = snakemake  # noqa: F821
+to_log(sm.log[0])  # before importing the package, so import errors reach the log
+
+import logging  # noqa: E402
+from lazyphase.jobs import train_cells  # noqa: E402
+for line in train_cells(
+    sm.params.cells,
+    sm.params.outs,
+    threads=sm.threads,
+    gpus=int(sm.resources.get("gpu", 0)),
+    dataset=sm.input.dataset,
+):
+    logging.getLogger("lazyphase.jobs").info("summary %s", line)

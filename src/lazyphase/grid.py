@@ -1,0 +1,93 @@
+"""Experiments → grid cells → training batches, and the paths of their files.
+
+An experiment of ``config.yaml`` has a ``grid`` (cell keys → lists of values), ``seeds``
+(replicas of every cell), ``fixed`` settings (any cell key) and ``batch_over``: the grid keys
+whose cells are trained together in one job (they must keep the tensor shapes: e.g. ``s`` and
+``scheme``). The run file of a cell is ``results/<experiment>/runs/<batch>/<cell>.h5``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import pandas as pd
+
+from .config import ConfigError, validate_cell
+from .train import BATCH_KEYS
+
+
+def slug(value: Any) -> str:
+    """A file-name-safe rendering of a grid value (``uniform:0.25`` → ``uniform-0.25``)."""
+    if isinstance(value, Mapping):
+        digest = hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+        return f"custom-{digest}"
+    if isinstance(value, float):
+        value = f"{value:g}"
+    return re.sub(r"[^A-Za-z0-9.+-]", "-", str(value))
+
+
+def _name(keys: list[str], cell: Mapping[str, Any]) -> str:
+    return "_".join(f"{k}~{slug(cell[k])}" for k in keys) or "all"
+
+
+def expand_experiment(name: str, exp: Mapping[str, Any]) -> pd.DataFrame:
+    """The validated cells of one experiment, one row each.
+
+    Columns: ``experiment``, ``batch``, ``cell``, ``path`` and ``params`` (the full validated
+    cell dict). Raises :class:`ConfigError` naming the experiment, cell and key.
+    """
+    grid = dict(exp.get("grid") or {})
+    fixed = dict(exp.get("fixed") or {})
+    where = f"experiments.{name}"
+    if not grid:
+        raise ConfigError(f"{where}.grid: empty grid; give at least one key with a list of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"{where}.grid.{key}: needs a non-empty list of values, got {values!r}")
+        if key in fixed:
+            raise ConfigError(f"{where}: key {key!r} is both in grid and in fixed")
+    batch_over = list(exp.get("batch_over", ["s", "scheme"]))
+    unknown = [k for k in batch_over if k in BATCH_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{where}.batch_over: {unknown} change tensor shapes or the trainer and cannot be "
+            f"batched; allowed: any grid key except {', '.join(BATCH_KEYS)}"
+        )
+    keys = list(grid)
+    batch_keys = [k for k in keys if k not in batch_over]
+    cell_keys = [k for k in keys if k in batch_over]
+    rows = []
+    for combo in itertools.product(*(grid[k] for k in keys)):
+        raw = {**fixed, **dict(zip(keys, combo))}
+        if "seeds" in exp:
+            raw["seeds"] = exp["seeds"]
+        batch, cell = _name(batch_keys, raw), _name(cell_keys, raw)
+        params = validate_cell(raw, where=f"{where} cell {batch}/{cell}: ")
+        rows.append(
+            dict(
+                experiment=name,
+                batch=batch,
+                cell=cell,
+                path=f"results/{name}/runs/{batch}/{cell}.h5",
+                params=params,
+            )
+        )
+    df = pd.DataFrame(rows)
+    dup = df[df.duplicated(["batch", "cell"])]
+    if len(dup):
+        raise ConfigError(f"{where}.grid: repeated values give the same cell {dup.iloc[0]['cell']!r}")
+    return df
+
+
+def expand_config(config: Mapping[str, Any]) -> pd.DataFrame:
+    """All cells of all experiments that train (see :func:`expand_experiment`)."""
+    exps = config.get("experiments") or {}
+    if not exps:
+        raise ConfigError("experiments: no experiment defined")
+    frames = [expand_experiment(name, exp) for name, exp in exps.items()]
+    return pd.concat(frames, ignore_index=True)

@@ -1,0 +1,113 @@
+"""Run files → tidy tables (pandas): one row per replica × layer, one per replica × snapshot.
+
+``runs`` columns: the cell parameters (``experiment, m, depth, d, n, s, kappa, alpha, scheme,
+activation, centering, bias``), ``seed, replica, layer`` (1 … L+1), ``layer_name`` (``W1`` …
+``WL``, ``a``), ``rd_final``, ``gram_drift`` (``sup_t ‖G[l](t) − G[l](0)‖_F / ‖G[l](0)‖_F`` over
+the stored Gram snapshots), ``status``, ``final_step``, ``t_final``, ``train_loss0``,
+``train_loss_final``, ``test_loss_final``, ``lambda_min_theta0``, ``lambda_max_theta0`` (full NTK
+Gram on the training set at init), ``lr0``, ``output_std0``, ``file``.
+
+``traj`` columns: ``experiment, m, depth, s, scheme, activation, seed, replica, step, t,
+train_loss, test_loss, lambda_min_theta0, n, status``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from importlib import resources
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .store import load_run
+
+CELL_COLUMNS = ("m", "depth", "d", "n", "s", "kappa", "alpha", "scheme", "activation", "centering", "bias")
+
+
+def gram_drift(theta: np.ndarray) -> np.ndarray:
+    """``sup_t ‖Θ[l](t) − Θ[l](0)‖_F / ‖Θ[l](0)‖_F`` (= the same for ``G``, whose normalization is
+    constant in time). ``theta: (R, G, L+1, n_k, n_k)`` → ``(R, L+1)``."""
+    diff = np.linalg.norm(theta - theta[:, :1], axis=(-2, -1))
+    return (diff / np.linalg.norm(theta[:, :1], axis=(-2, -1))).max(axis=1)
+
+
+def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``runs`` and ``traj`` rows of one run file."""
+    run = load_run(path)
+    a = run.attrs
+    n_rep = len(a["seeds"])
+    depth = int(a["depth"])
+    names = [f"W{i + 1}" for i in range(depth)] + ["a"]
+    base = {"experiment": experiment, **{k: a[k] for k in CELL_COLUMNS}}
+    drift = gram_drift(run["gram/theta"])
+    eig = run["replicas/theta0_eigvals"]
+    steps = run["trajectory/step"]
+    final = run["replicas/final_step"]
+    rows, traj = [], []
+    for r in range(n_rep):
+        # the snapshot that holds the replica's final state (frozen after its final step)
+        last = int(np.searchsorted(steps, final[r]))
+        last = min(last, len(steps) - 1)
+        common = {
+            **base,
+            "seed": int(run["replicas/seed"][r]),
+            "replica": r,
+            "status": a["status"][r],
+            "final_step": int(final[r]),
+            "lambda_min_theta0": float(eig[r, 0]),
+            "lambda_max_theta0": float(eig[r, -1]),
+        }
+        for li, name in enumerate(names):
+            rows.append(
+                {
+                    **common,
+                    "layer": li + 1,
+                    "layer_name": name,
+                    "rd_final": float(run["trajectory/rd"][r, -1, li]),
+                    "gram_drift": float(drift[r, li]),
+                    "t_final": float(run["trajectory/t"][r, last]),
+                    "train_loss0": float(run["trajectory/train_loss"][r, 0]),
+                    "train_loss_final": float(run["trajectory/train_loss"][r, -1]),
+                    "test_loss_final": float(run["trajectory/test_loss"][r, -1]),
+                    "lr0": float(run["replicas/lr0"][r]),
+                    "output_std0": float(run["replicas/output_std0"][r]),
+                    "file": path,
+                }
+            )
+        upto = steps <= final[r]
+        traj.append(
+            pd.DataFrame(
+                {
+                    **{k: common[k] for k in ("experiment", "m", "depth", "s", "scheme", "activation", "seed", "replica", "status", "lambda_min_theta0")},
+                    "n": int(a["n"]),
+                    "step": steps[upto],
+                    "t": run["trajectory/t"][r, upto],
+                    "train_loss": run["trajectory/train_loss"][r, upto],
+                    "test_loss": run["trajectory/test_loss"][r, upto],
+                }
+            )
+        )
+    return pd.DataFrame(rows), pd.concat(traj, ignore_index=True)
+
+
+def collect(paths: Sequence[str], experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``runs`` and ``traj`` of all run files (a bad file raises, naming it)."""
+    parts = [run_tables(p, experiment) for p in paths]
+    return (
+        pd.concat([p[0] for p in parts], ignore_index=True),
+        pd.concat([p[1] for p in parts], ignore_index=True),
+    )
+
+
+def code_fingerprint() -> str:
+    """``<version>-<sha256 of the package's files>[:12]``: enters the rules' ``params`` so a
+    change of the library reruns what it affects."""
+    h = hashlib.sha256()
+    root = resources.files("lazyphase")
+    for entry in sorted(root.iterdir(), key=lambda p: p.name):
+        if entry.name.endswith((".py", ".yaml")):
+            h.update(entry.name.encode())
+            h.update(entry.read_bytes())
+    return f"{__version__}-{h.hexdigest()[:12]}"

@@ -1,0 +1,23 @@
+# Run files -> tidy tables, fitted exponents and thresholds.
+
+
+rule aggregate_experiment:
+    input:
+        experiment_batches,
+    output:
+        runs="results/{experiment}/runs.parquet",
+        traj="results/{experiment}/trajectory.parquet",
+        exponents="results/{experiment}/exponents.csv",
+        threshold="results/{experiment}/threshold.csv",
+    log:
+        "logs/aggregate_experiment/{experiment}.log",
+    localrule: True
+    conda:
+        "../envs/lazyphase.yaml"
+    params:
+        paths=experiment_runs,
+        n_boot=experiment_setting("n_boot"),
+        ci=experiment_setting("ci"),
+        code=CODE,
+    script:
+        "../../scripts/aggregate.py"

@@ -1,0 +1,77 @@
+# Config validation, the grid of cells and the input functions of the rules.
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from lazyphase.config import ConfigError
+from lazyphase.grid import expand_config
+from lazyphase.jobs import estimate_mem_mb, estimate_runtime_min
+from lazyphase.tables import code_fingerprint
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+try:
+    CELLS = expand_config(config)
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}") from None
+
+EXPERIMENTS = list(config["experiments"])
+CODE = code_fingerprint()
+BATCHES = CELLS.groupby(["experiment", "batch"], sort=False)
+
+
+wildcard_constraints:
+    experiment="|".join(EXPERIMENTS),
+    batch=r"[^/]+",
+
+
+def batch_frame(wildcards):
+    return BATCHES.get_group((wildcards.experiment, wildcards.batch))
+
+
+def batch_cells(wildcards):
+    return list(batch_frame(wildcards)["params"])
+
+
+def batch_outs(wildcards):
+    return list(batch_frame(wildcards)["path"])
+
+
+def batch_mem_mb(wildcards, attempt):
+    return estimate_mem_mb(batch_cells(wildcards)) * attempt
+
+
+def batch_runtime(wildcards, attempt):
+    return estimate_runtime_min(batch_cells(wildcards)) * attempt
+
+
+def experiment_frame(wildcards):
+    return CELLS[CELLS["experiment"] == wildcards.experiment]
+
+
+def experiment_cells(wildcards):
+    return list(experiment_frame(wildcards)["params"])
+
+
+def experiment_batches(wildcards):
+    batches = experiment_frame(wildcards)["batch"].unique()
+    return [f"results/{wildcards.experiment}/runs/{b}" for b in batches]
+
+
+def experiment_runs(wildcards):
+    return list(experiment_frame(wildcards)["path"])
+
+
+def experiment_setting(key):
+    def get(wildcards):
+        return config["experiments"][wildcards.experiment][key]
+
+    return get
+
+
+def all_targets():
+    return [
+        f"results/{name}/figures/{fig}.{ext}"
+        for name, exp in config["experiments"].items()
+        for fig in exp["figures"]
+        for ext in ("pdf", "png")
+    ]
