@@ -5,7 +5,7 @@ import sys
 
 
 def to_log(path: str) -> None:
-    handle = open(path, "w", buffering=1)  # noqa: SIM115 - lives as long as the job
+    handle = open(path, "w", buffering=1)
     sys.stderr = handle
     logging.basicConfig(
         stream=handle, level=logging.INFO, format="%(asctime)s %(name)s %(message)s", force=True

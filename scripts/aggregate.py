@@ -6,6 +6,7 @@ sm = snakemake  # noqa: F821
 to_log(sm.log[0])  # before importing the package, so import errors reach the log
 
 from lazyphase.pipeline import aggregate_experiment  # noqa: E402
+
 aggregate_experiment(
     sm.params.paths,
     sm.wildcards.experiment,

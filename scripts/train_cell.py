@@ -6,7 +6,9 @@ sm = snakemake  # noqa: F821
 to_log(sm.log[0])  # before importing the package, so import errors reach the log
 
 import logging  # noqa: E402
+
 from lazyphase.jobs import train_cells  # noqa: E402
+
 for line in train_cells(
     sm.params.cells,
     sm.params.outs,

@@ -68,6 +68,16 @@ def _inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def _config_reference(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import reference_markdown
+
+    with open(args.schema) as fh:
+        print(reference_markdown(yaml.safe_load(fh)), end="")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lazyphase", description=__doc__)
     p.add_argument("--version", action="version", version=f"lazyphase {__version__}")
@@ -82,6 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("file")
     i.add_argument("--rows", type=int, default=12, help="snapshots shown per replica")
     i.set_defaults(func=_inspect)
+    r = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
+    r.add_argument("--schema", default="workflow/schemas/config.schema.yaml")
+    r.set_defaults(func=_config_reference)
     return p
 
 

@@ -151,3 +151,44 @@ def scheme_label(scheme: str | Mapping[str, Any]) -> str:
     c = ",".join(f"{v:g}" for v in scheme["c"])
     g = ",".join(f"{v:g}" for v in scheme["gamma"])
     return f"c={c};gamma={g}"
+
+
+def _schema_rows(props: Mapping[str, Any]) -> list[str]:
+    rows = []
+    for key, sub in props.items():
+        kind = sub.get("type", "enum" if "enum" in sub else "see text")
+        if "enum" in sub:
+            kind = " \\| ".join(f"`{v}`" for v in sub["enum"])
+        elif isinstance(kind, list):
+            kind = " or ".join(kind)
+        default = sub.get("default", "required" if key == "m" else "")
+        desc = " ".join(str(sub.get("description", "")).split())
+        rows.append(f"| `{key}` | {kind} | `{default}` | {desc} |")
+    return rows
+
+
+def reference_markdown(workflow_schema: Mapping[str, Any]) -> str:
+    """The configuration reference (docs/configuration.md), generated from both schemas."""
+    exp = workflow_schema["properties"]["experiments"]["additionalProperties"]
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `workflow/schemas/config.schema.yaml` and `src/lazyphase/cell.schema.yaml`",
+        "by `lazyphase config-reference`; a test keeps this file in sync.",
+        "",
+        "## Experiments (`config.yaml`: `experiments: {<name>: …}`)",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+        *_schema_rows(exp["properties"]),
+        "",
+        "## Cell parameters (keys of `grid` and `fixed`, and of `CELL.yaml`)",
+        "",
+        " ".join(str(cell_schema()["description"]).split()),
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+        *_schema_rows(cell_schema()["properties"]),
+        "",
+    ]
+    return "\n".join(lines)

@@ -105,7 +105,17 @@ def data_params(cell: Mapping[str, Any], seed: int) -> dict[str, Any]:
 
 
 #: Cell keys a data set depends on (with the replica seed when ``resample_data``).
-DATA_KEYS = ("d", "data_seed", "n", "n_test", "n_kernel", "target", "m0", "teacher_scale", "label_noise")
+DATA_KEYS = (
+    "d",
+    "data_seed",
+    "n",
+    "n_test",
+    "n_kernel",
+    "target",
+    "m0",
+    "teacher_scale",
+    "label_noise",
+)
 
 
 def dataset_key(cell: Mapping[str, Any], seed: int) -> str:

@@ -3,7 +3,8 @@
 An experiment of ``config.yaml`` has a ``grid`` (cell keys → lists of values), ``seeds``
 (replicas of every cell), ``fixed`` settings (any cell key) and ``batch_over``: the grid keys
 whose cells are trained together in one job (they must keep the tensor shapes: e.g. ``s`` and
-``scheme``). The run file of a cell is ``results/<experiment>/runs/<batch>/<cell>.h5``.
+``scheme``) and ``exclude``: partial grid points (e.g. ``{depth: 2, m: 1024}``) left out.
+The run file of a cell is ``results/<experiment>/runs/<batch>/<cell>.h5``.
 """
 
 from __future__ import annotations
@@ -48,7 +49,9 @@ def expand_experiment(name: str, exp: Mapping[str, Any]) -> pd.DataFrame:
         raise ConfigError(f"{where}.grid: empty grid; give at least one key with a list of values")
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
-            raise ConfigError(f"{where}.grid.{key}: needs a non-empty list of values, got {values!r}")
+            raise ConfigError(
+                f"{where}.grid.{key}: needs a non-empty list of values, got {values!r}"
+            )
         if key in fixed:
             raise ConfigError(f"{where}: key {key!r} is both in grid and in fixed")
     batch_over = list(exp.get("batch_over", ["s", "scheme"]))
@@ -61,9 +64,19 @@ def expand_experiment(name: str, exp: Mapping[str, Any]) -> pd.DataFrame:
     keys = list(grid)
     batch_keys = [k for k in keys if k not in batch_over]
     cell_keys = [k for k in keys if k in batch_over]
+    exclude = list(exp.get("exclude") or [])
+    for i, ex in enumerate(exclude):
+        bad = [k for k in ex if k not in grid]
+        if bad:
+            raise ConfigError(
+                f"{where}.exclude[{i}]: keys {bad} are not grid keys ({', '.join(keys)})"
+            )
     rows = []
     for combo in itertools.product(*(grid[k] for k in keys)):
-        raw = {**fixed, **dict(zip(keys, combo))}
+        point = dict(zip(keys, combo))
+        if any(all(point[k] == v for k, v in ex.items()) for ex in exclude):
+            continue
+        raw = {**fixed, **point}
         if "seeds" in exp:
             raw["seeds"] = exp["seeds"]
         batch, cell = _name(batch_keys, raw), _name(cell_keys, raw)
@@ -80,7 +93,9 @@ def expand_experiment(name: str, exp: Mapping[str, Any]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     dup = df[df.duplicated(["batch", "cell"])]
     if len(dup):
-        raise ConfigError(f"{where}.grid: repeated values give the same cell {dup.iloc[0]['cell']!r}")
+        raise ConfigError(
+            f"{where}.grid: repeated values give the same cell {dup.iloc[0]['cell']!r}"
+        )
     return df
 
 

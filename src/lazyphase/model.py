@@ -275,3 +275,26 @@ def gradients(
     if masks is not None:
         grads = [g if mk is None else g * mk.to(g.device, g.dtype) for g, mk in zip(grads, masks)]
     return grads
+
+
+def descend(
+    fwd: Forward,
+    deltas: Sequence[torch.Tensor],
+    current: Sequence[torch.Tensor],
+    out: Sequence[torch.Tensor],
+    masks: Sequence[torch.Tensor | None] | None = None,
+) -> None:
+    """One gradient step fused with the gradient product: ``out_l = current_l − δ_lᵀ H_{l−1}``.
+
+    ``deltas`` must already carry the step size (``out_grad = η (f − y)/n`` in :func:`backward`),
+    so each weight matrix is read and written once (``baddbmm``) instead of three times.
+    """
+    masks = masks or [None] * len(out)
+    for li, (d, h) in enumerate(zip(deltas[:-1], fwd.inputs[:-1])):
+        if masks[li] is None:
+            torch.baddbmm(current[li], d.transpose(1, 2), h, alpha=-1.0, out=out[li])
+        else:
+            g = torch.bmm(d.transpose(1, 2), h) * masks[li].to(h.device, h.dtype)
+            torch.sub(current[li], g, out=out[li])
+    g = torch.bmm(deltas[-1].transpose(1, 2), fwd.inputs[-1]).squeeze(1)
+    torch.sub(current[-1], g, out=out[-1])

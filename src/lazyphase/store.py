@@ -147,7 +147,9 @@ def read_datasets(path: str) -> dict[str, Dataset]:
                 for key in f
             }
     except OSError as exc:
-        raise RunFileError(f"{path}: not a readable data set file ({exc}); delete it and rerun") from exc
+        raise RunFileError(
+            f"{path}: not a readable data set file ({exc}); delete it and rerun"
+        ) from exc
 
 
 def _write_weights(f: h5py.File, run: BatchRun, idx: np.ndarray, cell: Mapping[str, Any]) -> None:

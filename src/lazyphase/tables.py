@@ -23,7 +23,19 @@ import pandas as pd
 from . import __version__
 from .store import load_run
 
-CELL_COLUMNS = ("m", "depth", "d", "n", "s", "kappa", "alpha", "scheme", "activation", "centering", "bias")
+CELL_COLUMNS = (
+    "m",
+    "depth",
+    "d",
+    "n",
+    "s",
+    "kappa",
+    "alpha",
+    "scheme",
+    "activation",
+    "centering",
+    "bias",
+)
 
 
 def gram_drift(theta: np.ndarray) -> np.ndarray:
@@ -80,7 +92,21 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         traj.append(
             pd.DataFrame(
                 {
-                    **{k: common[k] for k in ("experiment", "m", "depth", "s", "scheme", "activation", "seed", "replica", "status", "lambda_min_theta0")},
+                    **{
+                        k: common[k]
+                        for k in (
+                            "experiment",
+                            "m",
+                            "depth",
+                            "s",
+                            "scheme",
+                            "activation",
+                            "seed",
+                            "replica",
+                            "status",
+                            "lambda_min_theta0",
+                        )
+                    },
                     "n": int(a["n"]),
                     "step": steps[upto],
                     "t": run["trajectory/t"][r, upto],

@@ -27,8 +27,8 @@ from .kernels import normalization, per_layer_ntk
 from .model import (
     Scales,
     backward,
+    descend,
     forward,
-    gradients,
     init_params,
     layer_masks,
     resolve_scales,
@@ -119,10 +119,6 @@ class TrainResult:
 def _loss(f: torch.Tensor, f0: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     e = f - f0 - y
     return e, 0.5 * (e * e).mean(dim=1).to(torch.float64)
-
-
-def _bcast(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    return v.to(like.dtype).view(-1, *([1] * (like.dim() - 1)))
 
 
 class _Records:
@@ -316,12 +312,11 @@ def train(
         if done:
             break
 
-        signals = backward(params, fwd, prob.act, prob.alpha, err / err.shape[1])
-        grads = gradients(fwd, signals, prob.masks)
         eta_used = eta.clone()
-        for i, g in enumerate(grads):
-            torch.sub(delta[i], _bcast(eta_used, g) * g, out=spare[i])
-            delta[i], spare[i] = spare[i], delta[i]
+        scaled = err * (eta_used.to(err.dtype)[:, None] / err.shape[1])
+        signals = backward(params, fwd, prob.act, prob.alpha, scaled)
+        descend(fwd, signals, delta, spare, prob.masks)
+        delta, spare = spare, delta
         t = t + eta_used
         step += 1
 

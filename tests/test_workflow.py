@@ -1,0 +1,118 @@
+"""The Snakemake workflow, run for real: dry run of the default config, the tiny config end to
+end into a temporary directory (real HDF5, real tables, real figures), and an idempotent rerun."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+
+
+def smk(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+
+
+def test_dry_run_of_the_default_config():
+    r = smk("-n", "-q", "rules")
+    assert r.returncode == 0, r.stdout + r.stderr
+    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
+    grid = cfg["experiments"]["theta_lazy"]["grid"]
+    # one train_cell job per (m, activation, depth) left in the grid: s and scheme are batched
+    n_excluded = len(cfg["experiments"]["theta_lazy"].get("exclude", [])) * len(grid["activation"])
+    n_jobs = len(grid["m"]) * len(grid["activation"]) * len(grid["depth"]) - n_excluded
+    assert re.search(rf"train_cell\s+{n_jobs}\b", r.stdout), r.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    work = tmp_path_factory.mktemp("wf")
+    r = smk("--cores", "2", "--configfile", str(TINY), "--directory", str(work))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return work
+
+
+def test_tiny_tables(tiny_run):
+    res = tiny_run / "results" / "theta_lazy"
+    runs = pd.read_parquet(res / "runs.parquet")
+    # 2 m × 2 s × 2 schemes × 2 seeds replicas, 2 layers each (depth 1)
+    assert len(runs) == 2 * 2 * 2 * 2 * 2
+    assert set(runs["layer_name"]) == {"W1", "a"}
+    assert set(runs["m"]) == {16, 32} and set(runs["s"]) == {-0.25, 0.5}
+    assert runs["rd_final"].gt(0).all() and runs["gram_drift"].ge(0).all()
+    assert runs["kappa"].to_numpy() == pytest.approx((runs["m"] ** runs["s"]).to_numpy())
+    exps = pd.read_csv(res / "exponents.csv")
+    assert len(exps) == 2 * 2 * 2  # scheme × s × layer
+    assert exps["slope"].notna().all()
+    thr = pd.read_csv(res / "threshold.csv")
+    assert len(thr) == 2 * 2  # scheme × layer
+    traj = pd.read_parquet(res / "trajectory.parquet")
+    assert {"t", "train_loss", "lambda_min_theta0"} <= set(traj.columns)
+    assert (res / "dataset.h5").stat().st_size > 0
+
+
+def test_tiny_figures(tiny_run):
+    figs = tiny_run / "results" / "theta_lazy" / "figures"
+    for name in ("theta_lazy_rd", "theta_lazy_threshold", "loss_decay", "gram_drift"):
+        for ext in ("pdf", "png"):
+            assert (figs / f"{name}.{ext}").stat().st_size > 5000, name
+
+
+def test_rerun_does_nothing(tiny_run):
+    r = smk("--cores", "2", "--configfile", str(TINY), "--directory", str(tiny_run))
+    assert r.returncode == 0, r.stderr
+    assert "Nothing to be done" in r.stdout + r.stderr
+
+
+def test_summary_shows_the_code_fingerprint(tiny_run):
+    from lazyphase.tables import code_fingerprint
+
+    r = smk("--configfile", str(TINY), "--directory", str(tiny_run), "--list-changes", "params")
+    assert r.returncode == 0
+    assert r.stdout.strip() == ""  # nothing changed since the run
+    meta = list((tiny_run / ".snakemake" / "metadata").iterdir())
+    assert any(code_fingerprint() in p.read_text() for p in meta)
+
+
+def test_bad_config_is_rejected_before_any_job(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    cfg = yaml.safe_load(TINY.read_text())
+    cfg["experiments"]["theta_lazy"]["grid"]["scheme"] = ["lecun", "he"]
+    bad.write_text(yaml.safe_dump(cfg))
+    r = smk("-n", "--configfile", str(bad), "--directory", str(tmp_path))
+    assert r.returncode != 0
+    assert "'scheme'" in r.stderr + r.stdout and "'he'" in r.stderr + r.stdout
+
+
+def test_environment_yml_matches_pyproject():
+    import tomllib
+
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {re.split(r"[<>=\[ ]", d)[0].lower() for d in deps}
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
+    conda = {re.split(r"[<>= ]", d)[0].lower() for d in env if isinstance(d, str)}
+    rename = {"torch": "pytorch", "snakemake": "snakemake-minimal"}
+    missing = {n for n in names if rename.get(n, n) not in conda}
+    assert not missing, f"environment.yml lacks {missing}"
+    assert "python=3.11" in env
+
+
+def test_configuration_reference_is_in_sync():
+    from lazyphase.config import reference_markdown
+
+    schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+    assert (ROOT / "docs/configuration.md").read_text() == reference_markdown(schema), (
+        "regenerate with: lazyphase config-reference > docs/configuration.md"
+    )
