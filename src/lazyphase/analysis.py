@@ -1,0 +1,374 @@
+"""Regime exponents, lazy-side thresholds and loss-decay rates (CONVENTIONS.md §4).
+
+* :func:`fit_exponents` — per group, the least-squares slope of ``log RD_final`` against
+  ``log m`` with a bootstrap over seeds (the *regime exponent*: < 0 lazy, ≈ 0 critical,
+  > 0 condensed).
+* :func:`thresholds` — the crossing ``s*`` of the exponent through 0 along ``s``, with the same
+  crossing computed on every bootstrap replicate.
+* :func:`linearized_rate`, :func:`loss_decay_prediction` — the linearized dynamics
+  ``de/dt = −(1/n) Θ0 e`` give ``R(t) ≤ R0 · exp(−2 λ_min(Θ0) t / n)``.
+* :func:`measured_decay_rate` — the initial rate ``−d log R / dt`` of a trajectory.
+
+All functions are pure; randomness only through an explicit ``seed``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+
+#: Default grouping of :func:`fit_exponents` (one exponent per cell of the grid but ``m``).
+FIT_BY = ("scheme", "activation", "depth", "s", "layer", "layer_name")
+#: Default grouping of :func:`thresholds` (one ``s*`` per scheme × activation × depth × layer).
+THRESHOLD_BY = ("scheme", "activation", "depth", "layer", "layer_name")
+#: The note of a threshold group whose exponent never goes from ≥ 0 to < 0 along ``s``.
+NO_CROSSING = "no crossing in the grid's range"
+#: :func:`measured_decay_rate` fits the snapshots with ``R/R0`` above this level.
+DECAY_FIT_LEVEL = 1e-2
+
+
+def _require(df: pd.DataFrame, cols: Sequence[str], what: str) -> None:
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise KeyError(f"{what} lacks the column(s) {missing}; it has {list(df.columns)}")
+
+
+def _ls_slope(n: np.ndarray, sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, sxy: np.ndarray):
+    """Least-squares slope from the sums ``n, Σx, Σy, Σx², Σxy`` (any matching shapes).
+
+    The one place of the slope formula; entries with a non-positive denominator give NaN."""
+    den = n * sxx - sx * sx
+    num = n * sxy - sx * sy
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1.0), np.nan)
+
+
+def _percentile_interval(samples: np.ndarray, ci: float) -> tuple[np.ndarray, np.ndarray]:
+    """Row-wise ``ci`` percentile interval of ``samples (G, B)`` ignoring NaN (NaN if a row has
+    no finite sample)."""
+    samples = np.atleast_2d(samples)
+    lo = np.full(samples.shape[0], np.nan)
+    hi = np.full(samples.shape[0], np.nan)
+    ok = np.isfinite(samples).any(axis=1)
+    if ok.any():
+        q = 100.0 * np.array([(1.0 - ci) / 2.0, (1.0 + ci) / 2.0])
+        lo[ok], hi[ok] = np.nanpercentile(samples[ok], q, axis=1)
+    return lo, hi
+
+
+def fit_exponents(
+    runs: pd.DataFrame,
+    *,
+    x: str = "m",
+    y: str = "rd_final",
+    by: Sequence[str] = FIT_BY,
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    seed: int = 0,
+    exclude_status: Sequence[str] = ("diverged",),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Regime exponents: per group of ``by``, the slope of ``log y`` against ``log x``.
+
+    The point estimate is ordinary least squares over every kept ``(x, seed)`` row of the group.
+    Rows whose ``status`` is in ``exclude_status`` or whose ``x``/``y`` is non-positive or
+    non-finite are dropped and counted in ``n_excluded``. A group with fewer than two distinct
+    kept widths gets NaN.
+
+    Bootstrap over seeds: replicate ``b`` draws ``K`` seed ids with replacement from the ``K``
+    distinct seeds of the whole (kept) table, with ``numpy.random.default_rng(seed)``; a drawn
+    seed brings all its widths, and a seed drawn ``c`` times weighs ``c``. The *same* draw is used
+    for every group (a paired bootstrap), so replicate ``b`` of two groups — e.g. two values of
+    ``s`` — belong together and :func:`thresholds` can be computed per replicate. A group that
+    lacks some seeds uses the drawn seeds it has. Groups with fewer than two seeds get NaN
+    replicates (a bootstrap over one seed has no spread). ``n_boot = 0`` skips the bootstrap.
+
+    Returns ``(exponents, boot)``:
+
+    * ``exponents``: ``by`` + ``slope, intercept`` (of ``log y = intercept + slope · log x``),
+      ``ci_low, ci_high`` (``ci`` percentile interval of the replicates), ``r2``, ``n_obs``
+      (rows fitted), ``n_m`` (distinct widths), ``n_seeds``, ``n_excluded``, ``n_boot`` (finite
+      replicates);
+    * ``boot``: ``by`` + ``boot`` (replicate index ``0 … n_boot−1``) + ``slope``, one row per
+      group × replicate (NaN where the replicate is degenerate).
+    """
+    by = list(by)
+    need = [*by, x, y, "seed"] + (["status"] if exclude_status else [])
+    _require(runs, need, "runs")
+    if not by:
+        raise ValueError("fit_exponents needs at least one grouping column")
+    if not 0.0 < ci < 1.0:
+        raise ValueError(f"ci must be in (0, 1), got {ci}")
+
+    grouped = runs.groupby(by, dropna=False, sort=True)
+    gid = grouped.ngroup().to_numpy()
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
+    keys = (
+        runs[by].assign(_g=gid).drop_duplicates("_g").sort_values("_g")[by].reset_index(drop=True)
+    )
+
+    xv = pd.to_numeric(runs[x], errors="coerce").to_numpy(dtype=float)
+    yv = pd.to_numeric(runs[y], errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(xv) & np.isfinite(yv) & (xv > 0) & (yv > 0)
+    if exclude_status:
+        keep &= ~runs["status"].isin(list(exclude_status)).to_numpy()
+    n_excluded = np.bincount(gid[~keep], minlength=n_groups)
+
+    g = gid[keep]
+    lx, ly = np.log(xv[keep]), np.log(yv[keep])
+    # centre per group (the slope is shift-invariant; this keeps the sums well conditioned)
+    cnt = np.bincount(g, minlength=n_groups).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = np.bincount(g, lx, minlength=n_groups) / cnt
+        my = np.bincount(g, ly, minlength=n_groups) / cnt
+    cx, cy = lx - mx[g], ly - my[g]
+
+    seeds, sid = np.unique(runs["seed"].to_numpy()[keep], return_inverse=True)
+    widths, wid = np.unique(xv[keep], return_inverse=True)
+    n_k, n_w = len(seeds), len(widths)
+    # per (group, seed) sums: n, Σx, Σy, Σx², Σxy, Σy²
+    flat = g * n_k + sid
+    feats = (np.ones_like(cx), cx, cy, cx * cx, cx * cy, cy * cy)
+    stats = np.stack(
+        [np.bincount(flat, f, minlength=n_groups * n_k) for f in feats], axis=-1
+    ).reshape(n_groups, n_k, 6)
+    present = np.zeros((n_groups, n_k, n_w))
+    present[g, sid, wid] = 1.0
+
+    tot = stats.sum(axis=1)
+    n, sx, sy, sxx, sxy, syy = (tot[:, i] for i in range(6))
+    n_m = present.any(axis=1).sum(axis=1)
+    n_seeds = (stats[:, :, 0] > 0).sum(axis=1)
+    slope = np.where(n_m >= 2, _ls_slope(n, sx, sy, sxx, sxy), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        intercept = (sy - slope * sx) / n + my - slope * mx
+        vxx, vyy, vxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
+        r2 = np.where(np.isfinite(slope) & (vyy > 0), vxy * vxy / (vxx * vyy), np.nan)
+
+    if n_boot > 0 and n_groups > 0 and n_k > 0:
+        rng = np.random.default_rng(seed)
+        draws = rng.integers(0, n_k, size=(n_boot, n_k))
+        counts = (
+            np.bincount((draws + n_k * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n_k)
+            .reshape(n_boot, n_k)
+            .astype(float)
+        )
+        bs = np.einsum("bk,gkf->gbf", counts, stats)
+        bw = np.einsum("bk,gkw->gbw", (counts > 0).astype(float), present)
+        bslope = _ls_slope(bs[..., 0], bs[..., 1], bs[..., 2], bs[..., 3], bs[..., 4])
+        ok = ((bw > 0).sum(axis=-1) >= 2) & (n_seeds >= 2)[:, None] & np.isfinite(slope)[:, None]
+        bslope = np.where(ok, bslope, np.nan)
+    else:
+        bslope = np.full((n_groups, max(n_boot, 0)), np.nan)
+    ci_low, ci_high = (
+        _percentile_interval(bslope, ci)
+        if bslope.size
+        else (
+            np.full(n_groups, np.nan),
+            np.full(n_groups, np.nan),
+        )
+    )
+
+    exponents = keys.assign(
+        slope=slope,
+        intercept=intercept,
+        ci_low=ci_low,
+        ci_high=ci_high,
+        r2=r2,
+        n_obs=cnt.astype(int),
+        n_m=n_m.astype(int),
+        n_seeds=n_seeds.astype(int),
+        n_excluded=n_excluded.astype(int),
+        n_boot=np.isfinite(bslope).sum(axis=1).astype(int),
+    )
+    n_b = bslope.shape[1]
+    boot = keys.loc[np.repeat(np.arange(n_groups), n_b)].reset_index(drop=True)
+    boot["boot"] = np.tile(np.arange(n_b), n_groups)
+    boot["slope"] = bslope.ravel()
+    return exponents, boot
+
+
+def _zero_crossing(s: np.ndarray, slopes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Crossings of ``slopes`` through 0 from ``≥ 0`` (smaller ``s``) to ``< 0`` (larger ``s``).
+
+    ``s``: increasing grid ``(S,)``; ``slopes``: ``(R, S)``. Returns, per row, the linear
+    interpolation at the largest-``s`` crossing (NaN if none) and the number of crossings.
+    A pair with a NaN does not cross. The one place of the interpolation formula."""
+    slopes = np.atleast_2d(slopes)
+    if slopes.shape[1] < 2:
+        return np.full(slopes.shape[0], np.nan), np.zeros(slopes.shape[0], dtype=int)
+    a, b = slopes[:, :-1], slopes[:, 1:]
+    cross = (a >= 0) & (b < 0)
+    n_cross = cross.sum(axis=1)
+    last = (cross.shape[1] - 1) - np.argmax(cross[:, ::-1], axis=1)
+    rows = np.arange(slopes.shape[0])
+    s0, s1 = s[last], s[last + 1]
+    a0, b0 = a[rows, last], b[rows, last]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        star = s0 + a0 * (s1 - s0) / (a0 - b0)
+    return np.where(n_cross > 0, star, np.nan), n_cross
+
+
+def thresholds(
+    exponents: pd.DataFrame,
+    boot: pd.DataFrame,
+    *,
+    by: Sequence[str] = THRESHOLD_BY,
+    ci: float = 0.9,
+    s: str = "s",
+) -> pd.DataFrame:
+    """Per group of ``by``, the value ``s*`` where the regime exponent crosses 0 along ``s``.
+
+    The grid is the group's ``s`` values with a finite exponent, sorted. A crossing is a pair of
+    adjacent grid values with exponent ``≥ 0`` at the smaller ``s`` and ``< 0`` at the larger;
+    ``s*`` is the linear interpolation of the exponent between them. With several crossings the
+    largest-``s`` one (the onset of the lazy side) is reported and ``note`` says so. The same
+    interpolation is applied to every bootstrap replicate of ``boot`` (from
+    :func:`fit_exponents`; replicate ``b`` of all ``s`` values together); ``s_star_low/high``
+    are the ``ci`` percentiles over the replicates that cross, ``frac_boot_cross`` the fraction
+    of replicates that cross. Without a crossing: NaN and ``note = NO_CROSSING``.
+
+    Returns ``by`` + ``s_star, s_star_low, s_star_high, frac_boot_cross, n_crossings,
+    lazy_side_negative`` (there is an ``s > 0`` and every exponent there is finite and ``< 0``),
+    ``lazy_side_ci_negative`` (same with ``ci_high < 0``), ``s_min, s_max`` (the group's ``s``
+    range), ``n_s`` (finite exponents), ``note``.
+    """
+    by = list(by)
+    _require(exponents, [*by, s, "slope", "ci_high"], "exponents")
+    _require(boot, [*by, s, "boot", "slope"], "boot")
+    fit_keys = [c for c in boot.columns if c not in ("boot", "slope")]
+    _require(exponents, fit_keys, "exponents")
+
+    exps = exponents.reset_index(drop=True).copy()
+    exps["_fit"] = np.arange(len(exps))
+    exps["_thr"] = exps.groupby(by, dropna=False, sort=True).ngroup().to_numpy()
+    bt = boot.merge(exps[[*fit_keys, "_fit"]], on=fit_keys, how="inner")
+
+    rows = []
+    for _, grp in exps.groupby("_thr", sort=True):
+        grp = grp.sort_values(s)
+        key = grp.iloc[0][by].to_dict()
+        s_all = grp[s].to_numpy(dtype=float)
+        if np.unique(s_all).size != s_all.size:
+            raise ValueError(f"group {key}: several exponents share one {s}; add a column to by")
+        slope_all = grp["slope"].to_numpy(dtype=float)
+        pos = s_all > 0
+        lazy = bool(pos.any() and np.all(slope_all[pos] < 0))
+        lazy_ci = bool(pos.any() and np.all(grp["ci_high"].to_numpy(dtype=float)[pos] < 0))
+
+        fin = np.isfinite(slope_all)
+        grid, slopes = s_all[fin], slope_all[fin]
+        star, n_cross = _zero_crossing(grid, slopes[None, :])
+        star, n_cross = float(star[0]), int(n_cross[0])
+
+        lo = hi = np.nan
+        frac = 0.0
+        sub = bt[bt["_fit"].isin(grp["_fit"].to_numpy()[fin])]
+        if len(sub) and grid.size >= 2:
+            mat = sub.pivot_table(index="boot", columns=s, values="slope", dropna=False)
+            mat = mat.reindex(columns=grid).to_numpy(dtype=float)
+            bstar, _ = _zero_crossing(grid, mat)
+            crossed = np.isfinite(bstar)
+            frac = float(crossed.mean())
+            if crossed.any():
+                lo, hi = _percentile_interval(bstar[crossed][None, :], ci)
+                lo, hi = float(lo[0]), float(hi[0])
+
+        if grid.size < 2:
+            note = f"{NO_CROSSING} (fewer than 2 finite exponents)"
+        elif n_cross == 0:
+            note = NO_CROSSING
+        elif n_cross == 1:
+            note = ""
+        else:
+            note = (
+                f"{n_cross} crossings from >= 0 to < 0; reported the largest s "
+                "(onset of the lazy side)"
+            )
+        rows.append(
+            {
+                **key,
+                "s_star": star,
+                "s_star_low": lo,
+                "s_star_high": hi,
+                "frac_boot_cross": frac,
+                "n_crossings": n_cross,
+                "lazy_side_negative": lazy,
+                "lazy_side_ci_negative": lazy_ci,
+                "s_min": float(np.min(s_all)) if s_all.size else np.nan,
+                "s_max": float(np.max(s_all)) if s_all.size else np.nan,
+                "n_s": int(fin.sum()),
+                "note": note,
+            }
+        )
+    cols = [
+        *by,
+        "s_star",
+        "s_star_low",
+        "s_star_high",
+        "frac_boot_cross",
+        "n_crossings",
+        "lazy_side_negative",
+        "lazy_side_ci_negative",
+        "s_min",
+        "s_max",
+        "n_s",
+        "note",
+    ]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def linearized_rate(lambda_min, n):
+    """Initial loss-decay rate of the linearized dynamics, ``2 λ_min(Θ0) / n`` (CONVENTIONS §4:
+    ``de/dt = −(1/n) Θ0 e``, so ``R(t) ≤ R0 · exp(−2 λ_min t / n)``). Broadcasts."""
+    return 2.0 * np.asarray(lambda_min, dtype=float) / np.asarray(n, dtype=float)
+
+
+def loss_decay_prediction(t, loss0, lambda_min, n):
+    """The linearized prediction ``R0 · exp(−2 λ_min(Θ0) t / n)``, ``t = η · step``. Broadcasts
+    over all arguments (``λ_min`` of the full empirical NTK Gram ``Θ0`` on the training set)."""
+    t = np.asarray(t, dtype=float)
+    return np.asarray(loss0, dtype=float) * np.exp(-linearized_rate(lambda_min, n) * t)
+
+
+def _single_decay_rate(t: np.ndarray, loss: np.ndarray) -> float:
+    order = np.argsort(t, kind="stable")
+    t, loss = t[order], loss[order]
+    ok = np.isfinite(t) & np.isfinite(loss) & (loss > 0)
+    t, loss = t[ok], loss[ok]
+    if t.size < 2:
+        return np.nan
+    rel = loss / loss[0]
+    below = np.flatnonzero(rel <= DECAY_FIT_LEVEL)
+    k = int(below[0]) if below.size else t.size  # leading snapshots with R/R0 > level
+    if k < 2:
+        k = 2  # a drop below the level by the 2nd snapshot: fit the first two (a lower bound)
+    tt, ll = t[:k], np.log(loss[:k])
+    sl = _ls_slope(np.float64(k), tt.sum(), ll.sum(), (tt * tt).sum(), (tt * ll).sum())
+    return float(-sl)
+
+
+def measured_decay_rate(traj_group: pd.DataFrame) -> float:
+    """Measured initial loss-decay rate ``−d log R / dt`` of a trajectory (``t``, ``train_loss``).
+
+    Choice: the least-squares slope of ``log R`` against ``t`` over the *leading* snapshots (in
+    ``t`` order) whose ``R/R0 > 1e-2`` (``R0`` the first snapshot's loss), i.e. the first two
+    decades of decay — early enough to be in the linearized regime, long enough to average over
+    several snapshots, and before the loss floor of the stopping tolerance. If the loss falls
+    below ``1e-2 · R0`` already at the second snapshot, the first two snapshots are used (a
+    lower bound on the rate). Non-positive or non-finite losses are ignored. In the linearized
+    regime the result is ``≥ 2 λ_min(Θ0)/n`` (faster modes decay first). If ``traj_group`` holds
+    several seeds (column ``seed``), the median of the per-seed rates. NaN with < 2 snapshots.
+    """
+    _require(traj_group, ["t", "train_loss"], "traj_group")
+    if "seed" in traj_group.columns and traj_group["seed"].nunique() > 1:
+        rates = [
+            _single_decay_rate(g["t"].to_numpy(float), g["train_loss"].to_numpy(float))
+            for _, g in traj_group.groupby("seed", sort=True)
+        ]
+        rates = np.asarray(rates)
+        return float(np.median(rates[np.isfinite(rates)])) if np.isfinite(rates).any() else np.nan
+    return _single_decay_rate(
+        traj_group["t"].to_numpy(dtype=float), traj_group["train_loss"].to_numpy(dtype=float)
+    )
