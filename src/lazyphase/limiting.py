@@ -80,6 +80,7 @@ import numpy as np
 import torch
 
 from . import activations
+from .model import hidden_stds
 
 Regime = Literal["normal", "linearized", "step", "none"]
 REGIMES: tuple[str, ...] = ("normal", "linearized", "step", "none")
@@ -422,17 +423,7 @@ def scheme_setup(
     """
     act = activations.get(activation)
     exps = scheme_variance_exponents(scheme, depth)
-    if isinstance(scheme, dict):
-        betas = [c * m ** (-g) for c, g in zip(scheme["c"][:depth], scheme["gamma"][:depth])]
-    elif scheme == "lecun":
-        betas = [1.0] + [m**-0.5] * (depth - 1)
-    elif scheme == "kaiming":
-        betas = [math.sqrt(2.0)] + [math.sqrt(2.0 / m)] * (depth - 1)
-    elif scheme == "xavier":
-        betas = [math.sqrt(2.0 / (d + m))] + [m**-0.5] * (depth - 1)
-    else:
-        g = float(str(scheme).split(":", 1)[1])
-        betas = [m ** (-g)] * depth
+    betas = hidden_stds(scheme, m, d, depth)
     v = [betas[0] ** 2] + [m * b * b for b in betas[1:]]
     sig0 = _sigma0(act)
     regimes: list[str] = []

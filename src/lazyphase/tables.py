@@ -5,7 +5,8 @@ activation, centering, bias``), ``seed, replica, layer`` (1 … L+1), ``layer_na
 ``WL``, ``a``), ``rd_final``, ``gram_drift`` (``sup_t ‖G[l](t) − G[l](0)‖_F / ‖G[l](0)‖_F`` over
 the stored Gram snapshots), ``status``, ``final_step``, ``t_final``, ``train_loss0``,
 ``train_loss_final``, ``test_loss_final``, ``lambda_min_theta0``, ``lambda_max_theta0`` (full NTK
-Gram on the training set at init), ``lr0``, ``output_std0``, ``file``.
+Gram on the training set at init), ``lambda_min_limit`` (the same predicted by the limiting
+kernels, NaN where the scheme has no such limit), ``lr0``, ``output_std0``, ``file``.
 
 ``traj`` columns: ``experiment, m, depth, s, scheme, activation, seed, replica, step, t,
 train_loss, test_loss, lambda_min_theta0, n, status``.
@@ -14,6 +15,7 @@ train_loss, test_loss, lambda_min_theta0, n, status``.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from importlib import resources
 
@@ -21,7 +23,8 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from .store import load_run
+from .limiting import limiting, scheme_setup
+from .store import Run, load_run
 
 CELL_COLUMNS = (
     "m",
@@ -45,6 +48,28 @@ def gram_drift(theta: np.ndarray) -> np.ndarray:
     return (diff / np.linalg.norm(theta[:, :1], axis=(-2, -1))).max(axis=1)
 
 
+def limit_lambda_min(run: Run) -> float:
+    """``λ_min`` of the NTK Gram on the training set predicted by the limiting kernels,
+    ``Σ_l K[l] / normalization_l`` (so on the scale of ``Θ0``); NaN when the cell's scheme has no
+    O(1) limit of the ``normal`` kind (see :func:`lazyphase.limiting.scheme_setup`)."""
+    cell = run.cell
+    try:
+        v, regimes = scheme_setup(
+            cell["scheme"], cell["activation"], cell["depth"], cell["m"], cell["d"]
+        )
+    except ValueError:
+        return math.nan
+    if any(r != "normal" for r in regimes):
+        return math.nan
+    x = run["data/x_train"][0]
+    kernels = limiting(
+        x, cell["activation"], cell["depth"], input_variance=v, regime=regimes, bias=cell["bias"]
+    )
+    norm = run.attrs["gram_normalization"]
+    theta = sum(k.numpy() / f for k, f in zip(kernels, norm))
+    return float(np.linalg.eigvalsh(theta)[0])
+
+
 def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``runs`` and ``traj`` rows of one run file."""
     run = load_run(path)
@@ -54,6 +79,7 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     names = [f"W{i + 1}" for i in range(depth)] + ["a"]
     base = {"experiment": experiment, **{k: a[k] for k in CELL_COLUMNS}}
     drift = gram_drift(run["gram/theta"])
+    lam_limit = limit_lambda_min(run)
     eig = run["replicas/theta0_eigvals"]
     steps = run["trajectory/step"]
     final = run["replicas/final_step"]
@@ -70,6 +96,7 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             "final_step": int(final[r]),
             "lambda_min_theta0": float(eig[r, 0]),
             "lambda_max_theta0": float(eig[r, -1]),
+            "lambda_min_limit": lam_limit,
         }
         for li, name in enumerate(names):
             rows.append(
