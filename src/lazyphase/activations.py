@@ -26,6 +26,8 @@ class Activation:
         homogeneous: ``True`` when ``σ(λz) = λσ(z)`` for ``λ > 0`` (then ``f_θ = κ f̄_θ̄`` exactly).
         limits: ``(σ(−∞), σ(+∞))``, ``None`` when unbounded on that side.
         slope0: ``σ'(0)``, the slope of the linearized activation.
+        deriv_from_output: ``σ'`` as a function of ``σ(z)`` when that is cheaper than
+            recomputing from ``z`` (tanh: ``1 − h²``), else ``None``.
     """
 
     name: str
@@ -34,6 +36,7 @@ class Activation:
     homogeneous: bool = False
     limits: tuple[float | None, float | None] = (None, None)
     slope0: float = 1.0
+    deriv_from_output: Elementwise | None = None
 
 
 def _autograd_deriv(fn: Elementwise) -> Elementwise:

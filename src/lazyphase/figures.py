@@ -11,6 +11,7 @@ empty panels say "no data", NaN values are skipped.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Hashable, Sequence
 from pathlib import Path
 
@@ -44,6 +45,13 @@ def _paths(out_pdf: str | Path, out_png: str | Path | None) -> tuple[Path, Path]
         stem = out_pdf.with_suffix("") if out_pdf.suffix.lower() in (".pdf", ".png") else out_pdf
         return stem.with_name(stem.name + ".pdf"), stem.with_name(stem.name + ".png")
     return out_pdf, Path(out_png)
+
+
+def _suptitle(fig: Figure, text: str, **kw) -> None:
+    """A suptitle whose lines are wrapped to the figure's width (about 11 characters per inch)."""
+    width = max(int(fig.get_figwidth() * 11), 30)
+    lines = [textwrap.fill(line, width) for line in text.split("\n")]
+    fig.suptitle("\n".join(lines), **kw)
 
 
 def _save(fig: Figure, out_pdf: str | Path, out_png: str | Path | None) -> None:
@@ -283,7 +291,8 @@ def _width_scaling(
                 ax.set_ylabel(ylabel.format(layer=_layer_math(lname)))
                 _legend(ax)
         const = _constant_label(runs, rcols)
-        fig.suptitle(
+        _suptitle(
+            fig,
             f"{title}{' (' + const + ')' if const and varying else ''}\n"
             f"lines: geometric mean over seeds; dots: seeds; x: diverged replicas, excluded from "
             f"means and fits ({n_div} diverged)",
@@ -436,7 +445,8 @@ def plot_theta_lazy_threshold(
                 ax.set_xlabel(S_LABEL)
                 ax.set_ylabel("RD exponent: slope of log RD_final vs log m")
                 _legend(ax)
-        fig.suptitle(
+        _suptitle(
+            fig,
             "A2 regime exponent against s (< 0 lazy, ≈ 0 critical, > 0 condensed)\n"
             "bars: bootstrap interval over seeds; dotted line and band: crossing s* and its "
             "bootstrap interval",
@@ -556,10 +566,112 @@ def plot_loss_decay(
                     handles.append(Line2D([], [], color="0.3", ls=ls))
                     labels.append(text)
                 ax.legend(handles, labels, fontsize="x-small", loc="best", framealpha=0.8)
-        fig.suptitle(
+        _suptitle(
+            fig,
             "A3 loss decay against the linearized dynamics (log R vs t); "
             f"{n_div} diverged replicas left out\n"
             "legend: measured initial rate −d log R/dt (R/R0 > 1e-2) ÷ predicted 2 λ_min(Θ0)/n",
+            fontsize="medium",
+        )
+        _save(fig, out_pdf, out_png)
+
+
+# ----------------------------------------------------------------------------- A4
+def plot_gram_concentration(
+    table: pd.DataFrame,
+    summary: pd.DataFrame,
+    out_pdf: str | Path,
+    out_png: str | Path | None = None,
+) -> None:
+    """A4 ``gram_concentration``: one column of panels per ``(scheme, activation, depth)``.
+
+    Top row: ``‖G[l](θ0) − K[l]‖_F / ‖K[l]‖_F`` against ``m`` (log–log), one colour per layer
+    (median over draws as a line, the draws as faint dots), a dashed reference of slope −½, and
+    the fitted slope with its bootstrap interval in the legend (``summary`` of
+    :func:`~lazyphase.concentration.summarize`: columns ``slope, ci_low, ci_high``). Bottom row:
+    the fraction of draws with ``λ_min(G[l]) ≥ ¾ λ_S`` against ``m`` (log x), one line per layer
+    (``summary['frac_ok']``; recomputed from ``table['ok']`` when ``summary`` lacks it).
+    """
+    missing = [c for c in ("m", "layer_name", "rel_error") if c not in table.columns]
+    if missing:
+        raise KeyError(f"table lacks the column(s) {missing}")
+    pcols = _present(table, ROW_KEYS)
+    panels = _keys(table, pcols) or [()]
+    layers = _layer_order(table["layer_name"]) or ["(none)"]
+    lcolor = dict(zip(layers, sns.color_palette("deep", n_colors=max(len(layers), 1))))
+    scols = [c for c in (*pcols, "layer_name") if c in summary.columns]
+    has_frac = "frac_ok" in summary.columns and "m" in summary.columns
+
+    with _style():
+        fig, axes = _figure(2, len(panels), panel_w=4.0, panel_h=3.3)
+        for j, pkey in enumerate(panels):
+            ax, bx = axes[0, j], axes[1, j]
+            sub = _select(table, pcols, pkey)
+            head = _label(pcols, pkey, set())
+            lam_s = _median(sub["lambda_S"]) if "lambda_S" in sub.columns else np.nan
+            ax.set_title(head, fontsize="small")
+            btitle = f"{head}, λ_S = {lam_s:.3g}" if np.isfinite(lam_s) else head
+            bx.set_title(btitle, fontsize="small")
+            if sub.empty or not _positive(sub["rel_error"]).any():
+                _empty(ax)
+                _empty(bx)
+                continue
+            first_medians = []
+            m_all = np.sort(pd.to_numeric(sub["m"], errors="coerce").dropna().unique())
+            for lname in _layer_order(sub["layer_name"]):
+                d = sub[sub["layer_name"].astype(str) == lname]
+                d = d[_positive(d["rel_error"])]
+                if d.empty:
+                    continue
+                color = lcolor.get(lname, "k")
+                ax.scatter(d["m"], d["rel_error"], s=8, color=color, alpha=0.25, linewidths=0)
+                med = d.groupby("m")["rel_error"].median().sort_index()
+                first_medians.append(float(med.iloc[0]))
+                ctx = dict(zip([*pcols, "layer_name"], (*pkey, lname)))
+                fit = _select(summary, scols, tuple(_norm(ctx[c]) for c in scols))
+                label = _layer_math(lname)
+                if len(fit) and "slope" in fit.columns:
+                    r = fit.iloc[0]
+                    label += f": slope {_num(float(r['slope']))}"
+                    if {"ci_low", "ci_high"} <= set(fit.columns):
+                        label += f" [{_num(float(r['ci_low']))}, {_num(float(r['ci_high']))}]"
+                style = dict(marker="o", ms=3.5, lw=1.4, color=color)
+                ax.plot(med.index, med.to_numpy(), label=label, **style)
+                if has_frac and len(fit):
+                    fr = fit.sort_values("m")
+                    mx, fy = fr["m"].to_numpy(float), fr["frac_ok"].to_numpy(float)
+                elif "ok" in d.columns:
+                    fr = d.groupby("m")["ok"].mean().sort_index()
+                    mx, fy = fr.index.to_numpy(float), fr.to_numpy(float)
+                else:
+                    mx, fy = np.array([]), np.array([])
+                if mx.size:
+                    bx.plot(mx, fy, label=_layer_math(lname), **style)
+            if first_medians and m_all.size >= 2:
+                anchor = float(np.exp(np.mean(np.log(first_medians))))
+                ref = anchor * np.sqrt(m_all[0] / m_all)
+                ax.plot(m_all, ref, ls="--", color="0.2", lw=1.0, label="slope −½ (reference)")
+            ax.set_xscale("log", base=2)
+            ax.set_yscale("log")
+            ax.set_xlabel(M_LABEL)
+            ax.set_ylabel("‖G[l](θ0) − K[l]‖_F / ‖K[l]‖_F")
+            _legend(ax)
+            bx.set_xscale("log", base=2)
+            bx.set_ylim(-0.05, 1.05)
+            bx.axhline(1.0, color="0.6", lw=0.8)
+            bx.set_xlabel(M_LABEL)
+            bx.set_ylabel("fraction of draws with λ_min(G[l]) ≥ ¾ λ_S")
+            if bx.get_legend_handles_labels()[0]:
+                bx.legend(fontsize="x-small", loc="lower right", framealpha=0.8)
+            else:
+                _empty(bx)
+        n_draws = table["seed"].nunique() if "seed" in table.columns else len(table)
+        fig.suptitle(
+            "A4 concentration of the per-layer Gram at initialization, "
+            "G[l] = (m β_l²/κ²) Θ[l] against its limit K[l]\n"
+            f"top: relative Frobenius error (line: median over {n_draws} draws, dots: draws; "
+            "legend: fitted slope of log error vs log m, bootstrap interval); "
+            "bottom: λ_min(G[l]) ≥ ¾ λ_S, λ_S = min_l λ_min(K[l])",
             fontsize="medium",
         )
         _save(fig, out_pdf, out_png)

@@ -256,7 +256,10 @@ def backward(
     deltas = [top]
     g = top * params[-1][:, None, :m]
     for li in range(len(fwd.pre) - 1, -1, -1):
-        delta = g * act.deriv(fwd.pre[li])
+        if act.deriv_from_output is not None:  # σ(z_l) is the next layer's input
+            delta = g * act.deriv_from_output(fwd.inputs[li + 1][..., :m])
+        else:
+            delta = g * act.deriv(fwd.pre[li])
         deltas.append(delta)
         if li > 0:
             g = torch.bmm(delta, params[li][:, :, :m])
