@@ -116,3 +116,14 @@ def test_configuration_reference_is_in_sync():
     assert (ROOT / "docs/configuration.md").read_text() == reference_markdown(schema), (
         "regenerate with: lazyphase config-reference > docs/configuration.md"
     )
+
+
+def test_tiny_gram_concentration(tiny_run):
+    res = tiny_run / "results" / "gram_concentration"
+    table = pd.read_parquet(res / "concentration.parquet")
+    assert len(table) == 3 * 3 * 2  # widths × draws × layers
+    assert table["rel_error"].gt(0).all()
+    summary = pd.read_csv(res / "concentration_summary.csv")
+    assert summary["frac_ok"].between(0, 1).all()
+    for ext in ("pdf", "png"):
+        assert (res / "figures" / f"gram_concentration.{ext}").stat().st_size > 5000

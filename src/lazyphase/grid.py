@@ -36,11 +36,12 @@ def _name(keys: list[str], cell: Mapping[str, Any]) -> str:
     return "_".join(f"{k}~{slug(cell[k])}" for k in keys) or "all"
 
 
-def expand_experiment(name: str, exp: Mapping[str, Any]) -> pd.DataFrame:
+def expand_experiment(name: str, exp: Mapping[str, Any], *, trains: bool = True) -> pd.DataFrame:
     """The validated cells of one experiment, one row each.
 
     Columns: ``experiment``, ``batch``, ``cell``, ``path`` and ``params`` (the full validated
-    cell dict). Raises :class:`ConfigError` naming the experiment, cell and key.
+    cell dict). ``trains``: the batches are trained together, so ``batch_over`` may only name
+    keys that keep the tensor shapes. Raises :class:`ConfigError` naming the experiment, cell and key.
     """
     grid = dict(exp.get("grid") or {})
     fixed = dict(exp.get("fixed") or {})
@@ -55,7 +56,7 @@ def expand_experiment(name: str, exp: Mapping[str, Any]) -> pd.DataFrame:
         if key in fixed:
             raise ConfigError(f"{where}: key {key!r} is both in grid and in fixed")
     batch_over = list(exp.get("batch_over", ["s", "scheme"]))
-    unknown = [k for k in batch_over if k in BATCH_KEYS]
+    unknown = [k for k in batch_over if k in BATCH_KEYS] if trains else []
     if unknown:
         raise ConfigError(
             f"{where}.batch_over: {unknown} change tensor shapes or the trainer and cannot be "
@@ -99,10 +100,33 @@ def expand_experiment(name: str, exp: Mapping[str, Any]) -> pd.DataFrame:
     return df
 
 
+#: Figures each kind of experiment can build.
+KIND_FIGURES = {
+    "train": ("theta_lazy_rd", "theta_lazy_threshold", "loss_decay", "gram_drift"),
+    "gram_concentration": ("gram_concentration",),
+}
+
+
 def expand_config(config: Mapping[str, Any]) -> pd.DataFrame:
-    """All cells of all experiments that train (see :func:`expand_experiment`)."""
+    """All cells of all experiments (see :func:`expand_experiment`), with a ``kind`` column.
+
+    A ``gram_concentration`` experiment batches over ``m`` (one job per activation, depth and
+    scheme); its cells are only initialized."""
     exps = config.get("experiments") or {}
     if not exps:
         raise ConfigError("experiments: no experiment defined")
-    frames = [expand_experiment(name, exp) for name, exp in exps.items()]
+    frames = []
+    for name, exp in exps.items():
+        kind = exp.get("kind", "train")
+        wrong = [f for f in exp.get("figures", []) if f not in KIND_FIGURES[kind]]
+        if wrong:
+            raise ConfigError(
+                f"experiments.{name}.figures: {wrong} cannot be built from a {kind!r} experiment; "
+                f"allowed: {', '.join(KIND_FIGURES[kind])}"
+            )
+        if kind == "gram_concentration":
+            exp = {**exp, "batch_over": ["m"]}
+        frame = expand_experiment(name, exp, trains=kind == "train")
+        frame["kind"] = kind
+        frames.append(frame)
     return pd.concat(frames, ignore_index=True)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
-from . import analysis, figures
+from . import analysis, concentration, figures
 from .tables import collect
 
 log = logging.getLogger("lazyphase.pipeline")
@@ -37,6 +37,41 @@ def aggregate_experiment(
     log.info("%s: %d run files, replicas by status %s", experiment, len(paths), counts)
 
 
+def compute_concentration(
+    cells: Sequence[Mapping[str, Any]], out: str, *, threads: int = 1
+) -> None:
+    """A4 for one (activation, depth, scheme): the cells' widths, ``len(seeds)`` draws each."""
+    first = cells[0]
+    widths = sorted({c["m"] for c in cells})
+    table, limit = concentration.concentration_table(
+        first["activation"],
+        first["depth"],
+        widths,
+        len(first["seeds"]),
+        scheme=first["scheme"],
+        n=first["n"],
+        d=first["d"],
+        seed=first["data_seed"],
+        threads=threads,
+    )
+    attrs = {k: first[k] for k in ("activation", "depth", "scheme", "n", "d", "data_seed")}
+    concentration.write_concentration(out, table, limit, attrs)
+    log.info("%s: %d rows, lambda_S %.4g", out, len(table), limit["lambda_S"])
+
+
+def aggregate_concentration(
+    paths: Sequence[str], outs: Mapping[str, str], *, n_boot: int = 1000, ci: float = 0.9
+) -> None:
+    """A4 files → ``table`` (parquet, one row per width × draw × layer) and ``summary`` (CSV)."""
+    table = pd.concat([concentration.read_concentration(p)[0] for p in paths], ignore_index=True)
+    summary = concentration.summarize(table, n_boot=n_boot, ci=ci)
+    table.to_parquet(outs["table"])
+    summary.to_csv(outs["summary"], index=False)
+    slopes = summary.drop_duplicates(["activation", "depth", "layer"])
+    for row in slopes.itertuples():
+        log.info("%s L=%d %s: slope %.3f", row.activation, row.depth, row.layer_name, row.slope)
+
+
 def _read(path: str) -> pd.DataFrame:
     return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
 
@@ -52,5 +87,7 @@ def plot(figure: str, inputs: Mapping[str, str], out_pdf: str, out_png: str) -> 
         figures.plot_loss_decay(t["traj"], out_pdf, out_png)
     elif figure == "gram_drift":
         figures.plot_gram_drift(t["runs"], out_pdf, out_png)
+    elif figure == "gram_concentration":
+        figures.plot_gram_concentration(t["table"], t["summary"], out_pdf, out_png)
     else:
         raise ValueError(f"unknown figure {figure!r}")

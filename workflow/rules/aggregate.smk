@@ -11,6 +11,8 @@ rule aggregate_experiment:
         threshold="results/{experiment}/threshold.csv",
     log:
         "logs/aggregate_experiment/{experiment}.log",
+    wildcard_constraints:
+        experiment=TRAIN_EXPERIMENTS,
     localrule: True
     conda:
         "../envs/lazyphase.yaml"

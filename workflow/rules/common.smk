@@ -15,6 +15,10 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
 EXPERIMENTS = list(config["experiments"])
+KINDS = {name: exp["kind"] for name, exp in config["experiments"].items()}
+# regexes of the experiment names of each kind ("(?!)" matches nothing)
+TRAIN_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "train") or "(?!)"
+CONC_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "gram_concentration") or "(?!)"
 CODE = code_fingerprint()
 BATCHES = CELLS.groupby(["experiment", "batch"], sort=False)
 
@@ -59,6 +63,11 @@ def experiment_batches(wildcards):
 
 def experiment_runs(wildcards):
     return list(experiment_frame(wildcards)["path"])
+
+
+def concentration_files(wildcards):
+    batches = experiment_frame(wildcards)["batch"].unique()
+    return [f"results/{wildcards.experiment}/concentration/{b}.h5" for b in batches]
 
 
 def experiment_setting(key):

@@ -89,3 +89,26 @@ rule plot_gram_drift:
         code=CODE,
     script:
         "../../scripts/plot.py"
+
+
+rule plot_gram_concentration:
+    input:
+        table="results/{experiment}/concentration.parquet",
+        summary="results/{experiment}/concentration_summary.csv",
+    output:
+        pdf="results/{experiment}/figures/gram_concentration.pdf",
+        png=report(
+            "results/{experiment}/figures/gram_concentration.png",
+            caption="../report/gram_concentration.rst",
+            category="{experiment}",
+        ),
+    log:
+        "logs/plot/{experiment}/gram_concentration.log",
+    localrule: True
+    conda:
+        "../envs/lazyphase.yaml"
+    params:
+        figure="gram_concentration",
+        code=CODE,
+    script:
+        "../../scripts/plot.py"

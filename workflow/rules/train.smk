@@ -25,6 +25,8 @@ rule train_cell:
         "logs/train_cell/{experiment}/{batch}.log",
     benchmark:
         "logs/benchmarks/train_cell/{experiment}/{batch}.tsv"
+    wildcard_constraints:
+        experiment=TRAIN_EXPERIMENTS,
     conda:
         "../envs/lazyphase.yaml"
     threads: 1

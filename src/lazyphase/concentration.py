@@ -1,0 +1,436 @@
+"""Experiment A4 ``gram_concentration``: the per-layer Gram at initialization against its limit.
+
+No training. On one fixed set ``X`` of ``n`` points on ``S^{d−1}`` the normalized per-layer Gram
+``G[l](θ0) = (m β_l²/κ²) Θ[l](θ0)`` (CONVENTIONS §4) of many independent initializations is
+compared with its ``m → ∞`` limit ``K[l]`` (:func:`lazyphase.limiting.limiting`):
+
+* ``rel_error = ‖G[l] − K[l]‖_F / ‖K[l]‖_F``, expected to decay like ``m^{-1/2}`` (each entry of
+  ``G[l]`` is an average over ``m`` neurons, a CLT fluctuation);
+* ``ok = λ_min(G[l]) ≥ ¾ λ_S`` with ``λ_S = min_l λ_min(K[l])``, the event the lazy-training
+  proofs need at initialization; its frequency over draws should go to 1 as ``m`` grows.
+
+``s`` does not enter ``G``: ``κ`` cancels in ``m β_l²/κ²`` against ``Θ[l] ∝ β_{L+1}²/α²``.
+Draws are batched as replicas of :mod:`lazyphase.model` (replica ``r`` is the cell seed ``r``, so a
+draw is the same standard-normal initialization the training experiments use for that seed).
+
+:func:`write_concentration` / :func:`read_concentration` store one ``(activation, depth, scheme)``
+per HDF5 file (layout in their docstrings); :func:`summarize` fits the decay exponent.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import h5py
+import numpy as np
+import pandas as pd
+import torch
+
+from . import activations
+from .analysis import fit_exponents
+from .config import scheme_label, validate_cell
+from .data import derive_seed, generator, sphere
+from .kernels import normalization, per_layer_ntk
+from .limiting import lambda_s, limiting, scheme_setup
+from .model import Scales, layer_masks, layer_shapes, resolve_scales, standard_normal_init
+
+#: Columns of :func:`concentration_table`, in order.
+COLUMNS = (
+    "activation",
+    "depth",
+    "scheme",
+    "m",
+    "seed",
+    "layer",
+    "layer_name",
+    "rel_error",
+    "lambda_min_G",
+    "lambda_min_K",
+    "lambda_S",
+    "ok",
+)
+#: One fitted exponent per group of these columns (:func:`summarize`).
+GROUP = ("activation", "depth", "scheme", "layer", "layer_name")
+#: ``ok`` means ``λ_min(G[l]) ≥ OK_FRACTION · λ_S``.
+OK_FRACTION = 0.75
+_STR_COLUMNS = ("activation", "scheme", "layer_name")
+_INT_COLUMNS = ("depth", "m", "seed", "layer")
+
+
+class ConcentrationFileError(RuntimeError):
+    """A concentration file is missing, partial or malformed; the message names the file."""
+
+
+def layer_names(depth: int) -> list[str]:
+    """``["W1", …, "WL", "a"]`` (index ``l−1`` is layer ``l``)."""
+    return [f"W{i}" for i in range(1, depth + 1)] + ["a"]
+
+
+def concentration_points(n: int, d: int, seed: int) -> torch.Tensor:
+    """The fixed point set ``X``: ``(n, d)`` float64, uniform on ``S^{d−1}``, seeded by
+    ``derive_seed({"n", "d", "seed"}, "gram_concentration")``."""
+    return sphere(
+        n, d, generator(derive_seed({"n": n, "d": d, "seed": seed}, "gram_concentration"))
+    )
+
+
+def limit_kernels(
+    x: torch.Tensor, activation: str, depth: int, scheme: str, d: int, m_ref: int
+) -> list[torch.Tensor]:
+    """The limits ``[K[1], …, K[L+1]]`` (each ``(n, n)``) of ``G[l]`` for a named scheme.
+
+    The variance factors and regimes come from :func:`lazyphase.limiting.scheme_setup` at width
+    ``m_ref``. Accepted only where ``G[l]`` has an exact ``O(1)`` limit: every hidden layer in
+    regime ``"normal"``, or ``"linearized"`` with ``σ(0) = 0`` (then the variance factors cancel
+    and ``K`` does not depend on ``m_ref``). Raises ``ValueError`` naming scheme and activation
+    otherwise (regime ``"none"``, ``"step"`` — whose returned kernels are rescaled by
+    ``m``-dependent factors — or a linearized layer with ``σ(0) ≠ 0``).
+    """
+    label = scheme_label(scheme)
+
+    def fail(why: str) -> ValueError:
+        return ValueError(
+            f"gram_concentration: scheme {label!r} with activation {activation!r} (depth {depth}) "
+            f"has no O(1) limit of the normalized Gram G[l]: {why}"
+        )
+
+    if isinstance(scheme, str) and scheme.startswith("luo:"):
+        raise ValueError(
+            f"gram_concentration: scheme {label!r} (activation {activation!r}) is not supported: "
+            "Luo et al.'s coordinates set the hidden std from s, so G[l] depends on s"
+        )
+    try:
+        v, regimes = scheme_setup(scheme, activation, depth, m_ref, d)
+    except ValueError as err:
+        raise fail(str(err)) from err
+    act = activations.get(activation)
+    sig0 = float(act.fn(torch.zeros(1, dtype=torch.float64))[0])
+    for layer, reg in enumerate(regimes, start=1):
+        if reg == "step":
+            raise fail(
+                f"layer {layer} is in regime 'step' (pre-activation variance → ∞; Σ̇ has no O(1) "
+                "limit)"
+            )
+        if reg == "linearized" and abs(sig0) > 1e-14:
+            raise fail(
+                f"layer {layer} is in regime 'linearized' and σ(0) = {sig0:g} ≠ 0 (the constant "
+                "mode diverges)"
+            )
+    return limiting(x, activation, depth, input_variance=v, regime=regimes)
+
+
+def _init_chunk(
+    cell: Mapping[str, Any], scales: Scales, seeds: Sequence[int]
+) -> list[torch.Tensor]:
+    """:func:`lazyphase.model.init_params` for one shared ``scales``, bit for bit, with one
+    buffer per layer: every replica's :func:`~lazyphase.model.standard_normal_init` draw is
+    scaled straight into its slot (``init_params`` stacks and then scales: two more copies of
+    the chunk, which at ``m = 4096``, ``L ≥ 2`` cost about as much as the draw itself)."""
+    bufs = [torch.empty((len(seeds), *shape), dtype=torch.float64) for shape in layer_shapes(cell)]
+    for r, seed in enumerate(seeds):
+        for li, w in enumerate(standard_normal_init(cell, seed)):
+            torch.mul(w, scales.betas[li], out=bufs[li][r])
+    return bufs
+
+
+def _draw_grams(
+    cell: Mapping[str, Any], x: torch.Tensor, seeds: Sequence[int], max_params: int
+) -> torch.Tensor:
+    """Normalized per-layer Grams ``G[l](θ0)`` of the draws ``seeds``: ``(R, L+1, n, n)``.
+
+    Replicas are processed in chunks of at most ``max_params`` parameters (at least one)."""
+    per_replica = sum(math.prod(s) for s in layer_shapes(cell))
+    chunk = max(1, max_params // per_replica)
+    act = activations.get(cell["activation"])
+    masks = layer_masks(cell)
+    scales = resolve_scales(cell)
+    out = []
+    for lo in range(0, len(seeds), chunk):
+        part = list(seeds[lo : lo + chunk])
+        sc = [scales] * len(part)
+        params = _init_chunk(cell, scales, part)
+        alpha = torch.full((len(part),), scales.alpha, dtype=torch.float64)
+        xr = x.unsqueeze(0).expand(len(part), -1, -1)
+        theta = per_layer_ntk(params, xr, act, alpha, cell["bias"], masks)
+        del params
+        out.append(theta * normalization(sc, cell["m"])[:, :, None, None])
+    return torch.cat(out)
+
+
+def concentration_table(
+    activation: str,
+    depth: int,
+    m_values: Sequence[int],
+    draws: int,
+    *,
+    scheme: str = "lecun",
+    n: int = 16,
+    d: int = 8,
+    seed: int = 0,
+    max_params: int = 2**26,
+    threads: int | None = None,
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """A4: the per-layer Gram at initialization against its limit, for every width and draw.
+
+    Args:
+        activation: registry name.
+        depth: number of hidden layers ``L``.
+        m_values: widths ``m``.
+        draws: independent initializations per width (cell seeds ``0 … draws−1``).
+        scheme: named initialization scheme (``luo:γ'`` and explicit vectors are not supported).
+        n, d: number and dimension of the points ``X`` on ``S^{d−1}``.
+        seed: seed of ``X`` (through :func:`concentration_points`).
+        max_params: at most this many parameters (over all replicas) are held at once.
+        threads: torch intra-op threads during the call (restored afterwards); ``None``: unchanged.
+
+    Returns:
+        ``(table, limit)``. ``table``: one row per ``(m, draw, layer)`` with the columns
+        :data:`COLUMNS`: ``activation, depth, scheme, m, seed`` (the draw), ``layer`` (1 … L+1),
+        ``layer_name`` (``W1 … WL, a``), ``rel_error = ‖G[l] − K[l]‖_F/‖K[l]‖_F``,
+        ``lambda_min_G = λ_min(G[l])``, ``lambda_min_K = λ_min(K[l])``, ``lambda_S`` and
+        ``ok = lambda_min_G ≥ ¾ λ_S``. ``limit``: ``K`` ``(L+1, n, n)``, ``lambda_S`` (float),
+        ``x`` ``(n, d)``, ``lambda_min`` ``(L+1,)`` and ``activation``, ``depth``, ``scheme``.
+
+    Cost: dominated by the standard-normal draws (torch's CPU generator, one thread, about
+    4·10⁷ numbers/s), i.e. by ``draws · Σ_m (L−1) m²``. The pipeline's default grid (relu and
+    tanh; L = 1 with m = 64 … 16384, L = 2, 3 with m = 64 … 4096; 10 draws; n = 16) took
+    57 s on 2 shared CPU cores (L = 3: 17–20 s per activation, L = 1: < 1 s).
+
+    Raises:
+        ValueError: the scheme/activation pair has no ``O(1)`` limit (see :func:`limit_kernels`),
+            or the arguments are out of range.
+    """
+    if draws < 1:
+        raise ValueError(f"draws must be ≥ 1, got {draws}")
+    if not m_values or any(int(m) < 1 for m in m_values):
+        raise ValueError(f"m_values must be a non-empty list of positive widths, got {m_values!r}")
+    if max_params < 1:
+        raise ValueError(f"max_params must be ≥ 1, got {max_params}")
+    old_threads = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(int(threads))
+    try:
+        x = concentration_points(n, d, seed)
+        k_list = limit_kernels(x, activation, depth, scheme, d, int(max(m_values)))
+        K = torch.stack(k_list)  # (L+1, n, n)
+        lam_s = lambda_s(k_list)
+        lam_k = torch.linalg.eigvalsh(K)[:, 0]
+        k_norm = torch.linalg.matrix_norm(K)
+        seeds = list(range(draws))
+        names = layer_names(depth)
+        label = scheme_label(scheme)
+        parts = []
+        for m in m_values:
+            cell = validate_cell(
+                {
+                    "m": int(m),
+                    "depth": depth,
+                    "d": d,
+                    "activation": activation,
+                    "scheme": scheme,
+                    "s": 0.5,
+                    "seeds": seeds,
+                }
+            )
+            G = _draw_grams(cell, x, seeds, max_params)  # (R, L+1, n, n)
+            rel = (torch.linalg.matrix_norm(G - K) / k_norm).numpy()
+            lam_g = torch.linalg.eigvalsh(G)[..., 0].numpy()
+            r, nl = rel.shape
+            parts.append(
+                pd.DataFrame(
+                    {
+                        "activation": activation,
+                        "depth": depth,
+                        "scheme": label,
+                        "m": int(m),
+                        "seed": np.repeat(seeds, nl),
+                        "layer": np.tile(np.arange(1, nl + 1), r),
+                        "layer_name": np.tile(names, r),
+                        "rel_error": rel.ravel(),
+                        "lambda_min_G": lam_g.ravel(),
+                        "lambda_min_K": np.tile(lam_k.numpy(), r),
+                        "lambda_S": lam_s,
+                        "ok": lam_g.ravel() >= OK_FRACTION * lam_s,
+                    }
+                )
+            )
+    finally:
+        torch.set_num_threads(old_threads)
+    table = _typed(pd.concat(parts, ignore_index=True))
+    limit = {
+        "K": K.numpy(),
+        "lambda_S": float(lam_s),
+        "x": x.numpy(),
+        "lambda_min": lam_k.numpy(),
+        "activation": activation,
+        "depth": int(depth),
+        "scheme": label,
+    }
+    return table, limit
+
+
+def _typed(table: pd.DataFrame) -> pd.DataFrame:
+    """Columns in :data:`COLUMNS` order with fixed dtypes (str, int64, float64, bool)."""
+    out = table[list(COLUMNS)].copy()
+    for c in _STR_COLUMNS:
+        out[c] = out[c].astype(str)
+    for c in _INT_COLUMNS:
+        out[c] = out[c].astype(np.int64)
+    for c in ("rel_error", "lambda_min_G", "lambda_min_K", "lambda_S"):
+        out[c] = out[c].astype(np.float64)
+    out["ok"] = out["ok"].astype(bool)
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# HDF5
+# --------------------------------------------------------------------------------------------
+
+
+def write_concentration(
+    path: str | os.PathLike,
+    table: pd.DataFrame,
+    limit: Mapping[str, Any],
+    attrs: Mapping[str, Any] | None = None,
+) -> None:
+    """Write one ``(activation, depth, scheme)`` of A4 to ``path`` atomically.
+
+    Layout: root attributes ``attrs`` (plus ``complete = True``, written last);
+    ``table/<column>`` one dataset per column of :data:`COLUMNS` (strings as UTF-8 h5py
+    strings), the group's attribute ``columns`` keeps their order; ``kernels/limit``
+    ``(L+1, n, n)`` with attributes ``lambda_S``, ``activation``, ``depth``, ``scheme``;
+    ``kernels/x`` ``(n, d)``. Datasets carry no timestamps; the file is written under a
+    temporary name in the same folder and renamed into place.
+    """
+    path = os.fspath(path)
+    table = _typed(table)
+    meta = {}
+    for key in ("activation", "depth", "scheme"):
+        vals = table[key].unique()
+        if len(vals) > 1:
+            raise ValueError(f"{path}: a concentration file holds one {key}, the table has {vals}")
+        meta[key] = limit.get(key, vals[0] if len(vals) else "")
+    tmp = f"{path}.tmp-{os.getpid()}"
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    try:
+        with h5py.File(tmp, "w") as f:
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v
+            grp = f.create_group("table")
+            for c in COLUMNS:
+                if c in _STR_COLUMNS:
+                    data = np.asarray(table[c].to_list(), dtype=object)
+                    grp.create_dataset(c, data=data, dtype=h5py.string_dtype(), track_times=False)
+                else:
+                    grp.create_dataset(c, data=table[c].to_numpy(), track_times=False)
+            grp.attrs["columns"] = np.asarray(COLUMNS, dtype=h5py.string_dtype())
+            ker = f.create_group("kernels")
+            lim = ker.create_dataset(
+                "limit", data=np.asarray(limit["K"], dtype=np.float64), track_times=False
+            )
+            lim.attrs["lambda_S"] = float(limit["lambda_S"])
+            lim.attrs["activation"] = str(meta["activation"])
+            lim.attrs["depth"] = int(meta["depth"])
+            lim.attrs["scheme"] = str(meta["scheme"])
+            ker.create_dataset(
+                "x", data=np.asarray(limit["x"], dtype=np.float64), track_times=False
+            )
+            f.attrs["complete"] = True
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def read_concentration(
+    path: str | os.PathLike,
+) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+    """Read a file of :func:`write_concentration`: ``(table, limit, attrs)``.
+
+    ``limit`` has the keys of :func:`concentration_table` (``lambda_min`` recomputed from ``K``);
+    ``attrs`` the root attributes but ``complete``.
+
+    Raises:
+        ConcentrationFileError: naming the file, when it is missing, unreadable, incomplete
+            (no root attribute ``complete``) or lacks a part of the layout.
+    """
+    path = os.fspath(path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise ConcentrationFileError(f"{path}: cannot open concentration file ({err})") from err
+    with f:
+        if not f.attrs.get("complete", False):
+            raise ConcentrationFileError(
+                f"{path}: incomplete concentration file (attribute 'complete' missing); "
+                "delete it and rerun"
+            )
+        try:
+            grp = f["table"]
+            cols = [c.decode() if isinstance(c, bytes) else str(c) for c in grp.attrs["columns"]]
+            data = {}
+            for c in cols:
+                ds = grp[c]
+                data[c] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
+            lim = f["kernels/limit"]
+            K = lim[()]
+            limit = {
+                "K": K,
+                "lambda_S": float(lim.attrs["lambda_S"]),
+                "x": f["kernels/x"][()],
+                "lambda_min": np.linalg.eigvalsh(K)[:, 0],
+                "activation": str(lim.attrs["activation"]),
+                "depth": int(lim.attrs["depth"]),
+                "scheme": str(lim.attrs["scheme"]),
+            }
+        except KeyError as err:
+            raise ConcentrationFileError(f"{path}: malformed concentration file ({err})") from err
+        attrs = {k: v for k, v in f.attrs.items() if k != "complete"}
+    return _typed(pd.DataFrame(data)), limit, attrs
+
+
+# --------------------------------------------------------------------------------------------
+# summary
+# --------------------------------------------------------------------------------------------
+
+
+def summarize(
+    table: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.9, seed: int = 0
+) -> pd.DataFrame:
+    """Decay exponent of ``rel_error`` and the frequency of ``ok``, per layer and width.
+
+    One row per ``(activation, depth, scheme, layer, layer_name, m)``:
+
+    * per width: ``n_draws``, ``frac_ok`` (fraction of draws with ``λ_min(G[l]) ≥ ¾ λ_S``),
+      ``median_rel_error``, ``median_lambda_min_G``, ``lambda_S``;
+    * per group (the same value on every width of the group): ``slope`` of ``log rel_error``
+      against ``log m`` (least squares over all draws and widths), ``ci_low, ci_high`` (``ci``
+      percentile interval of a bootstrap over draws, ``n_boot`` replicates,
+      :func:`lazyphase.analysis.fit_exponents` with ``seed``), ``r2``, ``n_m``.
+    """
+    exps, _ = fit_exponents(
+        table,
+        x="m",
+        y="rel_error",
+        by=GROUP,
+        n_boot=n_boot,
+        ci=ci,
+        seed=seed,
+        exclude_status=(),
+    )
+    per_m = (
+        table.groupby([*GROUP, "m"], sort=True)
+        .agg(
+            n_draws=("seed", "nunique"),
+            frac_ok=("ok", "mean"),
+            median_rel_error=("rel_error", "median"),
+            median_lambda_min_G=("lambda_min_G", "median"),
+            lambda_S=("lambda_S", "first"),
+        )
+        .reset_index()
+    )
+    fit = exps[[*GROUP, "slope", "ci_low", "ci_high", "r2", "n_m"]]
+    return per_m.merge(fit, on=list(GROUP), how="left")
