@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -78,6 +79,35 @@ def _config_reference(args: argparse.Namespace) -> int:
     return 0
 
 
+def _default_schema() -> str:
+    here = Path(__file__).resolve().parents[2] / "workflow" / "schemas" / "config.schema.yaml"
+    return str(here) if here.exists() else "workflow/schemas/config.schema.yaml"
+
+
+def _validate_config(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .config import validate_config
+    from .grid import expand_config
+
+    with open(args.schema) as fh:
+        schema = yaml.safe_load(fh)
+    with open(args.file) as fh:
+        raw = yaml.safe_load(fh) or {}
+    try:
+        cfg = validate_config(raw, schema)
+    except ConfigError as exc:
+        raise ConfigError(f"{args.file}: {exc}") from None
+    cells = expand_config(cfg)
+    for name, frame in cells.groupby("experiment", sort=False):
+        print(
+            f"{name}: {len(frame)} cells in {frame['batch'].nunique()} jobs, "
+            f"{sum(len(p['seeds']) for p in frame['params'])} replicas"
+        )
+    print(f"{args.file}: valid")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lazyphase", description=__doc__)
     p.add_argument("--version", action="version", version=f"lazyphase {__version__}")
@@ -93,8 +123,12 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--rows", type=int, default=12, help="snapshots shown per replica")
     i.set_defaults(func=_inspect)
     r = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
-    r.add_argument("--schema", default="workflow/schemas/config.schema.yaml")
+    r.add_argument("--schema", default=_default_schema())
     r.set_defaults(func=_config_reference)
+    v = sub.add_parser("validate-config", help="check a workflow config without running anything")
+    v.add_argument("file")
+    v.add_argument("--schema", default=_default_schema())
+    v.set_defaults(func=_validate_config)
     return p
 
 

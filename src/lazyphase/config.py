@@ -192,3 +192,48 @@ def reference_markdown(workflow_schema: Mapping[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _fill_defaults(value: Any, schema: Mapping[str, Any]) -> Any:
+    """Fill ``default`` values of object properties (and of ``additionalProperties`` entries)."""
+    if not isinstance(value, dict):
+        return value
+    props = schema.get("properties", {})
+    for key, sub in props.items():
+        if key not in value and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        if key in value:
+            value[key] = _fill_defaults(value[key], sub)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, Mapping):
+        for key in value:
+            if key not in props:
+                value[key] = _fill_defaults(value[key], extra)
+    return value
+
+
+def validate_config(config: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate a workflow configuration (the same checks as the Snakefile), fill its defaults
+    and expand every experiment into validated cells.
+
+    Returns the filled configuration. Raises :class:`ConfigError` naming the key, the value and
+    what is allowed.
+    """
+    from .grid import expand_config  # grid imports this module
+
+    cfg = copy.deepcopy(dict(config))
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
+    if errors:
+        err = errors[0]
+        path = ".".join(str(p) for p in err.absolute_path) or "top level"
+        if err.validator == "additionalProperties":
+            raise ConfigError(format_error(err))
+        allowed = _allowed(err.schema) if isinstance(err.schema, Mapping) else ""
+        raise ConfigError(
+            f"invalid value {err.instance!r} for key {path!r}: {err.message}"
+            + (f". Allowed: {allowed}" if allowed else "")
+        )
+    _fill_defaults(cfg, schema)
+    expand_config(cfg)
+    return cfg

@@ -1,0 +1,114 @@
+"""Malformed configurations are refused before any job runs, naming the key and the value."""
+
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from lazyphase.config import ConfigError, validate_config
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
+TINY = yaml.safe_load((ROOT / "tests/configs/tiny.yaml").read_text())
+
+
+def tiny(edit):
+    cfg = copy.deepcopy(TINY)
+    edit(cfg)
+    return cfg
+
+
+def grid(**kw):
+    return lambda c: c["experiments"]["theta_lazy"]["grid"].update(kw)
+
+
+def exp(**kw):
+    return lambda c: c["experiments"]["theta_lazy"].update(kw)
+
+
+def fixed(**kw):
+    return lambda c: c["experiments"]["theta_lazy"]["fixed"].update(kw)
+
+
+def conc(**kw):
+    return lambda c: c["experiments"]["gram_concentration"].update(kw)
+
+
+# (edit, words the message must contain)
+BAD = {
+    "m not an integer": (grid(m=["a"]), ["'m'", "'a'"]),
+    "m < 1": (grid(m=[0]), ["'m'", "0"]),
+    "unknown scheme": (grid(scheme=["he"]), ["'scheme'", "'he'", "lecun"]),
+    "malformed uniform": (grid(scheme=["uniform:abc"]), ["'scheme'", "uniform:abc"]),
+    "unknown activation": (grid(activation=["swish"]), ["'activation'", "'swish'", "relu"]),
+    "odd m with symmetric centering": (
+        lambda c: (grid(m=[15])(c), fixed(centering="symmetric")(c)),
+        ["'m'", "15", "even"],
+    ),
+    "s out of range": (grid(s=[5.0]), ["'s'", "5.0"]),
+    "depth 0": (grid(depth=[0]), ["'depth'", "0"]),
+    "empty grid": (exp(grid={}), ["grid"]),
+    "empty value list": (grid(m=[]), ["m", "[]"]),
+    "unknown experiment key": (exp(foo=1), ["theta_lazy.foo", "allowed keys"]),
+    "unknown cell key": (fixed(foo=1), ["'foo'", "allowed keys"]),
+    "negative tolerance": (fixed(tol_rel=-1.0), ["'tol_rel'", "-1.0"]),
+    "n = 0": (fixed(n=0), ["'n'", "0"]),
+    "unknown dtype": (fixed(dtype="float16"), ["'dtype'", "'float16'", "float64"]),
+    "no seeds": (exp(seeds=[]), ["seeds", "[]"]),
+    "repeated seeds": (exp(seeds=[0, 0]), ["'seeds'", "repeat"]),
+    "luo at depth 2": (lambda c: grid(scheme=["luo:0.5"], depth=[2])(c), ["'depth'", "luo"]),
+    "batch over a shape key": (exp(batch_over=["m"]), ["batch_over", "m"]),
+    "exclude names a missing key": (exp(exclude=[{"width": 3}]), ["exclude", "width"]),
+    "unknown figure": (exp(figures=["nope"]), ["figures", "'nope'"]),
+    "figure of another kind": (
+        conc(figures=["theta_lazy_rd"]),
+        ["figures", "theta_lazy_rd", "gram_concentration"],
+    ),
+    "unknown kind": (conc(kind="sgd"), ["kind", "'sgd'"]),
+    "confidence level > 1": (exp(ci=1.5), ["'experiments.theta_lazy.ci'", "1.5"]),
+    "no figures": (lambda c: c["experiments"]["theta_lazy"].pop("figures"), ["figures"]),
+    "bad experiment name": (
+        lambda c: c["experiments"].update({"1bad": c["experiments"]["theta_lazy"]}),
+        ["1bad"],
+    ),
+    "no experiments": (lambda c: c.update(experiments={}), ["experiments"]),
+    "unknown top-level key": (lambda c: c.update(results="out"), ["'results'"]),
+}
+
+
+@pytest.mark.parametrize("name", list(BAD))
+def test_malformed_config_is_rejected_naming_key_and_value(name):
+    edit, words = BAD[name]
+    with pytest.raises(ConfigError) as info:
+        validate_config(tiny(edit), SCHEMA)
+    msg = str(info.value)
+    for w in words:
+        assert w in msg, f"{name}: {w!r} not in {msg!r}"
+
+
+def test_at_least_twenty_malformed_configs():
+    assert len(BAD) >= 20
+
+
+def test_valid_configs_pass_and_get_defaults():
+    cfg = validate_config(TINY, SCHEMA)
+    assert cfg["experiments"]["theta_lazy"]["ci"] == 0.9
+    assert cfg["experiments"]["theta_lazy"]["batch_over"] == ["s", "scheme"]
+    validate_config(yaml.safe_load((ROOT / "config.yaml").read_text()), SCHEMA)
+
+
+def test_validate_config_command(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(tiny(grid(activation=["swish"]))))
+    exe = [sys.executable, "-m", "lazyphase.cli", "validate-config"]
+    r = subprocess.run([*exe, str(bad)], capture_output=True, text=True)
+    assert r.returncode == 2 and "bad.yaml" in r.stderr and "'swish'" in r.stderr
+    r = subprocess.run(
+        [*exe, str(ROOT / "tests/configs/tiny.yaml")], capture_output=True, text=True
+    )
+    assert r.returncode == 0 and "theta_lazy: 8 cells in 2 jobs, 16 replicas" in r.stdout
