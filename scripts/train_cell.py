@@ -15,5 +15,6 @@ for line in train_cells(
     threads=sm.threads,
     gpus=int(sm.resources.get("gpu", 0)),
     dataset=sm.input.dataset,
+    mem_mb=sm.resources.get("mem_mb"),
 ):
     logging.getLogger("lazyphase.jobs").info("summary %s", line)

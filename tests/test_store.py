@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 
+from lazyphase.config import validate_cell
 from lazyphase.jobs import train_cells
 from lazyphase.store import SCHEMA_VERSION, RunFileError, load_run
 
@@ -100,3 +101,26 @@ def test_cli_train_cell_and_inspect(tmp_path):
         text=True,
     )
     assert r.returncode == 2 and "'scheme'" in r.stderr and "CELL.yaml" in r.stderr
+
+
+def test_job_refuses_when_its_memory_estimate_exceeds_mem_mb(tmp_path):
+    from lazyphase.jobs import estimate_mem_mb
+
+    cell = dict(m=64, depth=2, seeds=[0, 1], max_steps=5)
+    need = estimate_mem_mb([validate_cell(cell)])
+    with pytest.raises(MemoryError, match=rf"about {need} MB.*mem_mb=100"):
+        train_cells([cell], [str(tmp_path / "x.h5")], mem_mb=100)
+    assert not (tmp_path / "x.h5").exists()
+    train_cells([cell], [str(tmp_path / "x.h5")], mem_mb=need)
+    assert (tmp_path / "x.h5").exists()
+
+
+def test_memory_estimate_grows_with_width_and_replicas():
+    from lazyphase.jobs import estimate_mem_mb
+
+    base = estimate_mem_mb([validate_cell(dict(m=1024, depth=2, seeds=[0]))])
+    wide = estimate_mem_mb([validate_cell(dict(m=2048, depth=2, seeds=[0]))])
+    many = estimate_mem_mb([validate_cell(dict(m=1024, depth=2, seeds=list(range(8))))])
+    # the m² hidden layer dominates: 4x the parameters, 8x the replicas (beyond the 600 MB base)
+    assert wide - 600 == pytest.approx(4 * (base - 600), rel=0.1)
+    assert many - 600 == pytest.approx(8 * (base - 600), rel=0.02)

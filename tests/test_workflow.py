@@ -167,3 +167,19 @@ def test_corrupt_run_file_stops_aggregation_with_its_name(tiny_run, tmp_path):
     assert r.returncode != 0
     log = (work / "logs" / "aggregate_experiment" / "theta_lazy.log").read_text()
     assert victim.name in log and "rerun the workflow" in log
+
+
+def test_report_is_self_contained_with_every_figure(tiny_run):
+    report = tiny_run / "report.html"
+    r = smk("--configfile", str(TINY), "--directory", str(tiny_run), "--report", str(report))
+    assert r.returncode == 0, r.stderr[-2000:]
+    html = report.read_text()
+    assert report.stat().st_size > 100_000  # figures are embedded
+    for name in (
+        "theta_lazy_rd",
+        "theta_lazy_threshold",
+        "loss_decay",
+        "gram_drift",
+        "gram_concentration",
+    ):
+        assert f"{name}.png" in html, name

@@ -38,16 +38,26 @@ def train_cells(
     gpus: int = 0,
     log_every: float = 10.0,
     dataset: str | None = None,
+    mem_mb: int | None = None,
 ) -> list[str]:
     """Train every replica of ``cells`` in one batch and write ``outs[i]`` for ``cells[i]``.
 
     ``dataset``: a data set file of :func:`lazyphase.store.write_datasets` to read the data from.
+    ``mem_mb``: the memory granted to the job; the job refuses to start (``MemoryError`` naming
+    the estimate and the cells) when :func:`estimate_mem_mb` exceeds it.
 
     Returns the per-cell status summaries (one line each).
     """
     if len(cells) != len(outs):
         raise ValueError(f"{len(cells)} cells but {len(outs)} output paths")
     valid = [validate_cell(c, where=f"{o}: ") for c, o in zip(cells, outs)]
+    need = estimate_mem_mb(valid)
+    if mem_mb is not None and need > mem_mb:
+        raise MemoryError(
+            f"{len(valid)} cells (m={valid[0]['m']}, depth={valid[0]['depth']}, "
+            f"{sum(len(c['seeds']) for c in valid)} replicas) need about {need} MB but the job "
+            f"has mem_mb={mem_mb}; raise resources.mem_mb or split the batch (batch_over)"
+        )
     set_threads(threads)
     start = time.perf_counter()
     with lease(gpus) as device:
