@@ -43,6 +43,9 @@ test: lint pytest
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
+bench: $(STAMP)
+	$(BIN)/python benchmarks/run.py
+
 docs-figures: figures
 	mkdir -p docs/figures
 	cp results/*/figures/*.png docs/figures/

@@ -20,7 +20,11 @@ KINDS = {name: exp["kind"] for name, exp in config["experiments"].items()}
 TRAIN_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "train") or "(?!)"
 CONC_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "gram_concentration") or "(?!)"
 CODE = code_fingerprint()
-BATCHES = CELLS.groupby(["experiment", "batch"], sort=False)
+# (experiment, batch) -> cells and output paths, built once: input functions run per job
+BATCHES = {
+    key: (list(frame["params"]), list(frame["path"]))
+    for key, frame in CELLS.groupby(["experiment", "batch"], sort=False)
+}
 
 
 wildcard_constraints:
@@ -28,16 +32,12 @@ wildcard_constraints:
     batch=r"[^/]+",
 
 
-def batch_frame(wildcards):
-    return BATCHES.get_group((wildcards.experiment, wildcards.batch))
-
-
 def batch_cells(wildcards):
-    return list(batch_frame(wildcards)["params"])
+    return BATCHES[(wildcards.experiment, wildcards.batch)][0]
 
 
 def batch_outs(wildcards):
-    return list(batch_frame(wildcards)["path"])
+    return BATCHES[(wildcards.experiment, wildcards.batch)][1]
 
 
 def batch_mem_mb(wildcards, attempt):

@@ -1,0 +1,70 @@
+"""The shipped profiles (gpu-workstation, slurm) and the paper-scale config dry-run cleanly."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+PAPER = ROOT / "profiles" / "paper" / "config.yaml"
+
+
+def dry_run(work: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--snakefile", str(ROOT / "Snakefile"),
+         "--directory", str(work), *args],
+        cwd=work, capture_output=True, text=True,
+    )  # fmt: skip
+
+
+def job_count(stdout: str, rule: str) -> int:
+    found = re.search(rf"^{rule}\s+(\d+)\s*$", stdout, re.M)
+    assert found, stdout
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize(
+    ("profile", "train_resources"),
+    [("gpu-workstation", "gpu=1"), ("slurm", "slurm_partition=cpu")],
+)
+def test_profile_dry_run(tmp_path, profile, train_resources):
+    # the slurm executor plugin needs no sbatch/sinfo/sacct for a dry run
+    r = dry_run(tmp_path, "--configfile", str(TINY),
+                "--workflow-profile", str(ROOT / "profiles" / profile))  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert job_count(r.stdout, "train_cell") == 2
+    train = r.stdout[r.stdout.index("rule train_cell:") :]
+    assert train_resources in train.split("rule ", 2)[1]
+
+
+def test_gpu_workstation_profile_keys():
+    prof = yaml.safe_load((ROOT / "profiles" / "gpu-workstation" / "config.yaml").read_text())
+    assert prof["set-resources"]["train_cell"]["gpu"] == 1
+    assert prof["set-threads"]["train_cell"] == 2
+    assert prof["resources"]["gpu"] >= 1
+    assert prof["keep-going"] and prof["rerun-incomplete"]
+
+
+def test_slurm_profile_keys():
+    prof = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    assert prof["executor"] == "slurm"
+    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb"} <= set(prof["default-resources"])
+    assert {"train_cell", "compute_gram_concentration"} <= set(prof["set-resources"])
+    assert prof["group-components"][prof["groups"]["compute_gram_concentration"]] > 1
+
+
+def test_paper_config_dry_run(tmp_path):
+    r = dry_run(tmp_path, "-q", "rules", "--configfile", str(PAPER), "--replace-workflow-config")
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    exp = yaml.safe_load(PAPER.read_text())["experiments"]["theta_lazy"]
+    grid = exp["grid"]
+    assert max(grid["depth"]) == 4 and max(grid["m"]) == 8192 and len(exp["seeds"]) == 10
+    # one train_cell job per (m, activation, depth): s and scheme are batched together
+    n_jobs = len(grid["m"]) * len(grid["activation"]) * len(grid["depth"])
+    assert job_count(r.stdout, "train_cell") == n_jobs == 64
