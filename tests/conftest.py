@@ -18,6 +18,20 @@ def cell():
     return make
 
 
+def dataset_bytes(path) -> dict[str, bytes]:
+    """Every dataset of an HDF5 file as raw bytes (for bit-for-bit comparisons)."""
+    import h5py
+
+    out: dict[str, bytes] = {}
+    with h5py.File(path, "r") as f:
+        f.visititems(
+            lambda name, obj: (
+                out.__setitem__(name, obj[()].tobytes()) if isinstance(obj, h5py.Dataset) else None
+            )
+        )
+    return out
+
+
 def pytest_configure(config):
     """One torch thread: the tests are small, and two pytest-spawned workloads sharing two cores
     with OpenMP spin-waiting would make them slow, not faster."""

@@ -16,7 +16,6 @@ from lazyphase.concentration import (
     COLUMNS,
     ConcentrationFileError,
     _draw_grams,
-    _init_chunk,
     concentration_points,
     concentration_table,
     limit_kernels,
@@ -28,7 +27,7 @@ from lazyphase.config import validate_cell
 from lazyphase.figures import plot_gram_concentration
 from lazyphase.kernels import normalization, per_layer_ntk
 from lazyphase.limiting import limiting
-from lazyphase.model import init_params, resolve_scales
+from lazyphase.model import init_params, resolve_scales, standard_normal_init
 
 #: Test grid of the slope check. With 32 draws the fitted slope's spread over point sets and
 #: input dimensions (d = 5 … 14) is 0.01–0.04 (largest: tanh, L = 2, W1), so the tolerance 0.1
@@ -99,8 +98,9 @@ def _act(name):
 def test_chunking_and_initialization_are_exact():
     cell = validate_cell(dict(m=40, depth=3, d=5, activation="relu", s=0.5, seeds=[0, 1, 2, 3]))
     sc = resolve_scales(cell)
-    ours = _init_chunk(cell, sc, [0, 1, 2, 3])
-    ref = init_params(cell, [sc] * 4, [0, 1, 2, 3])
+    ours = init_params(cell, [sc] * 4, [0, 1, 2, 3])
+    draws = [standard_normal_init(cell, seed) for seed in (0, 1, 2, 3)]
+    ref = [torch.stack([dr[li] for dr in draws]) * sc.betas[li] for li in range(4)]
     assert all(torch.equal(a, b) for a, b in zip(ours, ref))
     x = concentration_points(5, 5, 0)
     whole = _draw_grams(cell, x, [0, 1, 2, 3], 2**26)

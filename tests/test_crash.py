@@ -11,23 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-import h5py
 import yaml
+from conftest import dataset_bytes
 
 from lazyphase.store import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _datasets(path: Path) -> dict[str, bytes]:
-    out: dict[str, bytes] = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: (
-                out.__setitem__(name, obj[()].tobytes()) if isinstance(obj, h5py.Dataset) else None
-            )
-        )
-    return out
 
 
 def _cmd(cfg: Path, work: Path, *extra: str) -> list[str]:
@@ -71,5 +60,5 @@ def test_ten_sigkills_then_rerun_gives_identical_results(tmp_path):
     for f in files:
         twin = work / f.relative_to(ref)
         load_run(str(twin))  # complete, right schema and shapes
-        assert _datasets(twin) == _datasets(f), f.name
+        assert dataset_bytes(twin) == dataset_bytes(f), f.name
     assert not list((work / "results").rglob("*.tmp-*"))

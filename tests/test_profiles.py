@@ -54,7 +54,9 @@ def test_gpu_workstation_profile_keys():
 def test_slurm_profile_keys():
     prof = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     assert prof["executor"] == "slurm"
-    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb"} <= set(prof["default-resources"])
+    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb"} <= set(
+        prof["default-resources"]
+    )
     assert {"train_cell", "compute_gram_concentration"} <= set(prof["set-resources"])
     assert prof["group-components"][prof["groups"]["compute_gram_concentration"]] > 1
 

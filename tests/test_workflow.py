@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from conftest import dataset_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
@@ -129,20 +130,7 @@ def test_tiny_gram_concentration(tiny_run):
         assert (res / "figures" / f"gram_concentration.{ext}").stat().st_size > 5000
 
 
-def _datasets(path: Path) -> dict[str, bytes]:
-    import h5py
-
-    out: dict[str, bytes] = {}
-    with h5py.File(path, "r") as f:
-        f.visititems(
-            lambda name, obj: (
-                out.__setitem__(name, obj[()].tobytes()) if isinstance(obj, h5py.Dataset) else None
-            )
-        )
-    return out
-
-
-def test_cores_1_gives_bitwise_identical_datasets(tiny_run, tmp_path):
+def test_cores_1_gives_bitwise_identicaldataset_bytes(tiny_run, tmp_path):
     """Determinism: a second run with --cores 1 writes the same bits into every dataset."""
     target = "results/theta_lazy/runs.parquet"
     r = smk("--cores", "1", "--configfile", str(TINY), "--directory", str(tmp_path), target)
@@ -150,7 +138,7 @@ def test_cores_1_gives_bitwise_identical_datasets(tiny_run, tmp_path):
     files = sorted((tiny_run / "results" / "theta_lazy" / "runs").rglob("*.h5"))
     assert len(files) == 8
     for f in files:
-        assert _datasets(f) == _datasets(tmp_path / f.relative_to(tiny_run)), f.name
+        assert dataset_bytes(f) == dataset_bytes(tmp_path / f.relative_to(tiny_run)), f.name
 
 
 def test_corrupt_run_file_stops_aggregation_with_its_name(tiny_run, tmp_path):

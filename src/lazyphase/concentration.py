@@ -35,7 +35,7 @@ from .config import scheme_label, validate_cell
 from .data import derive_seed, generator, sphere
 from .kernels import normalization, per_layer_ntk
 from .limiting import lambda_s, limiting, scheme_setup
-from .model import Scales, layer_masks, layer_shapes, resolve_scales, standard_normal_init
+from .model import init_params, layer_masks, layer_shapes, resolve_scales
 
 #: Columns of :func:`concentration_table`, in order.
 COLUMNS = (
@@ -122,20 +122,6 @@ def limit_kernels(
     return limiting(x, activation, depth, input_variance=v, regime=regimes)
 
 
-def _init_chunk(
-    cell: Mapping[str, Any], scales: Scales, seeds: Sequence[int]
-) -> list[torch.Tensor]:
-    """:func:`lazyphase.model.init_params` for one shared ``scales``, bit for bit, with one
-    buffer per layer: every replica's :func:`~lazyphase.model.standard_normal_init` draw is
-    scaled straight into its slot (``init_params`` stacks and then scales: two more copies of
-    the chunk, which at ``m = 4096``, ``L ≥ 2`` cost about as much as the draw itself)."""
-    bufs = [torch.empty((len(seeds), *shape), dtype=torch.float64) for shape in layer_shapes(cell)]
-    for r, seed in enumerate(seeds):
-        for li, w in enumerate(standard_normal_init(cell, seed)):
-            torch.mul(w, scales.betas[li], out=bufs[li][r])
-    return bufs
-
-
 def _draw_grams(
     cell: Mapping[str, Any], x: torch.Tensor, seeds: Sequence[int], max_params: int
 ) -> torch.Tensor:
@@ -151,7 +137,7 @@ def _draw_grams(
     for lo in range(0, len(seeds), chunk):
         part = list(seeds[lo : lo + chunk])
         sc = [scales] * len(part)
-        params = _init_chunk(cell, scales, part)
+        params = init_params(cell, sc, part)
         alpha = torch.full((len(part),), scales.alpha, dtype=torch.float64)
         xr = x.unsqueeze(0).expand(len(part), -1, -1)
         theta = per_layer_ntk(params, xr, act, alpha, cell["bias"], masks)
