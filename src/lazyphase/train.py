@@ -213,8 +213,10 @@ def train(
     loss0 = last_loss = None
     step, last_log = 0, start
 
-    def rd_of(dl: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([d.flatten(1).norm(dim=1) for d in dl], 1).to(torch.float64) / norm0
+    def rd_of(dl: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor:
+        """RD of the working replicas (or of their subset ``rows``, whose ``Δθ`` is ``dl``)."""
+        n0 = norm0 if rows is None else norm0[rows]
+        return torch.stack([d.flatten(1).norm(dim=1) for d in dl], 1).to(torch.float64) / n0
 
     while len(ids):
         params = [torch.add(a, b, out=c) for a, b, c in zip(p0, delta, buf)]
@@ -257,7 +259,7 @@ def train(
             stop_now.setdefault(r, "converged")
         need_test = step in snaps or patience is not None or step >= max_steps
         test_loss = None
-        if need_test or stop_now:
+        if need_test:
             ft = prob.outputs(params, prob.x_test)
             test_loss = _loss(ft, prob.f0_test, prob.y_test)[1]
         if patience is not None:
@@ -271,6 +273,15 @@ def train(
                 stop_now.setdefault(r, "max_steps")
         if test_loss is not None:
             rec.update(ids, t=t, lr=eta, train=loss, test=test_loss, rd=rd_of(delta))
+        elif stop_now:  # record the final state of the stopping replicas only
+            sel = torch.tensor(sorted(stop_now), device=dev)
+            sub = [p[sel] for p in params]
+            ft = forward(sub, prob.x_test[sel], prob.act, prob.alpha[sel], prob.bias).out
+            rec.update(
+                ids[sel.cpu().numpy()], t=t[sel], lr=eta[sel], train=loss[sel],
+                test=_loss(ft, prob.f0_test[sel], prob.y_test[sel])[1],
+                rd=rd_of([d[sel] for d in delta], sel),
+            )  # fmt: skip
         if step in grams or stop_now:
             sel = torch.arange(len(ids)) if step in grams else torch.tensor(sorted(stop_now))
             sub = [p[sel.to(dev)] for p in params]
