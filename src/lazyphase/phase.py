@@ -288,7 +288,7 @@ def plot_phase_diagram(
 
     ex, ey = edges(gps), edges(gs)
     with _style():
-        fig = Figure(figsize=(12.5, 6.0), layout="constrained")
+        fig = Figure(figsize=(13.0, 7.0), layout="constrained")
         ax, ax2 = fig.subplots(1, 2, width_ratios=[1.25, 1])
         grid = np.full((len(gs), len(gps)), np.nan)
         for row in coarse.itertuples():
@@ -302,7 +302,9 @@ def plot_phase_diagram(
                 hatch = dict(fill=False, hatch="///", edgecolor="0.35", linewidth=0)
                 ax.add_patch(Rectangle((ex[j], ey[i]), w, h, **hatch))
             txt = "n/a" if not np.isfinite(row.S_w) else f"{row.S_w:+.2f}".replace("-", "−")
-            ax.text(row.gamma_prime, row.gamma, txt, ha="center", va="center", fontsize=7)
+            dark = np.isfinite(row.S_w) and abs(row.S_w) > 0.6 * vmax
+            ax.text(row.gamma_prime, row.gamma, txt, ha="center", va="center", fontsize=7,
+                    color="white" if dark else "black")  # fmt: skip
         fine = phase[phase["round"] > 0]
         if len(fine):
             ax.scatter(
@@ -337,7 +339,7 @@ def plot_phase_diagram(
         ax.set_xlabel(GAMMA_PRIME_LABEL)
         ax.set_ylabel(GAMMA_LABEL)
         ax.set_title("S_w > 0 (blue): linear regime; S_w < 0 (red): condensed")
-        ax.legend(loc="lower right", fontsize=6.5, framealpha=0.9)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.11), ncol=3, fontsize=7)
         fig.colorbar(mesh, ax=ax, label=SW_LABEL, shrink=0.9)
         pal = dict(zip(gps, sns.color_palette("viridis", len(gps))))
         for gp in gps:
