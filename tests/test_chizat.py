@@ -137,3 +137,100 @@ def test_weight_snapshots_end_at_the_final_weights():
     assert res.weights is not None and res.weights[0].shape == (1, len(res.steps), 6, 5)
     for w, p in zip(res.weights, res.params_final):
         np.testing.assert_array_equal(w[:, -1], p.numpy())
+
+
+# --------------------------------------------------------------------------- science, small
+SMALL = dict(model="chizat", m=20, d=10, n=100, n_test=200, seeds=[0, 1], resample_data=True,
+             n_gram_snapshots=0, tol_rel=1e-12, n_snapshots=5)  # fmt: skip
+
+
+def test_lazy_plateau_with_symmetrized_init():
+    """C1: the test loss at the largest τ (lazy) exceeds the best small-τ test loss, by > 3×
+    (observed ≈ 50× at this size)."""
+    taus = (0.01, 0.03, 0.1, 10.0)
+    cells = [
+        validate_cell({**SMALL, "tau": t, "lr_policy": "chizat", "lr_c": 0.1,
+                       "centering": "symmetric", "max_steps": 600, "test_every": 5})
+        for t in taus
+    ]  # fmt: skip
+    res = train_replicas(cells).result
+    best = res.best_test_loss.reshape(len(taus), 2).mean(axis=1)
+    end = res.test_loss[:, -1].reshape(len(taus), 2).mean(axis=1)
+    assert end[-1] > 3 * best[:-1].min(), (best, end)
+
+
+def test_sqrt_m_scaling_moves_parameters_less_than_mean_field():
+    """C2: at the same m, A = 1/√m (η = 1/m) moves θ less than A = 1/m (η = 0.05/m), per replica."""
+    cells = [
+        validate_cell({**SMALL, "m": 16, "tau": 1.0, "lr_policy": "width", "lr_c": lc,
+                       "chizat_alpha_power": p, "teacher_scale": 100.0, "max_steps": 300})
+        for p, lc in ((0.5, 1.0), (1.0, 0.05))
+    ]  # fmt: skip
+    rd = train_replicas(cells).result.rd[:, -1]  # (4 replicas, 2 layers)
+    assert np.all(rd[:2] < rd[2:]), rd
+
+
+def test_alpha_tau_level_lines_have_q_near_2():
+    """C6: the level lines of the (τ, A) test-loss map follow A τ^q = const with |q − 2| < 0.5
+    (observed q ≈ 1.8 on this 4 × 4 grid)."""
+    from lazyphase.chizat import fit_level_lines
+
+    taus, mults = [0.03, 0.1, 0.3, 1.0], [1.0, 3.0, 10.0, 30.0]
+    cells = [
+        validate_cell({**SMALL, "m": 10, "d": 5, "n": 50, "n_test": 100, "tau": t,
+                       "chizat_alpha": a, "lr_policy": "chizat_alpha", "lr_c": 0.1,
+                       "step_on": "R", "max_steps": 400, "patience": 50})
+        for t in taus for a in mults
+    ]  # fmt: skip
+    res = train_replicas(cells).result
+    grid = np.log10(res.test_loss[:, -1].reshape(4, 4, 2).mean(axis=-1))
+    fit = fit_level_lines(np.log10(taus), np.log10(mults), grid)
+    assert abs(fit.q - 2) < 0.5, fit
+    assert len(fit.points) >= 8
+
+
+def test_level_line_fit_recovers_a_known_exponent():
+    """A map that depends on log A + 1.5 log τ only gives q = 1.5 (to 1e-6)."""
+    from lazyphase.chizat import fit_level_lines
+
+    lt, la = np.linspace(-2, 1, 9), np.linspace(0, 3, 8)
+    grid = la[None, :] + 1.5 * lt[:, None]  # linear: the interpolated crossings are exact
+    fit = fit_level_lines(lt, la, grid)
+    assert fit.q == pytest.approx(1.5, abs=1e-6)
+
+
+def test_landscape_grid_is_symmetric_around_the_mean_solution():
+    """C8: coordinates symmetric around 0, the centre point is the mean solution, the
+    directions orthonormal, and a loss even around the mean gives a point-symmetric grid."""
+    from lazyphase.chizat import landscape
+
+    rng = np.random.default_rng(0)
+    sol = rng.normal(size=(8, 30)) * np.linspace(3, 0.1, 30)
+    centre = sol.mean(axis=0)
+    curv = rng.uniform(0.5, 2, size=30)
+
+    def even(theta):
+        return ((theta - centre) ** 2 * curv).sum(axis=1)
+
+    land = landscape(sol, even, n_grid=25, span=3.0)
+    np.testing.assert_allclose(land.u, -land.u[::-1], atol=1e-12)
+    np.testing.assert_allclose(land.v, -land.v[::-1], atol=1e-12)
+    assert land.u[12] == 0 and land.v[12] == 0 and land.loss[12, 12] == pytest.approx(0, abs=1e-12)
+    np.testing.assert_allclose(land.loss, land.loss[::-1, ::-1], rtol=1e-12)
+    np.testing.assert_allclose(land.directions @ land.directions.T, np.eye(2), atol=1e-12)
+    np.testing.assert_allclose(land.u[-1], 3 * land.sigma[0], rtol=1e-12)
+    np.testing.assert_allclose(land.coords.mean(axis=0), 0, atol=1e-12)
+    assert land.sigma[0] >= land.sigma[1] > 0
+
+
+def test_chizat_test_loss_matches_the_model():
+    """The landscape's batched loss equals the trainer's test loss at the final weights."""
+    from lazyphase.chizat import chizat_test_loss
+
+    cell = chizat(tau=0.5, lr_policy="chizat", lr_c=0.1, max_steps=20, chizat_alpha=2.0)
+    run = train_replicas([cell])
+    w, a = (p.numpy() for p in run.result.params_final)
+    data = run.replicas[0].data
+    fn = chizat_test_loss(data.x_test.numpy(), data.y_test.numpy(), 6, 2.0)
+    got = fn(np.concatenate([w.reshape(1, -1), a], axis=1))
+    assert got[0] == pytest.approx(run.result.test_loss[0, -1], rel=1e-12)

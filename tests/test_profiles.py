@@ -69,4 +69,27 @@ def test_paper_config_dry_run(tmp_path):
     assert max(grid["depth"]) == 4 and max(grid["m"]) == 8192 and len(exp["seeds"]) == 10
     # one train_cell job per (m, activation, depth): s and scheme are batched together
     n_jobs = len(grid["m"]) * len(grid["activation"]) * len(grid["depth"])
-    assert job_count(r.stdout, "train_cell") == n_jobs == 64
+    assert n_jobs == 64
+    # C1-C8 at the published grids: one job per batch (replicas sharing shapes train together)
+    from lazyphase.grid import expand_config
+
+    cells = expand_config(yaml.safe_load(PAPER.read_text()))
+    chizat = cells[cells["experiment"].str.startswith("chizat")]
+    assert len(chizat[chizat["experiment"] == "chizat_tau"]) == 43 * 4  # tau x rule x centering
+    assert set(chizat[chizat["experiment"] == "chizat_width"]["params"].map(lambda c: c["m"])) == {
+        2,
+        3,
+        4,
+        6,
+        8,
+        12,
+        16,
+        24,
+        32,
+        64,
+        128,
+        256,
+        512,
+    }
+    n_chizat = chizat.groupby(["experiment", "batch"]).ngroups
+    assert job_count(r.stdout, "train_cell") == n_jobs + n_chizat

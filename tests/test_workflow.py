@@ -34,6 +34,12 @@ def test_dry_run_of_the_default_config():
     # one train_cell job per (m, activation, depth) left in the grid: s and scheme are batched
     n_excluded = len(cfg["experiments"]["theta_lazy"].get("exclude", [])) * len(grid["activation"])
     n_jobs = len(grid["m"]) * len(grid["activation"]) * len(grid["depth"]) - n_excluded
+    # plus one job per batch of the other train experiments (C1-C8, ...)
+    from lazyphase.grid import expand_config
+
+    cells = expand_config(cfg)
+    others = cells[(cells["kind"] == "train") & (cells["experiment"] != "theta_lazy")]
+    n_jobs += others.groupby(["experiment", "batch"]).ngroups
     assert re.search(rf"train_cell\s+{n_jobs}\b", r.stdout), r.stdout
 
 

@@ -8,7 +8,8 @@ the stored Gram snapshots), ``status``, ``final_step``, ``t_final``, ``train_los
 Gram on the training set at init), ``lambda_min_limit`` (the same predicted by the limiting
 kernels, NaN where the scheme has no such limit), ``lr0``, ``output_std0``, ``file``,
 ``test_loss_best`` and ``best_step`` (the minimum test loss over all evaluations and its step),
-``tail_train_loss`` (training loss averaged over the last ``tail_steps`` steps) and the settings
+``tail_train_loss`` (training loss averaged over the last ``tail_steps`` steps),
+``rd_total_final`` (``‖Δθ‖/‖θ0‖`` over all layers at the end) and the settings
 of :data:`SETTING_COLUMNS` (``model, tau, chizat_alpha, …``).
 
 ``traj`` columns: ``experiment, m, depth, s, scheme, activation, seed, replica, step, t,
@@ -130,6 +131,7 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             "test_loss_best": float(reps["best_test_loss"][r]),
             "best_step": float(reps["best_test_step"][r]),
             "tail_train_loss": float(reps["tail_train_loss"][r]),
+            "rd_total_final": float(rd_total(run, r)[-1]),
         }
         for li, name in enumerate(names):
             rows.append(
