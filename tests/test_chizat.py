@@ -81,6 +81,17 @@ def test_chizat_only_keys_need_the_chizat_model():
         (dict(lr_policy="width", lr_c=0.05, chizat_alpha_power=1.0), 0.05 / 6 * 36),  # α = 1/m
         (dict(lr_policy="width", lr_c=1.0, chizat_alpha_power=0.5), 1.0),  # α = 1/√m
         (dict(lr_policy="fixed", lr=0.005), 0.005),
+        (
+            dict(
+                lr_policy="chizat",
+                lr_c=0.25,
+                lr_max=25,
+                tau=1.0,
+                chizat_alpha_power=1.0,
+                step_on="mean_field",
+            ),
+            0.25 * 6,
+        ),  # η/A = η m
     ],
 )
 def test_step_rules(kw, eta):

@@ -57,6 +57,6 @@ def test_runs_table_carries_the_chizat_coordinates(chizat_run):
 def test_landscape_tables(chizat_run):
     grid = pd.read_parquet(chizat_run / "chizat_width" / "landscape.parquet")
     pts = pd.read_parquet(chizat_run / "chizat_width" / "landscape_points.parquet")
-    assert len(grid) == 2 * 2 * 25 * 25  # m x scaling x grid
-    assert len(pts) == 2 * 2 * 3  # m x scaling x seeds
+    assert len(grid) == 2 * 25 * 25  # scaling x grid (one m)
+    assert len(pts) == 2 * 3  # scaling x seeds
     assert grid["test_loss"].gt(0).all()

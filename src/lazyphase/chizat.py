@@ -552,7 +552,8 @@ def plot_landscape(grid: pd.DataFrame, points: pd.DataFrame, out_pdf: str, out_p
 
 def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png: str) -> None:
     """C4 (Chizat et al.'s Fig. 1): paths of ``|a_j| b_j`` in the plane, red ``a_j > 0``, blue
-    ``a_j < 0``, circle markers at init, teacher directions as dashed rays; one panel per τ."""
+    ``a_j < 0``, circle markers at init, teacher directions as dashed rays coloured by the sign of
+    their output weight; one panel per τ."""
     taus = sorted(cover["tau"].unique())
     seed = cover["seed"].min()
     with _style():
@@ -562,7 +563,8 @@ def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png
             lim = 1.2 * max(np.abs(d[["x1", "x2"]].to_numpy()).max(), 1e-12)
             t = teacher[(teacher["tau"] == tau) & (teacher["seed"] == seed)]
             for row in t.itertuples():
-                ax.plot([0, lim * row.x1], [0, lim * row.x2], "k--", lw=0.8)
+                col = "C3" if row.sign > 0 else "C0"
+                ax.plot([0, lim * row.x1], [0, lim * row.x2], "--", color=col, lw=1.0, alpha=0.7)
             for _, nd in d.groupby("neuron"):
                 nd = nd.sort_values("step")
                 col = "C3" if nd["sign"].iloc[0] > 0 else "C0"
@@ -577,7 +579,7 @@ def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png
             ax.set_ylabel("|a_j| b_j,2")
         _suptitle(
             fig,
-            f"C4 neuron paths |a_j| b_j (red a>0, blue a<0; dashed: teacher), "
+            f"C4 neuron paths |a_j| b_j (red a>0, blue a<0; dashed rays: teacher neurons), "
             f"{int(cover['step'].max())} GD steps",
         )
         _save(fig, out_pdf, out_png)
@@ -603,7 +605,8 @@ def plot_population(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
         _suptitle(
             fig,
             f"C3 population SGD: m={r['m']}, A={r['chizat_multiplier']:g}, "
-            f"{int(df['final_step'].max())} steps, {int(tab['n'].min())} trials",
+            f"{int(df['final_step'].max())} steps, {int(df.groupby('tau').size().min())} trials, "
+            f"{(df['status'] == 'diverged').sum()} diverged",
         )
         _save(fig, out_pdf, out_png)
 

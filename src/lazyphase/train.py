@@ -491,7 +491,9 @@ def objective_divisor(cell: Mapping[str, Any], scales: Scales) -> float:
     Chizat's ``F_A = R(A h)/A²``) or ``c = 1`` (model chizat, ``step_on: R``)."""
     if cell.get("model", "conventions") != "chizat":
         return float(cell["objective_scale"]) ** 2
-    return 1.0 / scales.alpha**2 if cell["step_on"] == "F_alpha" else 1.0
+    return {"F_alpha": 1.0 / scales.alpha**2, "R": 1.0, "mean_field": 1.0 / scales.alpha}[
+        cell["step_on"]
+    ]
 
 
 def check_batchable(cells: Sequence[Mapping[str, Any]]) -> None:
