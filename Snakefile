@@ -17,6 +17,7 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/kernels.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/phase.smk"
+include: "workflow/rules/chizat.smk"
 
 
 rule all:

@@ -69,8 +69,32 @@ def test_paper_config_dry_run(tmp_path):
     assert max(grid["depth"]) == 4 and max(grid["m"]) == 8192 and len(exp["seeds"]) == 10
     # one train_cell job per (m, activation, depth): s and scheme are batched together
     n_jobs = len(grid["m"]) * len(grid["activation"]) * len(grid["depth"])
+    assert n_jobs == 64
     # B1: one job per (m, gamma'), the gamma values batched; m over three decades to >= 1e5
     b1 = yaml.safe_load(PAPER.read_text())["experiments"]["phase_diagram"]["grid"]
     assert max(b1["m"]) >= 1e5 and max(b1["m"]) / min(b1["m"]) >= 1e3
     n_b1 = len(b1["m"]) * len(b1["gamma_prime"])
-    assert job_count(r.stdout, "train_cell") == n_jobs + n_b1 == 64 + 54
+    assert n_b1 == 54
+    # C1-C8 at the published grids: one job per batch (replicas sharing shapes train together)
+    from lazyphase.grid import expand_config
+
+    cells = expand_config(yaml.safe_load(PAPER.read_text()))
+    chizat = cells[cells["experiment"].str.startswith("chizat")]
+    assert len(chizat[chizat["experiment"] == "chizat_tau"]) == 43 * 4  # tau x rule x centering
+    assert set(chizat[chizat["experiment"] == "chizat_width"]["params"].map(lambda c: c["m"])) == {
+        2,
+        3,
+        4,
+        6,
+        8,
+        12,
+        16,
+        24,
+        32,
+        64,
+        128,
+        256,
+        512,
+    }
+    n_chizat = chizat.groupby(["experiment", "batch"]).ngroups
+    assert job_count(r.stdout, "train_cell") == n_jobs + n_b1 + n_chizat

@@ -129,8 +129,37 @@ def _check_rules(cfg: dict[str, Any], where: str) -> None:
                     f"{where}invalid value {scheme[key]!r} for key 'scheme.{key}': needs depth "
                     f"(= {cfg['depth']}) or depth + 1 entries"
                 )
+    _check_chizat(cfg, where)
     if len(set(cfg["seeds"])) != len(cfg["seeds"]):
         raise ConfigError(f"{where}invalid value {cfg['seeds']!r} for key 'seeds': seeds repeat")
+
+
+def _check_chizat(cfg: dict[str, Any], where: str) -> None:
+    """Cross-field rules of the Chizat model family (``model: chizat``)."""
+    if cfg["model"] == "chizat":
+        for key, need in (("depth", 1), ("bias", False), ("objective_scale", 1.0)):
+            if cfg[key] != need:
+                raise ConfigError(
+                    f"{where}invalid value {cfg[key]!r} for key {key!r}: model 'chizat' "
+                    f"(f = A sum_j a_j relu(b_j.x)) needs {key} = {need!r}"
+                    + (" (use step_on)" if key == "objective_scale" else "")
+                )
+        if cfg["activation"] != "relu":
+            raise ConfigError(
+                f"{where}invalid value {cfg['activation']!r} for key 'activation': model "
+                "'chizat' is the ReLU network of Chizat et al.; use activation: relu"
+            )
+        return
+    for key, value, default in (
+        ("lr_policy", cfg["lr_policy"], None),
+        ("init", cfg["init"], "gaussian"),
+        ("step_on", cfg["step_on"], "F_alpha"),
+    ):
+        if (key == "lr_policy" and value == "chizat_alpha") or (default and value != default):
+            raise ConfigError(
+                f"{where}invalid value {value!r} for key {key!r}: only defined for model "
+                "'chizat' (set model: chizat)"
+            )
 
 
 def load_cell(path: str) -> dict[str, Any]:

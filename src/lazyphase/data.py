@@ -127,6 +127,15 @@ def dataset_key(cell: Mapping[str, Any], seed: int) -> str:
     return "data-" + hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
+def make_target(cell: Mapping[str, Any], seed: int) -> Teacher:
+    """The target function of ``cell`` for replica ``seed`` (the one :func:`make_dataset` uses)."""
+    params = data_params(cell, seed)
+    gen = generator(derive_seed({**params, "target": cell["target"], "m0": cell["m0"]}, "target"))
+    if cell["target"] == "teacher":
+        return make_teacher(cell["d"], cell["m0"], cell["teacher_scale"], gen)
+    return make_linear(cell["d"], cell["teacher_scale"], gen)
+
+
 def make_dataset(cell: Mapping[str, Any], seed: int) -> Dataset:
     """Draw the data set of ``cell`` for replica ``seed`` (identical for all replicas unless
     ``resample_data``). Train, test and kernel points are independent samples; the kernel set is
@@ -134,11 +143,7 @@ def make_dataset(cell: Mapping[str, Any], seed: int) -> Dataset:
     """
     params = data_params(cell, seed)
     d, n = cell["d"], cell["n"]
-    gen = generator(derive_seed({**params, "target": cell["target"], "m0": cell["m0"]}, "target"))
-    if cell["target"] == "teacher":
-        target = make_teacher(d, cell["m0"], cell["teacher_scale"], gen)
-    else:
-        target = make_linear(d, cell["teacher_scale"], gen)
+    target = make_target(cell, seed)
     x_train = sphere(n, d, generator(derive_seed({**params, "n": n}, "x_train")))
     n_test = cell["n_test"]
     x_test = sphere(n_test, d, generator(derive_seed({**params, "n": n_test}, "x_test")))

@@ -102,7 +102,21 @@ def expand_experiment(name: str, exp: Mapping[str, Any], *, trains: bool = True)
 
 #: Figures each kind of experiment can build.
 KIND_FIGURES = {
-    "train": ("theta_lazy_rd", "theta_lazy_threshold", "loss_decay", "gram_drift"),
+    "train": (
+        "theta_lazy_rd",
+        "theta_lazy_threshold",
+        "loss_decay",
+        "gram_drift",
+        # C1–C8 (Chizat et al. 2019 and the Note), from model: chizat cells
+        "chizat_tau",
+        "chizat_stepsize",
+        "chizat_width",
+        "chizat_population",
+        "chizat_cover",
+        "chizat_trajectories",
+        "chizat_alpha_tau",
+        "chizat_landscape",
+    ),
     "gram_concentration": ("gram_concentration",),
     "phase_diagram": ("phase_diagram", "theta_lazy_rd", "loss_decay"),
 }

@@ -89,6 +89,8 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
     ``luo:γ'`` (L = 1): ``β_2/β_1 = m^{-γ'}`` and ``m β_1 β_2/α = m^s``.
     """
     m, depth = cell["m"], cell["depth"]
+    if cell.get("model", "conventions") == "chizat":
+        return chizat_scales(cell)
     s = cell["s"] if s is None else s
     kappa = float(m) ** s
     scheme = cell["scheme"]
@@ -107,6 +109,29 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
         out = natural_output_std(scheme, m, depth)
         alpha = m**half * prod * out / kappa
     return Scales((*hidden, out), alpha, kappa)
+
+
+def chizat_multiplier(cell: Mapping[str, Any]) -> float:
+    """Chizat's output multiplier ``A = chizat_alpha · m^{−chizat_alpha_power}`` (model chizat)."""
+    return float(cell["chizat_alpha"]) * float(cell["m"]) ** (-float(cell["chizat_alpha_power"]))
+
+
+def chizat_scales(cell: Mapping[str, Any]) -> Scales:
+    """Scales of Chizat's model ``f = A Σ_j a_j relu(b_j·x)``, ``a_j, b_j ~ τ·N(0, 1)``.
+
+    It is the CONVENTIONS network with ``β_1 = β_2 = τ`` and divisor ``α = 1/A``, so
+    ``κ = m τ² A`` (and ``s = log κ / log m``, see :func:`effective_s`)."""
+    tau, mult = float(cell["tau"]), chizat_multiplier(cell)
+    return Scales((tau, tau), 1.0 / mult, float(cell["m"]) * tau * tau * mult)
+
+
+def effective_s(cell: Mapping[str, Any], scales: Scales) -> float:
+    """``s = log κ / log m`` actually realized by the cell (``cell['s']`` unless model chizat;
+    nan for model chizat at m = 1)."""
+    if cell.get("model", "conventions") != "chizat":
+        return float(cell["s"])
+    m = cell["m"]
+    return math.log(scales.kappa) / math.log(m) if m > 1 else math.nan
 
 
 def layer_shapes(cell: Mapping[str, Any]) -> list[tuple[int, ...]]:
@@ -155,8 +180,12 @@ def standard_normal_init(cell: Mapping[str, Any], seed: int) -> list[torch.Tenso
     """
     params = {k: cell[k] for k in INIT_KEYS}
     params["seed"] = seed
+    if cell.get("init", "gaussian") != "gaussian":  # gaussian cells keep their historical seeds
+        params["init"] = cell["init"]
     gen = generator(derive_seed(params, "init"))
     shapes = layer_shapes(cell)
+    if params.get("init") == "circle":
+        return circle_init(cell, gen)
     if cell["centering"] != "symmetric":
         return [torch.randn(*shape, generator=gen, dtype=torch.float64) for shape in shapes]
     m, b = cell["m"], int(cell["bias"])
@@ -172,6 +201,22 @@ def standard_normal_init(cell: Mapping[str, Any], seed: int) -> list[torch.Tenso
     half = torch.randn(h, generator=gen, dtype=torch.float64)
     out.append(torch.cat([half, -half, torch.zeros(b, dtype=torch.float64)]))
     return out
+
+
+def circle_init(cell: Mapping[str, Any], gen: torch.Generator) -> list[torch.Tensor]:
+    """Chizat et al.'s cover-figure init (depth 1): input weights uniform on ``S^{d−1}``, output
+    weights ``U[0, 1]``; with ``centering = symmetric`` neurons ``k + m/2`` copy ``k`` with
+    negated output weight. Shapes ``[(m, d), (m,)]``, float64 (scaled by τ in :func:`init_params`).
+    """
+    m, d = cell["m"], cell["d"]
+    sym = cell["centering"] == "symmetric"
+    h = m // 2 if sym else m
+    b = torch.randn(h, d, generator=gen, dtype=torch.float64)
+    b = b / b.norm(dim=1, keepdim=True)
+    a = torch.rand(h, generator=gen, dtype=torch.float64)
+    if sym:
+        return [b.repeat(2, 1), torch.cat([a, -a])]
+    return [b, a]
 
 
 def init_params(

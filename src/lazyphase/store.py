@@ -19,6 +19,7 @@ import numpy as np
 from . import __version__
 from .config import scheme_label
 from .data import Dataset, dataset_key, make_dataset
+from .model import effective_s
 from .train import BatchRun
 
 SCHEMA_VERSION = 1
@@ -72,6 +73,10 @@ def write_cell(path: str, run: BatchRun, index: Sequence[int], cell: Mapping[str
             f.attrs["alpha"] = scales.alpha
             f.attrs["betas"] = np.asarray(scales.betas)
             f.attrs["gammas"] = np.asarray(scales.gammas(cell["m"]))
+            if cell["model"] == "chizat":
+                # Chizat's multiplier A = 1/alpha; s and kappa as realized (cell['s'] unused)
+                f.attrs["chizat_multiplier"] = 1.0 / scales.alpha
+                f.attrs["s"] = effective_s(cell, scales)
             if isinstance(cell["scheme"], str) and cell["scheme"].startswith("luo:"):
                 f.attrs["gamma_luo"] = 1.0 - cell["s"]
                 f.attrs["gamma_prime"] = float(cell["scheme"].split(":", 1)[1])
@@ -85,6 +90,9 @@ def write_cell(path: str, run: BatchRun, index: Sequence[int], cell: Mapping[str
             _ds(rep, "lr0", run.lr0[idx])
             _ds(rep, "output_std0", run.output_std0[idx])
             _ds(rep, "theta0_eigvals", run.theta0_eigs[idx])
+            _ds(rep, "best_test_loss", res.best_test_loss[idx])
+            _ds(rep, "best_test_step", res.best_test_step[idx])
+            _ds(rep, "tail_train_loss", res.tail_train_loss[idx])
             _write_weights(f, run, idx, cell)
             tr = f.create_group("trajectory")
             _ds(tr, "step", res.steps)
@@ -175,6 +183,16 @@ def _write_weights(f: h5py.File, run: BatchRun, idx: np.ndarray, cell: Mapping[s
             g = w.create_group(group)
             for name, arr in zip(names, arrays):
                 _ds(g, name, arr)
+        snaps = run.result.weights
+        if snaps is not None:
+            if size * snaps[0].shape[1] > cell["weights_cap"]:
+                raise ValueError(
+                    f"weight_snapshots: {size} parameters x {snaps[0].shape[1]} snapshots exceed "
+                    f"weights_cap={cell['weights_cap']}; lower n_snapshots or raise weights_cap"
+                )
+            g = w.create_group("snapshots")
+            for name, arr in zip(names, snaps):
+                _ds(g, name, arr[idx])
 
 
 def _write_events(f: h5py.File, events: Sequence[Any], idx: np.ndarray) -> None:

@@ -6,10 +6,15 @@ activation, centering, bias``), ``seed, replica, layer`` (1 … L+1), ``layer_na
 the stored Gram snapshots), ``status``, ``final_step``, ``t_final``, ``train_loss0``,
 ``train_loss_final``, ``test_loss_final``, ``lambda_min_theta0``, ``lambda_max_theta0`` (full NTK
 Gram on the training set at init), ``lambda_min_limit`` (the same predicted by the limiting
-kernels, NaN where the scheme has no such limit), ``lr0``, ``output_std0``, ``file``.
+kernels, NaN where the scheme has no such limit), ``lr0``, ``output_std0``, ``file``,
+``test_loss_best`` and ``best_step`` (the minimum test loss over all evaluations and its step),
+``tail_train_loss`` (training loss averaged over the last ``tail_steps`` steps),
+``rd_total_final`` (``‖Δθ‖/‖θ0‖`` over all layers at the end) and the settings
+of :data:`SETTING_COLUMNS` (``model, tau, chizat_alpha, …``).
 
 ``traj`` columns: ``experiment, m, depth, s, scheme, activation, seed, replica, step, t,
-train_loss, test_loss, lambda_min_theta0, n, status``.
+train_loss, test_loss, lambda_min_theta0, n, status``, :data:`SETTING_COLUMNS`, ``rd_W1 … rd_a``
+(per-layer RD) and ``rd_total`` (``‖Δθ‖/‖θ0‖`` over all layers).
 """
 
 from __future__ import annotations
@@ -38,6 +43,24 @@ CELL_COLUMNS = (
     "activation",
     "centering",
     "bias",
+)
+
+#: Further cell settings carried into both tables (NaN where a file lacks them, e.g. ``None``
+#: values or files written before the key existed): the Chizat family and the trainer.
+SETTING_COLUMNS = (
+    "model",
+    "tau",
+    "chizat_alpha",
+    "chizat_alpha_power",
+    "chizat_multiplier",
+    "step_on",
+    "init",
+    "lr_policy",
+    "lr_c",
+    "lr",
+    "teacher_scale",
+    "batch_size",
+    "patience",
 )
 
 
@@ -77,7 +100,15 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     n_rep = len(a["seeds"])
     depth = int(a["depth"])
     names = [f"W{i + 1}" for i in range(depth)] + ["a"]
-    base = {"experiment": experiment, **{k: a[k] for k in CELL_COLUMNS}}
+    base = {
+        "experiment": experiment,
+        **{k: a[k] for k in CELL_COLUMNS},
+        **{k: a.get(k, math.nan) for k in SETTING_COLUMNS},
+    }
+    reps = {
+        k: run.arrays.get(f"replicas/{k}", np.full(n_rep, np.nan))
+        for k in ("best_test_loss", "best_test_step", "tail_train_loss")
+    }
     drift = gram_drift(run["gram/theta"])
     lam_limit = limit_lambda_min(run)
     eig = run["replicas/theta0_eigvals"]
@@ -97,6 +128,10 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             "lambda_min_theta0": float(eig[r, 0]),
             "lambda_max_theta0": float(eig[r, -1]),
             "lambda_min_limit": lam_limit,
+            "test_loss_best": float(reps["best_test_loss"][r]),
+            "best_step": float(reps["best_test_step"][r]),
+            "tail_train_loss": float(reps["tail_train_loss"][r]),
+            "rd_total_final": float(rd_total(run, r)[-1]),
         }
         for li, name in enumerate(names):
             rows.append(
@@ -132,6 +167,7 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                             "replica",
                             "status",
                             "lambda_min_theta0",
+                            *SETTING_COLUMNS,
                         )
                     },
                     "n": int(a["n"]),
@@ -139,10 +175,21 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                     "t": run["trajectory/t"][r, upto],
                     "train_loss": run["trajectory/train_loss"][r, upto],
                     "test_loss": run["trajectory/test_loss"][r, upto],
+                    **{
+                        f"rd_{nm}": run["trajectory/rd"][r, upto, li] for li, nm in enumerate(names)
+                    },
+                    "rd_total": rd_total(run, r)[upto],
                 }
             )
         )
     return pd.DataFrame(rows), pd.concat(traj, ignore_index=True)
+
+
+def rd_total(run: Run, r: int) -> np.ndarray:
+    """``‖Δθ(t)‖ / ‖θ0‖`` over all layers of replica ``r`` at every snapshot, ``(S,)``, from the
+    per-layer ``RD`` and the initial norms."""
+    n0 = run["weights/norms_init"][r]
+    return np.sqrt(((run["trajectory/rd"][r] * n0) ** 2).sum(-1) / (n0**2).sum())
 
 
 def collect(paths: Sequence[str], experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:

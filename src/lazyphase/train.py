@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,7 +22,16 @@ import numpy as np
 import torch
 
 from . import activations
-from .data import Dataset, dataset_key, make_dataset
+from .data import (
+    Dataset,
+    data_params,
+    dataset_key,
+    derive_seed,
+    generator,
+    make_dataset,
+    make_target,
+    sphere,
+)
 from .kernels import normalization, per_layer_ntk
 from .model import (
     Scales,
@@ -40,7 +49,8 @@ log = logging.getLogger("lazyphase.train")
 BATCH_KEYS = (
     "m", "depth", "d", "n", "n_test", "n_kernel", "bias", "centering", "activation", "dtype",
     "tol_rel", "max_steps", "patience", "delta", "n_snapshots", "n_gram_snapshots",
-    "safeguard_factor", "max_halvings",
+    "safeguard_factor", "max_halvings", "model", "init", "test_every", "batch_size", "tail_steps",
+    "weight_snapshots",
 )  # fmt: skip
 
 
@@ -72,6 +82,8 @@ class Problem:
     f0_train: torch.Tensor
     f0_test: torch.Tensor
     masks: list[torch.Tensor | None] | None = None
+    #: population SGD: global replica ids → a fresh batch ``(x: (R', B, d), y: (R', B))``
+    sampler: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def outputs(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """``f_θ(x)``, shape ``(R, n)``."""
@@ -99,6 +111,10 @@ class TrainResult:
     ``final_step``: the step at which each replica stopped; ``steps: (S,)``; ``t, lr,
     train_loss, test_loss: (R, S)``; ``rd: (R, S, L+1)``; ``gram_steps: (G,)``;
     ``gram: (R, G, L+1, n_k, n_k)`` raw ``Θ[l]``; ``params_final``: ``θ0 + Δθ``.
+    ``best_test_loss, best_test_step: (R,)``: the minimum test loss over every evaluation and its
+    step; ``tail_train_loss: (R,)``: the training loss averaged over the last ``tail_steps`` steps
+    before ``max_steps`` (nan for a replica that stopped earlier); ``weights``: with
+    ``weight_snapshots``, per layer ``(R, S, …)`` the weights at the snapshots, else ``None``.
     """
 
     status: list[str]
@@ -114,6 +130,10 @@ class TrainResult:
     params_final: list[torch.Tensor]
     events: list[Event] = field(default_factory=list)
     seconds: float = 0.0
+    best_test_loss: np.ndarray | None = None
+    best_test_step: np.ndarray | None = None
+    tail_train_loss: np.ndarray | None = None
+    weights: list[np.ndarray] | None = None
 
 
 def _loss(f: torch.Tensor, f0: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -186,6 +206,11 @@ def train(
     tol, factor = float(settings["tol_rel"]), float(settings["safeguard_factor"])
     patience, min_delta = settings["patience"], float(settings["delta"])
     snaps = set(log_schedule(max_steps, settings["n_snapshots"]).tolist())
+    test_every = settings.get("test_every")
+    tail_from = max_steps - int(settings.get("tail_steps", 2000))
+    sgd = problem.sampler is not None
+    if sgd:  # losses of different batches: only a non-finite loss triggers the safeguard
+        factor = math.inf
     grams = set(log_schedule(max_steps, settings["n_gram_snapshots"] + 2).tolist())
     if settings["n_gram_snapshots"] == 0:
         grams = {0}
@@ -197,6 +222,16 @@ def train(
     halvings = [0] * n_rep
     events: list[Event] = []
     final_delta = [torch.zeros_like(p) for p in problem.params0]
+    best_seen = np.full(n_rep, np.inf)
+    best_step = np.zeros(n_rep, dtype=np.int64)
+    tail_sum = np.zeros(n_rep)
+    tail_cnt = np.zeros(n_rep, dtype=np.int64)
+    w_now = (
+        [p.detach().to("cpu", torch.float64).numpy().copy() for p in problem.params0]
+        if settings.get("weight_snapshots")
+        else None
+    )
+    w_rows: list[list[np.ndarray]] = []
 
     ids = np.arange(n_rep)  # global indices of the working set
     prob = problem
@@ -211,7 +246,7 @@ def train(
     best_test = torch.full_like(eta, math.inf)
     wait = torch.zeros(n_rep, dtype=torch.int64, device=dev)
     loss0 = last_loss = None
-    step, last_log = 0, start
+    step, last_log, last_draw = 0, start, -1
 
     def rd_of(dl: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor:
         """RD of the working replicas (or of their subset ``rows``, whose ``Δθ`` is ``dl``)."""
@@ -219,6 +254,10 @@ def train(
         return torch.stack([d.flatten(1).norm(dim=1) for d in dl], 1).to(torch.float64) / n0
 
     while len(ids):
+        if sgd and step > last_draw:
+            assert prob.sampler is not None
+            prob.x_train, prob.y_train = prob.sampler(ids)
+            last_draw = step
         params = [torch.add(a, b, out=c) for a, b, c in zip(p0, delta, buf)]
         fwd = forward(params, prob.x_train, prob.act, prob.alpha, prob.bias)
         err, loss = _loss(fwd.out, prob.f0_train, prob.y_train)
@@ -257,7 +296,11 @@ def train(
 
         for r in torch.nonzero(loss <= tol * loss0).flatten().tolist():
             stop_now.setdefault(r, "converged")
+        if tail_from <= step < max_steps:
+            tail_sum[ids] += loss.detach().cpu().numpy()
+            tail_cnt[ids] += 1
         need_test = step in snaps or patience is not None or step >= max_steps
+        need_test = need_test or (test_every is not None and step % test_every == 0)
         test_loss = None
         if need_test:
             ft = prob.outputs(params, prob.x_test)
@@ -273,15 +316,27 @@ def train(
                 stop_now.setdefault(r, "max_steps")
         if test_loss is not None:
             rec.update(ids, t=t, lr=eta, train=loss, test=test_loss, rd=rd_of(delta))
+            tl = test_loss.detach().cpu().numpy()
+            better = tl < best_seen[ids]
+            best_seen[ids[better]] = tl[better]
+            best_step[ids[better]] = step
         elif stop_now:  # record the final state of the stopping replicas only
             sel = torch.tensor(sorted(stop_now), device=dev)
             sub = [p[sel] for p in params]
             ft = forward(sub, prob.x_test[sel], prob.act, prob.alpha[sel], prob.bias).out
+            tl_sel = _loss(ft, prob.f0_test[sel], prob.y_test[sel])[1]
+            rows = ids[sel.cpu().numpy()]
             rec.update(
-                ids[sel.cpu().numpy()], t=t[sel], lr=eta[sel], train=loss[sel],
-                test=_loss(ft, prob.f0_test[sel], prob.y_test[sel])[1],
+                rows, t=t[sel], lr=eta[sel], train=loss[sel], test=tl_sel,
                 rd=rd_of([d[sel] for d in delta], sel),
             )  # fmt: skip
+            tl = tl_sel.detach().cpu().numpy()
+            better = tl < best_seen[rows]
+            best_seen[rows[better]] = tl[better]
+            best_step[rows[better]] = step
+        if w_now is not None and (step in snaps or stop_now):
+            for li, p in enumerate(params):
+                w_now[li][ids] = p.detach().to("cpu", torch.float64).numpy()
         if step in grams or stop_now:
             sel = torch.arange(len(ids)) if step in grams else torch.tensor(sorted(stop_now))
             sub = [p[sel.to(dev)] for p in params]
@@ -314,6 +369,8 @@ def train(
         done = not len(ids)
         if step in snaps or done:
             rec.snapshot(step)
+            if w_now is not None:
+                w_rows.append([w.copy() for w in w_now])
         if step in grams or done:
             rec.gram_snapshot(step)
         now = time.perf_counter()
@@ -348,6 +405,14 @@ def train(
         params_final=[(a + b).detach() for a, b in zip(problem.params0, final_delta)],
         events=events,
         seconds=time.perf_counter() - start,
+        best_test_loss=best_seen,
+        best_test_step=best_step,
+        tail_train_loss=np.where(tail_cnt > 0, tail_sum / np.maximum(tail_cnt, 1), np.nan),
+        weights=(
+            None
+            if w_now is None
+            else [np.stack([row[li] for row in w_rows], 1) for li in range(n_layers)]
+        ),
     )
 
 
@@ -356,6 +421,7 @@ def _select(prob: Problem, keep: torch.Tensor) -> Problem:
         params0=[p[keep] for p in prob.params0],
         act=prob.act,
         masks=prob.masks,
+        sampler=prob.sampler,
         alpha=prob.alpha[keep],
         bias=prob.bias,
         **{
@@ -413,13 +479,37 @@ def initial_lr(cell: Mapping[str, Any], scales: Scales, lam_max: float) -> float
     policy = cell["lr_policy"]
     if policy == "ntk":
         return cell["lr_c"] / lam_max
-    if policy == "chizat":
-        return min(cell["lr_max"], cell["lr_c"] / cell["tau"] ** 2) / cell["objective_scale"] ** 2
-    if policy == "fixed":
-        return cell["lr"]
     if policy == "luo":
         return cell["lr"] * math.sqrt(scales.betas[0] * scales.betas[-1]) / scales.alpha
-    raise ValueError(f"unknown lr_policy {policy!r}; allowed: ntk, chizat, fixed, luo")
+    return step_rule(cell, scales) / objective_divisor(cell, scales)
+
+
+def step_rule(cell: Mapping[str, Any], scales: Scales) -> float:
+    """The step ``η`` of the chizat, chizat_alpha, width and fixed policies, before the division
+    of :func:`objective_divisor` (``A = 1/scales.alpha`` is Chizat's output multiplier)."""
+    policy, tau = cell["lr_policy"], cell["tau"]
+    if policy == "chizat":
+        return min(cell["lr_max"], cell["lr_c"] / tau**2)
+    if policy == "chizat_alpha":
+        return min(cell["lr_max"], cell["lr_c"] / (tau / scales.alpha) ** 2)
+    if policy == "width":
+        return cell["lr_c"] / cell["m"]
+    if policy == "fixed":
+        return cell["lr"]
+    raise ValueError(
+        f"unknown lr_policy {policy!r}; allowed: ntk, chizat, chizat_alpha, width, fixed, luo"
+    )
+
+
+def objective_divisor(cell: Mapping[str, Any], scales: Scales) -> float:
+    """The step on ``R`` is ``η / objective_divisor``: the steps are taken on ``F = R/c²`` with
+    ``c = objective_scale`` (model conventions), ``c = A`` (model chizat, ``step_on: F_alpha``,
+    Chizat's ``F_A = R(A h)/A²``) or ``c = 1`` (model chizat, ``step_on: R``)."""
+    if cell.get("model", "conventions") != "chizat":
+        return float(cell["objective_scale"]) ** 2
+    return {"F_alpha": 1.0 / scales.alpha**2, "R": 1.0, "mean_field": 1.0 / scales.alpha}[
+        cell["step_on"]
+    ]
 
 
 def check_batchable(cells: Sequence[Mapping[str, Any]]) -> None:
@@ -464,6 +554,13 @@ def train_replicas(
     f_train = forward(params0, x_train, act, alpha, first["bias"]).out
     f_test = forward(params0, x_test, act, alpha, first["bias"]).out
     subtract = first["centering"] == "subtract_initial"
+    sampler = None
+    if first["batch_size"] is not None:
+        if subtract:
+            raise ValueError(
+                "batch_size (population SGD) cannot be combined with centering: subtract_initial"
+            )
+        sampler = batch_sampler([(r.cell, r.seed) for r in reps], device, dtype)
     problem = Problem(
         params0=params0,
         act=act,
@@ -474,9 +571,10 @@ def train_replicas(
         x_test=x_test,
         y_test=stack("y_test"),
         x_kernel=stack("x_kernel"),
-        f0_train=f_train if subtract else torch.zeros_like(f_train),
+        f0_train=f_train if subtract else torch.zeros_like(f_train[:, :1]),
         f0_test=f_test if subtract else torch.zeros_like(f_test),
         masks=masks,
+        sampler=sampler,
     )
     theta0 = per_layer_ntk(params0, x_train, act, alpha, first["bias"], masks).sum(dim=1)
     eigs = torch.linalg.eigvalsh(theta0.to(torch.float64)).cpu()
@@ -495,3 +593,29 @@ def train_replicas(
         gram_normalization=normalization([r.scales for r in reps], first["m"]).numpy(),
         result=result,
     )
+
+
+def batch_sampler(
+    replicas: Sequence[tuple[Mapping[str, Any], int]], device: str | torch.device, dtype: Any
+) -> Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]:
+    """Fresh batches of population SGD: replica ``i`` (a ``(cell, seed)``) draws ``batch_size``
+    points on the sphere from its own generator (seeded by its data parameters, so the stream
+    does not depend on the other replicas) and labels them with its target.
+
+    Returns ``sample(ids) -> (x: (len(ids), B, d), y: (len(ids), B))``."""
+    gens = [
+        generator(derive_seed({**data_params(c, seed), "batch_size": c["batch_size"]}, "batches"))
+        for c, seed in replicas
+    ]
+    targets = [make_target(c, seed) for c, seed in replicas]
+    size, d = replicas[0][0]["batch_size"], replicas[0][0]["d"]
+
+    def sample(ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        xs = [sphere(size, d, gens[int(g)]) for g in ids]
+        ys = [targets[int(g)](x) for g, x in zip(ids, xs)]
+        return (
+            torch.stack(xs).to(device=device, dtype=dtype),
+            torch.stack(ys).to(device=device, dtype=dtype),
+        )
+
+    return sample

@@ -1,0 +1,14 @@
+"""Snakemake shim of rule compute_landscape (C8)."""
+
+from _log import to_log
+
+sm = snakemake  # noqa: F821
+to_log(sm.log[0])  # before importing the package, so import errors reach the log
+
+from lazyphase.jobs import set_threads  # noqa: E402
+
+set_threads(sm.threads)
+
+from lazyphase.chizat import compute_landscape  # noqa: E402
+
+compute_landscape(sm.params.paths, sm.output.grid, sm.output.points)
