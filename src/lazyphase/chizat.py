@@ -536,7 +536,7 @@ def plot_landscape(grid: pd.DataFrame, points: pd.DataFrame, out_pdf: str, out_p
                 u = np.sort(g["u"].unique()) / su
                 v = np.sort(g["v"].unique()) / sv
                 cs = ax.contourf(u, v, np.log10(piv).T, levels=14, cmap="viridis")
-                fig.colorbar(cs, ax=ax, shrink=0.8)
+                fig.colorbar(cs, ax=ax, shrink=0.8, label="log10 test loss")
                 ax.scatter(pt["u"] / su, pt["v"] / sv, c="r", s=14, marker="x")
                 ax.plot([0], [0], "w+", ms=8)
                 ax.set_title(f"{SCALING.get(float(p), p)}, m={m}", fontsize="small")
