@@ -361,6 +361,10 @@ def _policy_label(df: pd.DataFrame) -> str:
         return f"η = min({row.get('lr_max', 10):g}, {row['lr_c']:g}/τ²)"
     if row["lr_policy"] == "fixed":
         return f"η = {row['lr']:g} (fixed)"
+    if row["lr_policy"] == "width":
+        return f"η = {row['lr_c']:g}/m"
+    if row["lr_policy"] == "chizat_alpha":
+        return f"η = min(10, {row['lr_c']:g}/(τA)²)"
     return str(row["lr_policy"])
 
 
