@@ -16,6 +16,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/kernels.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/phase.smk"
 include: "workflow/rules/chizat.smk"
 
 

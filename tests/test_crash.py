@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _cmd(cfg: Path, work: Path, *extra: str) -> list[str]:
     return [
         sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
-        "--configfile", str(cfg), "--directory", str(work), "--cores", "2", *extra,
+        "--configfile", str(cfg), "--replace-workflow-config", "--directory", str(work), "--cores", "2", *extra,
         "results/theta_lazy/runs.parquet",
     ]  # fmt: skip
 

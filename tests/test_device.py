@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lazyphase.device import gpu_slots, lease
+from lazyphase.device import gpu_slots, job_device, lease, strict_float32
 
 HOLDER = """
 import sys, time
@@ -130,3 +130,37 @@ def test_lock_is_exclusive_across_processes_and_freed_by_sigkill(tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_job_device_falls_back_to_the_cpu_without_cuda(tmp_path, caplog):
+    """A job that asks for a GPU on a machine where CUDA does not work runs on the CPU (with a
+    warning); the availability check runs after CUDA_VISIBLE_DEVICES is set to the leased slot."""
+    seen: list[str | None] = []
+    env = {"CUDA_VISIBLE_DEVICES": "2,3"}
+
+    def no_cuda() -> bool:
+        seen.append(env.get("CUDA_VISIBLE_DEVICES"))
+        return False
+
+    with job_device(1, cuda_available=no_cuda, lock_dir=str(tmp_path), env=env) as dev:
+        assert dev == "cpu"
+    assert seen == ["2"]  # checked once, with the leased slot already exported
+    assert "CUDA is not available" in caplog.text
+    with job_device(0, cuda_available=no_cuda, lock_dir=str(tmp_path), env={}) as dev:
+        assert dev == "cpu" and len(seen) == 1  # no GPU asked: no check
+
+
+def test_job_device_on_a_gpu_keeps_float32_strict(tmp_path):
+    import torch
+
+    env = {"LAZYPHASE_NUM_GPUS": "2"}
+    before = torch.get_float32_matmul_precision()
+    try:
+        torch.set_float32_matmul_precision("medium")
+        with job_device(1, cuda_available=lambda: True, lock_dir=str(tmp_path), env=env) as dev:
+            assert dev == "cuda" and env["CUDA_VISIBLE_DEVICES"] == "0"
+            assert torch.get_float32_matmul_precision() == "highest"
+            assert not torch.backends.cuda.matmul.allow_tf32
+    finally:
+        torch.set_float32_matmul_precision(before)
+    strict_float32()  # idempotent on a CPU-only build

@@ -35,10 +35,10 @@ def job_count(stdout: str, rule: str) -> int:
 )
 def test_profile_dry_run(tmp_path, profile, train_resources):
     # the slurm executor plugin needs no sbatch/sinfo/sacct for a dry run
-    r = dry_run(tmp_path, "--configfile", str(TINY),
+    r = dry_run(tmp_path, "--configfile", str(TINY), "--replace-workflow-config",
                 "--workflow-profile", str(ROOT / "profiles" / profile))  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert job_count(r.stdout, "train_cell") == 2
+    assert job_count(r.stdout, "train_cell") == 2 + 2  # theta_lazy + phase_diagram widths
     train = r.stdout[r.stdout.index("rule train_cell:") :]
     assert train_resources in train.split("rule ", 2)[1]
 
@@ -70,6 +70,11 @@ def test_paper_config_dry_run(tmp_path):
     # one train_cell job per (m, activation, depth): s and scheme are batched together
     n_jobs = len(grid["m"]) * len(grid["activation"]) * len(grid["depth"])
     assert n_jobs == 64
+    # B1: one job per (m, gamma'), the gamma values batched; m over three decades to >= 1e5
+    b1 = yaml.safe_load(PAPER.read_text())["experiments"]["phase_diagram"]["grid"]
+    assert max(b1["m"]) >= 1e5 and max(b1["m"]) / min(b1["m"]) >= 1e3
+    n_b1 = len(b1["m"]) * len(b1["gamma_prime"])
+    assert n_b1 == 54
     # C1-C8 at the published grids: one job per batch (replicas sharing shapes train together)
     from lazyphase.grid import expand_config
 
@@ -92,4 +97,4 @@ def test_paper_config_dry_run(tmp_path):
         512,
     }
     n_chizat = chizat.groupby(["experiment", "batch"]).ngroups
-    assert job_count(r.stdout, "train_cell") == n_jobs + n_chizat
+    assert job_count(r.stdout, "train_cell") == n_jobs + n_b1 + n_chizat

@@ -15,6 +15,9 @@ from conftest import dataset_bytes
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+# the tiny experiments only (a bare --configfile deep-merges over config.yaml's experiments)
+TINY_CFG = ("--configfile", str(TINY), "--replace-workflow-config")
+TINY_ARGS = ("--cores", "2", *TINY_CFG)
 
 
 def smk(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
@@ -26,27 +29,32 @@ def smk(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
-def test_dry_run_of_the_default_config():
-    r = smk("-n", "-q", "rules")
-    assert r.returncode == 0, r.stdout + r.stderr
-    cfg = yaml.safe_load((ROOT / "config.yaml").read_text())
-    grid = cfg["experiments"]["theta_lazy"]["grid"]
-    # one train_cell job per (m, activation, depth) left in the grid: s and scheme are batched
-    n_excluded = len(cfg["experiments"]["theta_lazy"].get("exclude", [])) * len(grid["activation"])
-    n_jobs = len(grid["m"]) * len(grid["activation"]) * len(grid["depth"]) - n_excluded
-    # plus one job per batch of the other train experiments (C1-C8, ...)
+def test_dry_run_of_the_default_config(tmp_path):
     from lazyphase.grid import expand_config
 
+    cfg_path = ROOT / "config.yaml"
+    r = smk("-n", "-q", "rules", "--configfile", str(cfg_path), "--directory", str(tmp_path))
+    assert r.returncode == 0, r.stdout + r.stderr
+    cfg = yaml.safe_load(cfg_path.read_text())
+    grid = cfg["experiments"]["theta_lazy"]["grid"]
+    # theta_lazy: one train_cell job per (m, activation, depth) left in the grid (s and scheme
+    # are batched); phase_diagram: one per m (gamma and gamma' are batched)
+    n_excluded = len(cfg["experiments"]["theta_lazy"].get("exclude", [])) * len(grid["activation"])
+    n_a = len(grid["m"]) * len(grid["activation"]) * len(grid["depth"]) - n_excluded
+    n_b = len(cfg["experiments"]["phase_diagram"]["grid"]["m"])
+    # plus one job per batch of the other train experiments (C1-C8, ...)
     cells = expand_config(cfg)
-    others = cells[(cells["kind"] == "train") & (cells["experiment"] != "theta_lazy")]
-    n_jobs += others.groupby(["experiment", "batch"]).ngroups
+    trained = cells[cells["kind"] != "gram_concentration"]
+    n_jobs = trained.groupby(["experiment", "batch"]).ngroups
+    others = trained[~trained["experiment"].isin(["theta_lazy", "phase_diagram"])]
+    assert n_jobs == n_a + n_b + others.groupby(["experiment", "batch"]).ngroups
     assert re.search(rf"train_cell\s+{n_jobs}\b", r.stdout), r.stdout
 
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("wf")
-    r = smk("--cores", "2", "--configfile", str(TINY), "--directory", str(work))
+    r = smk(*TINY_ARGS, "--directory", str(work))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     return work
 
@@ -78,7 +86,7 @@ def test_tiny_figures(tiny_run):
 
 
 def test_rerun_does_nothing(tiny_run):
-    r = smk("--cores", "2", "--configfile", str(TINY), "--directory", str(tiny_run))
+    r = smk(*TINY_ARGS, "--directory", str(tiny_run))
     assert r.returncode == 0, r.stderr
     assert "Nothing to be done" in r.stdout + r.stderr
 
@@ -136,10 +144,30 @@ def test_tiny_gram_concentration(tiny_run):
         assert (res / "figures" / f"gram_concentration.{ext}").stat().st_size > 5000
 
 
+def test_tiny_phase_diagram(tiny_run):
+    """B1 end to end: coarse grid, one bisection round, S_w table, boundary and figure."""
+    res = tiny_run / "results" / "phase_diagram"
+    phase = pd.read_csv(res / "phase.csv")
+    coarse = phase[phase["round"] == 0]
+    assert len(coarse) == 2 * 2  # gamma' x gamma
+    assert set(coarse["gamma"]) == {0.5, 1.5} and set(coarse["gamma_prime"]) == {-0.5, 0.5}
+    assert coarse["S_w"].notna().all() and set(phase["regime"]) <= {"linear", "condensed"}
+    boundary = pd.read_csv(res / "boundary.csv")
+    assert list(boundary["gamma_prime"]) == [-0.5, 0.5]
+    # each gamma' with a sign change got its midpoint gamma = 1 trained at both widths
+    crossed = boundary[boundary["gamma_star"].notna()]
+    fine = phase[phase["round"] == 1]
+    assert set(fine["gamma_prime"]) == set(crossed["gamma_prime"])
+    assert (fine["gamma"] == 1.0).all() and (fine["n_m"] == 2).all()
+    assert len(list((res / "refine").rglob("*.h5"))) == 2 * len(crossed)
+    for ext in ("pdf", "png"):
+        assert (res / "figures" / f"phase_diagram.{ext}").stat().st_size > 5000
+
+
 def test_cores_1_gives_bitwise_identicaldataset_bytes(tiny_run, tmp_path):
     """Determinism: a second run with --cores 1 writes the same bits into every dataset."""
     target = "results/theta_lazy/runs.parquet"
-    r = smk("--cores", "1", "--configfile", str(TINY), "--directory", str(tmp_path), target)
+    r = smk("--cores", "1", *TINY_CFG, "--directory", str(tmp_path), target)
     assert r.returncode == 0, r.stderr[-2000:]
     files = sorted((tiny_run / "results" / "theta_lazy" / "runs").rglob("*.h5"))
     assert len(files) == 8
@@ -155,7 +183,7 @@ def test_corrupt_run_file_stops_aggregation_with_its_name(tiny_run, tmp_path):
     victim = sorted((work / "results" / "theta_lazy" / "runs").rglob("*.h5"))[0]
     victim.write_bytes(victim.read_bytes()[:1000])
     r = smk(
-        "--cores", "1", "--configfile", str(TINY), "--directory", str(work),
+        "--cores", "1", *TINY_CFG, "--directory", str(work),
         "--forcerun", "aggregate_experiment", "results/theta_lazy/runs.parquet",
     )  # fmt: skip
     assert r.returncode != 0
@@ -165,7 +193,7 @@ def test_corrupt_run_file_stops_aggregation_with_its_name(tiny_run, tmp_path):
 
 def test_report_is_self_contained_with_every_figure(tiny_run):
     report = tiny_run / "report.html"
-    r = smk("--configfile", str(TINY), "--directory", str(tiny_run), "--report", str(report))
+    r = smk(*TINY_CFG, "--directory", str(tiny_run), "--report", str(report))
     assert r.returncode == 0, r.stderr[-2000:]
     html = report.read_text()
     assert report.stat().st_size > 100_000  # figures are embedded
@@ -175,5 +203,6 @@ def test_report_is_self_contained_with_every_figure(tiny_run):
         "loss_decay",
         "gram_drift",
         "gram_concentration",
+        "phase_diagram",
     ):
         assert f"{name}.png" in html, name

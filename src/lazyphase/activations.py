@@ -26,8 +26,9 @@ class Activation:
         homogeneous: ``True`` when ``σ(λz) = λσ(z)`` for ``λ > 0`` (then ``f_θ = κ f̄_θ̄`` exactly).
         limits: ``(σ(−∞), σ(+∞))``, ``None`` when unbounded on that side.
         slope0: ``σ'(0)``, the slope of the linearized activation.
-        deriv_from_output: ``σ'`` as a function of ``σ(z)`` when that is cheaper than
-            recomputing from ``z`` (tanh: ``1 − h²``), else ``None``.
+        deriv_from_output: ``σ'`` as a function of ``h = σ(z)`` when that is cheaper than
+            recomputing from ``z`` (tanh: ``1 − h²``, relu: the mask ``h > 0``), else ``None``;
+            the backward pass uses it and saves one transcendental pass per layer and step.
     """
 
     name: str
@@ -70,9 +71,16 @@ _REGISTRY: dict[str, Activation] = {
         homogeneous=True,
         limits=(0.0, None),
         slope0=0.5,
+        deriv_from_output=lambda h: h > 0,  # a mask: multiplying by it promotes to h's dtype
     ),
     "linear": Activation("linear", lambda z: z, torch.ones_like, homogeneous=True),
-    "tanh": Activation("tanh", torch.tanh, lambda z: 1.0 - torch.tanh(z) ** 2, limits=(-1.0, 1.0)),
+    "tanh": Activation(
+        "tanh",
+        torch.tanh,
+        lambda z: 1.0 - torch.tanh(z) ** 2,
+        limits=(-1.0, 1.0),
+        deriv_from_output=lambda h: 1.0 - h * h,
+    ),
     "erf": Activation(
         "erf",
         torch.erf,

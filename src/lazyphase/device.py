@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
+
+log = logging.getLogger("lazyphase.device")
 
 
 def gpu_slots(env: Mapping[str, str]) -> list[str]:
@@ -69,3 +72,43 @@ def lease(
             raise TimeoutError(f"no free GPU among {slots} after {waited:.0f}s")
         time.sleep(poll_s)
         waited += poll_s
+
+
+def _cuda_available() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
+def strict_float32() -> None:
+    """Keep float32 matmuls in full float32 on GPUs: TF32 off for matmuls and cuDNN.
+
+    TF32 rounds matmul inputs to a 10-bit mantissa. float32 itself is tested against float64 on
+    the lazy side (``tests/test_train.py``); TF32 is not (no GPU in CI), so it stays off."""
+    import torch
+
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+
+
+@contextlib.contextmanager
+def job_device(
+    gpus: int,
+    *,
+    cuda_available: Callable[[], bool] = _cuda_available,
+    **lease_kw,
+) -> Iterator[str]:
+    """The device of a training job: :func:`lease` a GPU if ``gpus > 0``, then check that CUDA
+    works in this process (after ``CUDA_VISIBLE_DEVICES`` is set, so the check sees the leased
+    device only); fall back to ``"cpu"`` with a warning when it does not. On a GPU, TF32 is
+    turned off (:func:`strict_float32`)."""
+    with lease(gpus, **lease_kw) as dev:
+        if dev == "cuda" and not cuda_available():
+            log.warning(
+                "the job asked for %d GPU(s) but CUDA is not available: using the CPU", gpus
+            )
+            dev = "cpu"
+        if dev == "cuda":
+            strict_float32()
+        yield dev

@@ -118,14 +118,59 @@ KIND_FIGURES = {
         "chizat_landscape",
     ),
     "gram_concentration": ("gram_concentration",),
+    "phase_diagram": ("phase_diagram", "theta_lazy_rd", "loss_decay"),
 }
+
+
+def luo_grid(name: str, exp: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``phase_diagram`` experiment in Luo et al.'s coordinates → an ordinary training grid.
+
+    The grid gives ``gamma`` (``γ``) and ``gamma_prime`` (``γ'``) instead of ``s`` and ``scheme``;
+    they become ``s = 1 − γ`` and ``scheme = luo:γ'`` (CONVENTIONS §2), in that order, so the
+    cells are the ``train`` cells of the same point."""
+    where = f"experiments.{name}"
+    grid = dict(exp.get("grid") or {})
+    missing = [k for k in ("gamma", "gamma_prime") if k not in grid]
+    if missing:
+        raise ConfigError(
+            f"{where}.grid: a phase_diagram experiment needs the keys {missing} "
+            "(Luo et al.'s gamma and gamma'; s and scheme follow from them)"
+        )
+    clash = [k for k in ("s", "scheme") if k in grid or k in (exp.get("fixed") or {})]
+    if clash:
+        raise ConfigError(
+            f"{where}: keys {clash} are set by gamma and gamma_prime in a phase_diagram "
+            "experiment; remove them"
+        )
+    for key in ("gamma", "gamma_prime"):
+        bad = [v for v in grid[key] if not isinstance(v, (int, float)) or isinstance(v, bool)]
+        if bad:
+            raise ConfigError(f"{where}.grid.{key}: needs numbers, got {bad!r}")
+    out = {}
+    for key, values in grid.items():
+        if key == "gamma":
+            out["s"] = [round(1.0 - float(g), 12) for g in values]
+        elif key == "gamma_prime":
+            out["scheme"] = [f"luo:{float(g):g}" for g in values]
+        else:
+            out[key] = values
+    exclude = []
+    for ex in exp.get("exclude") or []:
+        ex = dict(ex)
+        if "gamma" in ex:
+            ex["s"] = round(1.0 - float(ex.pop("gamma")), 12)
+        if "gamma_prime" in ex:
+            ex["scheme"] = f"luo:{float(ex.pop('gamma_prime')):g}"
+        exclude.append(ex)
+    return {**exp, "grid": out, "exclude": exclude}
 
 
 def expand_config(config: Mapping[str, Any]) -> pd.DataFrame:
     """All cells of all experiments (see :func:`expand_experiment`), with a ``kind`` column.
 
     A ``gram_concentration`` experiment batches over ``m`` (one job per activation, depth and
-    scheme); its cells are only initialized."""
+    scheme); its cells are only initialized. A ``phase_diagram`` experiment is a training grid
+    given in Luo et al.'s coordinates (:func:`luo_grid`)."""
     exps = config.get("experiments") or {}
     if not exps:
         raise ConfigError("experiments: no experiment defined")
@@ -140,7 +185,9 @@ def expand_config(config: Mapping[str, Any]) -> pd.DataFrame:
             )
         if kind == "gram_concentration":
             exp = {**exp, "batch_over": ["m"]}
-        frame = expand_experiment(name, exp, trains=kind == "train")
+        if kind == "phase_diagram":
+            exp = luo_grid(name, exp)
+        frame = expand_experiment(name, exp, trains=kind != "gram_concentration")
         frame["kind"] = kind
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)

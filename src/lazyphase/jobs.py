@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from .config import validate_cell
-from .device import lease
+from .device import job_device
 from .model import effective_s
 from .store import read_datasets, write_cell
 from .train import train_replicas
@@ -61,7 +61,7 @@ def train_cells(
         )
     set_threads(threads)
     start = time.perf_counter()
-    with lease(gpus) as device:
+    with job_device(gpus) as device:
         data = read_datasets(dataset) if dataset else None
         run = train_replicas(valid, device=device, log_every=log_every, datasets=data)
     lines = []

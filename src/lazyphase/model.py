@@ -303,10 +303,11 @@ def backward(
     deltas = [top]
     g = top * params[-1][:, None, :m]
     for li in range(len(fwd.pre) - 1, -1, -1):
+        # g is a fresh tensor (a product), so σ' is applied in place
         if act.deriv_from_output is not None:  # σ(z_l) is the next layer's input
-            delta = g * act.deriv_from_output(fwd.inputs[li + 1][..., :m])
+            delta = g.mul_(act.deriv_from_output(fwd.inputs[li + 1][..., :m]))
         else:
-            delta = g * act.deriv(fwd.pre[li])
+            delta = g.mul_(act.deriv(fwd.pre[li]))
         deltas.append(delta)
         if li > 0:
             g = torch.bmm(delta, params[li][:, :, :m])

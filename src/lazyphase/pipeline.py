@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import analysis, chizat_figures, concentration, figures
+from . import analysis, chizat_figures, concentration, figures, phase
 from .tables import collect
 
 log = logging.getLogger("lazyphase.pipeline")
@@ -73,6 +73,52 @@ def aggregate_concentration(
         log.info("%s L=%d %s: slope %.3f", row.activation, row.depth, row.layer_name, row.slope)
 
 
+def refine_phase(
+    cells: Sequence[Mapping[str, Any]],
+    runs_path: str,
+    out_dir: str,
+    experiment: str,
+    *,
+    tol: float,
+    rounds: int,
+    dataset: str | None = None,
+    threads: int = 1,
+) -> None:
+    """B1 bisection rounds after the coarse grid: run files under ``out_dir/round<r>/`` and
+    their ``runs`` rows in ``out_dir/runs.parquet`` (empty when nothing needed refining)."""
+    os.makedirs(out_dir, exist_ok=True)
+    runs = pd.read_parquet(runs_path)
+    new = phase.refine(
+        cells, runs, out_dir, experiment, tol=tol, rounds=rounds, dataset=dataset, threads=threads
+    )
+    new.to_parquet(os.path.join(out_dir, "runs.parquet"))
+    log.info("%s: %d bisection cells", experiment, new.drop_duplicates(["scheme", "s"]).shape[0])
+
+
+def aggregate_phase(
+    runs_path: str,
+    refine_dir: str,
+    outs: Mapping[str, str],
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    r2_min: float = 0.5,
+) -> None:
+    """Coarse + bisection ``runs`` → ``phase`` (S_w per (γ', γ)) and ``boundary`` (γ* per γ')."""
+    coarse = pd.read_parquet(runs_path).assign(round=0)
+    fine = pd.read_parquet(os.path.join(refine_dir, "runs.parquet"))
+    runs = pd.concat([coarse, fine], ignore_index=True) if len(fine) else coarse
+    table, boundary = phase.phase_table(runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
+    table.to_csv(outs["phase"], index=False)
+    boundary.to_csv(outs["boundary"], index=False)
+    for r in boundary.itertuples():
+        log.info(
+            "gamma'=%g: gamma* = %.3f [%.3f, %.3f] (Luo line %.2f, scaling line %.2f; nearer: %s) %s",
+            r.gamma_prime, r.gamma_star, r.gamma_star_low, r.gamma_star_high, r.luo_line,
+            r.scaling_line, r.nearer, r.note,
+        )  # fmt: skip
+
+
 def _read(path: str) -> pd.DataFrame:
     return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
 
@@ -88,6 +134,8 @@ def plot(figure: str, inputs: Mapping[str, str], out_pdf: str, out_png: str) -> 
         figures.plot_loss_decay(t["traj"], out_pdf, out_png)
     elif figure == "gram_drift":
         figures.plot_gram_drift(t["runs"], out_pdf, out_png)
+    elif figure == "phase_diagram":
+        phase.plot_phase_diagram(t["phase"], t["boundary"], out_pdf, out_png)
     elif figure == "gram_concentration":
         figures.plot_gram_concentration(t["table"], t["summary"], out_pdf, out_png)
     elif figure.startswith("chizat_"):

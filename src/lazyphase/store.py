@@ -30,11 +30,9 @@ class RunFileError(RuntimeError):
 
 
 def _ds(group: h5py.Group, name: str, data: Any) -> None:
-    arr = np.asarray(data)
-    opts: dict[str, Any] = {"track_times": False}
-    if arr.size > 4096 and arr.dtype.kind == "f":
-        opts.update(compression="gzip", compression_opts=4, shuffle=True)
-    group.create_dataset(name, data=arr, **opts)
+    # no compression: float64 weights and trajectories gain ~10% with gzip+shuffle at 6x the
+    # write time (a 63-replica job spent 1.8 s of its 5 s outside training in gzip)
+    group.create_dataset(name, data=np.asarray(data), track_times=False)
 
 
 def _attr_value(v: Any) -> Any:

@@ -248,8 +248,10 @@ def train(
     loss0 = last_loss = None
     step, last_log, last_draw = 0, start, -1
 
-    def rd_of(dl: list[torch.Tensor]) -> torch.Tensor:
-        return torch.stack([d.flatten(1).norm(dim=1) for d in dl], 1).to(torch.float64) / norm0
+    def rd_of(dl: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor:
+        """RD of the working replicas (or of their subset ``rows``, whose ``Δθ`` is ``dl``)."""
+        n0 = norm0 if rows is None else norm0[rows]
+        return torch.stack([d.flatten(1).norm(dim=1) for d in dl], 1).to(torch.float64) / n0
 
     while len(ids):
         if sgd and step > last_draw:
@@ -300,7 +302,7 @@ def train(
         need_test = step in snaps or patience is not None or step >= max_steps
         need_test = need_test or (test_every is not None and step % test_every == 0)
         test_loss = None
-        if need_test or stop_now:
+        if need_test:
             ft = prob.outputs(params, prob.x_test)
             test_loss = _loss(ft, prob.f0_test, prob.y_test)[1]
         if patience is not None:
@@ -318,6 +320,20 @@ def train(
             better = tl < best_seen[ids]
             best_seen[ids[better]] = tl[better]
             best_step[ids[better]] = step
+        elif stop_now:  # record the final state of the stopping replicas only
+            sel = torch.tensor(sorted(stop_now), device=dev)
+            sub = [p[sel] for p in params]
+            ft = forward(sub, prob.x_test[sel], prob.act, prob.alpha[sel], prob.bias).out
+            tl_sel = _loss(ft, prob.f0_test[sel], prob.y_test[sel])[1]
+            rows = ids[sel.cpu().numpy()]
+            rec.update(
+                rows, t=t[sel], lr=eta[sel], train=loss[sel], test=tl_sel,
+                rd=rd_of([d[sel] for d in delta], sel),
+            )  # fmt: skip
+            tl = tl_sel.detach().cpu().numpy()
+            better = tl < best_seen[rows]
+            best_seen[rows[better]] = tl[better]
+            best_step[rows[better]] = step
         if w_now is not None and (step in snaps or stop_now):
             for li, p in enumerate(params):
                 w_now[li][ids] = p.detach().to("cpu", torch.float64).numpy()

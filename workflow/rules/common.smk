@@ -17,7 +17,10 @@ except ConfigError as exc:
 EXPERIMENTS = list(config["experiments"])
 KINDS = {name: exp["kind"] for name, exp in config["experiments"].items()}
 # regexes of the experiment names of each kind ("(?!)" matches nothing)
-TRAIN_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "train") or "(?!)"
+TRAIN_EXPERIMENTS = (
+    "|".join(n for n, k in KINDS.items() if k in ("train", "phase_diagram")) or "(?!)"
+)
+PHASE_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "phase_diagram") or "(?!)"
 CONC_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "gram_concentration") or "(?!)"
 CODE = code_fingerprint()
 # (experiment, batch) -> cells and output paths, built once: input functions run per job
@@ -46,6 +49,24 @@ def batch_mem_mb(wildcards, attempt):
 
 def batch_runtime(wildcards, attempt):
     return estimate_runtime_min(batch_cells(wildcards)) * attempt
+
+
+def refine_mem_mb(wildcards, attempt):
+    # one bisection batch: every gamma' at the widest m
+    cells = experiment_cells(wildcards)
+    widest = max(c["m"] for c in cells)
+    return estimate_mem_mb([c for c in cells if c["m"] == widest]) * attempt
+
+
+def refine_runtime(wildcards, attempt):
+    # each round trains one new gamma per gamma' at every width: 1/len(gamma) of the grid
+    exp = config["experiments"][wildcards.experiment]
+    cells = experiment_cells(wildcards)
+    share = exp["refine_rounds"] / max(len(exp["grid"]["gamma"]), 1)
+    total = sum(
+        estimate_runtime_min([c for c in cells if c["m"] == m]) for m in {c["m"] for c in cells}
+    )
+    return int(5 + share * total) * attempt
 
 
 def experiment_frame(wildcards):

@@ -1,0 +1,75 @@
+# B1: bisection of the linear/condensed boundary in gamma, the S_w table and the phase diagram.
+
+
+rule refine_phase_boundary:
+    input:
+        runs="results/{experiment}/runs.parquet",
+        dataset="results/{experiment}/dataset.h5",
+    output:
+        directory("results/{experiment}/refine"),
+    log:
+        "logs/refine_phase_boundary/{experiment}.log",
+    benchmark:
+        "logs/benchmarks/refine_phase_boundary/{experiment}.tsv"
+    wildcard_constraints:
+        experiment=PHASE_EXPERIMENTS,
+    conda:
+        "../envs/lazyphase.yaml"
+    threads: 1
+    resources:
+        mem_mb=refine_mem_mb,
+        runtime=refine_runtime,
+        gpu=0,
+    params:
+        cells=experiment_cells,
+        tol=experiment_setting("refine_tol"),
+        rounds=experiment_setting("refine_rounds"),
+        code=CODE,
+    script:
+        "../../scripts/refine_phase.py"
+
+
+rule aggregate_phase:
+    input:
+        runs="results/{experiment}/runs.parquet",
+        refine="results/{experiment}/refine",
+    output:
+        phase="results/{experiment}/phase.csv",
+        boundary="results/{experiment}/boundary.csv",
+    log:
+        "logs/aggregate_phase/{experiment}.log",
+    wildcard_constraints:
+        experiment=PHASE_EXPERIMENTS,
+    localrule: True
+    conda:
+        "../envs/lazyphase.yaml"
+    params:
+        n_boot=experiment_setting("n_boot"),
+        ci=experiment_setting("ci"),
+        r2_min=experiment_setting("r2_min"),
+        code=CODE,
+    script:
+        "../../scripts/aggregate_phase.py"
+
+
+rule plot_phase_diagram:
+    input:
+        phase="results/{experiment}/phase.csv",
+        boundary="results/{experiment}/boundary.csv",
+    output:
+        pdf="results/{experiment}/figures/phase_diagram.pdf",
+        png=report(
+            "results/{experiment}/figures/phase_diagram.png",
+            caption="../report/phase_diagram.rst",
+            category="{experiment}",
+        ),
+    log:
+        "logs/plot/{experiment}/phase_diagram.log",
+    localrule: True
+    conda:
+        "../envs/lazyphase.yaml"
+    params:
+        figure="phase_diagram",
+        code=CODE,
+    script:
+        "../../scripts/plot.py"
