@@ -1,39 +1,36 @@
-"""Experiments C1–C8 (Chizat, Oyallon & Bach 2019 and the Note): analyses and figures.
+"""Experiments C1–C8 (Chizat, Oyallon & Bach 2019 and the Note): the analyses.
 
 The runs are ordinary ``model: chizat`` cells (``f = A Σ_j a_j relu(b_j·x)``, see
 :func:`lazyphase.model.chizat_scales`), trained and aggregated by the common pipeline; this module
 holds what is specific to the C figures: the level-line fit of C6 (:func:`fit_level_lines`), the
 loss landscape of C8 (:func:`landscape`, :func:`compute_landscape`), the neuron paths of C4
-(:func:`cover_table`) and the eight plots (:func:`plot`). Inputs are the ``runs`` and ``traj``
-tables of :mod:`lazyphase.tables` (columns ``tau, chizat_multiplier, chizat_alpha_power,
-lr_policy, centering, test_loss_final, test_loss_best, tail_train_loss, rd_total, …``).
+(:func:`cover_table`); the eight plots are in :mod:`lazyphase.chizat_figures`. Inputs are the
+``runs`` and ``traj`` tables of :mod:`lazyphase.tables` (columns ``tau, chizat_multiplier,
+chizat_alpha_power, lr_policy, centering, test_loss_final, test_loss_best, tail_train_loss,
+rd_total, …``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 
 from .data import make_target
-from .figures import _save, _style, _suptitle
 from .store import load_run
 
 log = logging.getLogger("lazyphase.chizat")
 
-TAU_LABEL = "init scale τ (std of both layers, log scale)"
-TEST_LABEL = "test loss R_test (log scale)"
 SCALING = {0.5: "A = 1/√m", 1.0: "A = 1/m"}
 
 
-def _one_row_per_replica(runs: pd.DataFrame) -> pd.DataFrame:
+def one_row_per_replica(runs: pd.DataFrame) -> pd.DataFrame:
     """``runs`` has one row per replica × layer; the loss columns repeat: keep layer 1."""
     return runs[runs["layer"] == 1] if "layer" in runs.columns else runs
 
@@ -136,7 +133,7 @@ def _first_crossing(x: np.ndarray, y: np.ndarray, level: float) -> float | None:
 def alpha_tau_grid(runs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(log10 τ (T,), log10 A (A,), log10 mean test loss (T, A))`` of a C6 ``runs`` table
     (the test loss at the end of training: early stopped, converged or at ``max_steps``)."""
-    df = _one_row_per_replica(runs)
+    df = one_row_per_replica(runs)
     tab = mean_std(df, ["tau", "chizat_multiplier"], "test_loss_final")
     piv = tab.pivot(index="tau", columns="chizat_multiplier", values="mean").sort_index()
     piv = piv[sorted(piv.columns)]
@@ -335,299 +332,3 @@ def cover_table(paths: Sequence[str], out: str, out_teacher: str) -> None:
             )
     pd.concat(rows, ignore_index=True).to_parquet(out)
     pd.concat(teach, ignore_index=True).to_parquet(out_teacher)
-
-
-# ----------------------------------------------------------------------------- plots
-def _fig(n_rows: int, n_cols: int, w: float = 4.4, h: float = 3.4) -> tuple[Figure, np.ndarray]:
-    fig = Figure(figsize=(w * n_cols, h * n_rows + 0.9), layout="constrained")
-    axes = np.asarray(fig.subplots(n_rows, n_cols, squeeze=False))
-    return fig, axes
-
-
-def _band(ax, tab: pd.DataFrame, x: str, color, label: str, ls: str = "-") -> None:
-    tab = tab.sort_values(x)
-    ax.plot(tab[x], tab["mean"], color=color, ls=ls, marker="o", ms=3, lw=1.4, label=label)
-    lo = np.maximum(tab["mean"] - tab["std"], tab["mean"] * 0.05)
-    ax.fill_between(tab[x], lo, tab["mean"] + tab["std"], color=color, alpha=0.15, lw=0)
-
-
-def _centering_label(c: str) -> str:
-    return "symmetrized init (f₀ = 0)" if c == "symmetric" else "non-symmetrized init"
-
-
-def _policy_label(df: pd.DataFrame) -> str:
-    row = df.iloc[0]
-    if row["lr_policy"] == "chizat":
-        return f"η = min({row.get('lr_max', 10):g}, {row['lr_c']:g}/τ²)"
-    if row["lr_policy"] == "fixed":
-        return f"η = {row['lr']:g} (fixed)"
-    return str(row["lr_policy"])
-
-
-def plot_tau(runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequence[str]) -> None:
-    """C1 (``policies = [chizat]``) and C7 (all step rules): test loss against ``τ``, end of
-    training (solid) and best so far (dotted), mean ± std over trials; one panel per centering."""
-    df = _one_row_per_replica(runs)
-    df = df[df["lr_policy"].isin(policies)]
-    cents = sorted(df["centering"].unique(), reverse=True)
-    colors = dict(zip(sorted(df["lr_policy"].unique()), ["C0", "C3", "C2", "C4"]))
-    with _style():
-        fig, axes = _fig(1, len(cents))
-        for ax, cent in zip(axes[0], cents):
-            sub = df[df["centering"] == cent]
-            for pol, d in sub.groupby("lr_policy"):
-                lab = _policy_label(d)
-                for col, ls, what in (
-                    ("test_loss_final", "-", "end"),
-                    ("test_loss_best", ":", "best"),
-                ):
-                    _band(ax, mean_std(d, ["tau"], col), "tau", colors[pol], f"{what}, {lab}", ls)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel(TAU_LABEL)
-            ax.set_ylabel(TEST_LABEL)
-            n_tr = int(sub.groupby(["tau", "lr_policy"]).size().min())
-            ax.set_title(f"{_centering_label(cent)}, {n_tr} trials", fontsize="small")
-            ax.legend(fontsize="x-small")
-        r = df.iloc[0]
-        what = (
-            "C1 test loss vs τ"
-            if list(policies) == ["chizat"]
-            else "C7 step-size rule vs fixed step"
-        )
-        _suptitle(
-            fig,
-            f"{what}: m={r['m']}, d={r['d']}, n={r['n']}, A={r['chizat_multiplier']:g}, "
-            f"{int(df['final_step'].max())} GD steps on F_A = R(A h)/A²",
-        )
-        _save(fig, out_pdf, out_png)
-
-
-def plot_width(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
-    """C2: test loss (end of training) and relative displacement ``‖Δθ‖/‖θ0‖`` against ``m`` for
-    ``A = 1/√m`` and ``A = 1/m``: dots per trial, lines through the means."""
-    df = _one_row_per_replica(runs)
-    with _style():
-        fig, axes = _fig(1, 2)
-        for k, (col, ylab) in enumerate(
-            (("test_loss_final", TEST_LABEL), ("rd_total_final", "‖θ(T) − θ0‖ / ‖θ0‖ (log scale)"))
-        ):
-            ax = axes[0, k]
-            for (p, d), color in zip(df.groupby("chizat_alpha_power"), ("C0", "C3")):
-                lab = SCALING.get(float(p), f"A = m^−{p:g}") + f", {_policy_label(d)}"
-                ax.scatter(d["m"], d[col], s=10, color=color, alpha=0.5)
-                tab = mean_std(d, ["m"], col)
-                ax.plot(tab["m"], tab["mean"], color=color, marker="o", ms=3, label=lab)
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_xlabel("width m (log scale; m0 = 3 teacher neurons)")
-            ax.set_ylabel(ylab)
-            ax.legend(fontsize="x-small")
-        r = df.iloc[0]
-        _suptitle(
-            fig,
-            f"C2 test loss vs width: d={r['d']}, n={r['n']}, teacher ×{r['teacher_scale']:g}, "
-            f"τ={r['tau']:g}, non-symmetrized, {int(df['final_step'].max())} GD steps, "
-            f"{df.groupby(['m', 'chizat_alpha_power']).size().min()} trials",
-        )
-        _save(fig, out_pdf, out_png)
-
-
-def plot_trajectories(traj: pd.DataFrame, out_pdf: str, out_png: str) -> None:
-    """C5 (the Note's Fig. 1): relative parameter change ``‖θ(t) − θ0‖/‖θ0‖`` and ``log10`` test
-    loss against the step, lazy (large τ) against non-lazy (small τ), one line per trial."""
-    with _style():
-        fig, axes = _fig(1, 2)
-        taus = sorted(traj["tau"].unique())
-        colors = dict(zip(taus, ("C0", "C3", "C2", "C4")))
-        for (tau, seed), d in traj.groupby(["tau", "seed"]):
-            d = d.sort_values("step")
-            lazy = "lazy" if tau == max(taus) else "non-lazy"
-            lab = f"τ={tau:g} ({lazy}), η={min(10.0, d['lr_c'].iloc[0] / tau**2):.3g}"
-            lab = lab if seed == traj["seed"].min() else None
-            axes[0, 0].plot(d["step"] + 1, d["rd_total"], color=colors[tau], lw=1, label=lab)
-            axes[0, 1].plot(
-                d["step"] + 1, np.log10(d["test_loss"]), color=colors[tau], lw=1, label=lab
-            )
-        axes[0, 0].set_yscale("log")
-        axes[0, 0].set_ylabel("‖θ(t) − θ0‖ / ‖θ0‖ (log scale)")
-        axes[0, 1].set_ylabel("log10 test loss")
-        for ax in axes[0]:
-            ax.set_xscale("log")
-            ax.set_xlabel("GD step + 1 (log scale)")
-            ax.legend(fontsize="x-small")
-        r = traj.iloc[0]
-        _suptitle(
-            fig,
-            f"C5 trajectories: m={r['m']}, d=100, non-symmetrized, early stopping on the test loss "
-            f"(patience {r['patience']:g} steps)",
-        )
-        _save(fig, out_pdf, out_png)
-
-
-def plot_alpha_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
-    """C6 (the Note's Fig. 5): heatmap of ``log10`` test loss over ``(τ, A)`` with the fitted
-    level lines ``A τ^q = const`` (solid) and the prediction ``q = 2`` (dashed)."""
-    lt, la, ll = alpha_tau_grid(runs)
-    fit = fit_level_lines(lt, la, ll)
-    with _style():
-        fig, axes = _fig(1, 1, w=6.0, h=4.8)
-        ax = axes[0, 0]
-        dt, da = (lt[1] - lt[0]) / 2, (la[1] - la[0]) / 2
-        im = ax.imshow(
-            ll.T,
-            origin="lower",
-            aspect="auto",
-            cmap="viridis",
-            extent=(lt[0] - dt, lt[-1] + dt, la[0] - da, la[-1] + da),
-        )
-        fig.colorbar(im, ax=ax, label="log10 test loss (mean over trials)")
-        xs = np.linspace(lt[0], lt[-1], 50)
-        for k in range(len(fit.levels)):
-            if not np.isfinite(fit.intercepts[k]):
-                continue
-            pk = fit.points[fit.points[:, 0] == k]
-            ax.plot(pk[:, 1], pk[:, 2], "wo", ms=3)
-            ax.plot(
-                xs,
-                fit.intercepts[k] - fit.q * xs,
-                "w-",
-                lw=1.2,
-                label=f"fit A τ^q = const, q = {fit.q:.2f}" if k == 0 else None,
-            )
-            ax.plot(
-                xs,
-                fit.intercepts[k] - 2 * (xs - pk[:, 1].mean()) - fit.q * pk[:, 1].mean(),
-                "r--",
-                lw=1,
-                label="prediction q = 2" if k == 0 else None,
-            )
-        ax.set_xlim(lt[0] - dt, lt[-1] + dt)
-        ax.set_ylim(la[0] - da, la[-1] + da)
-        ax.set_xlabel("log10 τ (init std of both layers)")
-        ax.set_ylabel("log10 A (output multiplier)")
-        ax.legend(fontsize="x-small", loc="lower left")
-        _suptitle(
-            fig,
-            f"C6 test loss over (τ, A): level lines fitted q = {fit.q:.2f} "
-            f"[{fit.q_low:.2f}, {fit.q_high:.2f}] (90% CI), predicted 2",
-        )
-        _save(fig, out_pdf, out_png)
-
-
-def plot_landscape(grid: pd.DataFrame, points: pd.DataFrame, out_pdf: str, out_png: str) -> None:
-    """C8 (the Note's Figs. 2 and 6): contours of ``log10`` test loss on the plane of the two
-    principal directions of the solutions (±3 std around their mean), solutions marked; rows
-    ``A = 1/√m``, ``A = 1/m``, columns ``m``."""
-    ms = sorted(grid["m"].unique())
-    pows = sorted(grid["chizat_alpha_power"].unique())
-    with _style():
-        fig, axes = _fig(len(pows), len(ms), w=3.6, h=3.2)
-        for i, p in enumerate(pows):
-            for j, m in enumerate(ms):
-                ax = axes[i, j]
-                g = grid[(grid["m"] == m) & (grid["chizat_alpha_power"] == p)]
-                pt = points[(points["m"] == m) & (points["chizat_alpha_power"] == p)]
-                if g.empty:
-                    ax.set_axis_off()
-                    continue
-                su, sv = pt["sigma_u"].iloc[0], pt["sigma_v"].iloc[0]
-                piv = g.pivot(index="i", columns="j", values="test_loss").to_numpy()
-                u = np.sort(g["u"].unique()) / su
-                v = np.sort(g["v"].unique()) / sv
-                cs = ax.contourf(u, v, np.log10(piv).T, levels=14, cmap="viridis")
-                fig.colorbar(cs, ax=ax, shrink=0.8)
-                ax.scatter(pt["u"] / su, pt["v"] / sv, c="r", s=14, marker="x")
-                ax.plot([0], [0], "w+", ms=8)
-                ax.set_title(f"{SCALING.get(float(p), p)}, m={m}", fontsize="small")
-                ax.set_xlabel("PC1 / std")
-                ax.set_ylabel("PC2 / std")
-        _suptitle(
-            fig,
-            "C8 log10 test loss on the plane of the two principal directions of the solutions "
-            "(× = solutions, + = their mean)",
-        )
-        _save(fig, out_pdf, out_png)
-
-
-def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png: str) -> None:
-    """C4 (Chizat et al.'s Fig. 1): paths of ``|a_j| b_j`` in the plane, red ``a_j > 0``, blue
-    ``a_j < 0``, circle markers at init, teacher directions as dashed rays coloured by the sign of
-    their output weight; one panel per τ."""
-    taus = sorted(cover["tau"].unique())
-    seed = cover["seed"].min()
-    with _style():
-        fig, axes = _fig(1, len(taus), w=4.2, h=4.2)
-        for ax, tau in zip(axes[0], taus):
-            d = cover[(cover["tau"] == tau) & (cover["seed"] == seed)]
-            lim = 1.2 * max(np.abs(d[["x1", "x2"]].to_numpy()).max(), 1e-12)
-            t = teacher[(teacher["tau"] == tau) & (teacher["seed"] == seed)]
-            for row in t.itertuples():
-                col = "C3" if row.sign > 0 else "C0"
-                ax.plot([0, lim * row.x1], [0, lim * row.x2], "--", color=col, lw=1.0, alpha=0.7)
-            for _, nd in d.groupby("neuron"):
-                nd = nd.sort_values("step")
-                col = "C3" if nd["sign"].iloc[0] > 0 else "C0"
-                ax.plot(nd["x1"], nd["x2"], color=col, lw=1)
-                ax.plot(nd["x1"].iloc[0], nd["x2"].iloc[0], "o", color=col, ms=3)
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_aspect("equal")
-            regime = "lazy" if tau == max(taus) else "non-lazy"
-            ax.set_title(f"τ = {tau:g} ({regime})", fontsize="small")
-            ax.set_xlabel("|a_j| b_j,1")
-            ax.set_ylabel("|a_j| b_j,2")
-        _suptitle(
-            fig,
-            f"C4 neuron paths |a_j| b_j (red a>0, blue a<0; dashed rays: teacher neurons), "
-            f"{int(cover['step'].max())} GD steps",
-        )
-        _save(fig, out_pdf, out_png)
-
-
-def plot_population(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
-    """C3: population-SGD loss averaged over the last steps, normalized by its maximum over τ,
-    against τ (mean ± std over trials)."""
-    df = _one_row_per_replica(runs)
-    tab = mean_std(df, ["tau"], "tail_train_loss")
-    scale = tab["mean"].max()
-    tab[["mean", "std"]] = tab[["mean", "std"]] / scale
-    with _style():
-        fig, axes = _fig(1, 1, w=5.2, h=3.8)
-        ax = axes[0, 0]
-        _band(ax, tab, "tau", "C0", "fresh batches of " + f"{int(df['batch_size'].iloc[0])} points")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(TAU_LABEL)
-        ax.set_ylabel("population loss / max over τ (log scale)")
-        ax.legend(fontsize="x-small")
-        r = df.iloc[0]
-        _suptitle(
-            fig,
-            f"C3 population SGD: m={r['m']}, A={r['chizat_multiplier']:g}, "
-            f"{int(df['final_step'].max())} steps, {int(df.groupby('tau').size().min())} trials, "
-            f"{(df['status'] == 'diverged').sum()} diverged",
-        )
-        _save(fig, out_pdf, out_png)
-
-
-def plot(figure: str, t: Mapping[str, pd.DataFrame], out_pdf: str, out_png: str) -> None:
-    """Draw the C figure ``figure`` from the tables ``t`` (keys as in the rules' inputs)."""
-    if figure == "chizat_tau":
-        plot_tau(t["runs"], out_pdf, out_png, policies=["chizat"])
-    elif figure == "chizat_stepsize":
-        plot_tau(t["runs"], out_pdf, out_png, policies=sorted(t["runs"]["lr_policy"].unique()))
-    elif figure == "chizat_width":
-        plot_width(t["runs"], out_pdf, out_png)
-    elif figure == "chizat_trajectories":
-        plot_trajectories(t["traj"], out_pdf, out_png)
-    elif figure == "chizat_alpha_tau":
-        plot_alpha_tau(t["runs"], out_pdf, out_png)
-    elif figure == "chizat_landscape":
-        plot_landscape(t["grid"], t["points"], out_pdf, out_png)
-    elif figure == "chizat_cover":
-        plot_cover(t["cover"], t["teacher"], out_pdf, out_png)
-    elif figure == "chizat_population":
-        plot_population(t["runs"], out_pdf, out_png)
-    else:
-        raise ValueError(f"unknown figure {figure!r}")

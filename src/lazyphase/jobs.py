@@ -15,6 +15,7 @@ import torch
 
 from .config import validate_cell
 from .device import job_device
+from .model import effective_s
 from .store import read_datasets, write_cell
 from .train import train_replicas
 
@@ -71,7 +72,8 @@ def train_cells(
         write_cell(out, run, idx, cell)
         st = [run.result.status[i] for i in idx]
         lines.append(
-            f"{out}: m={cell['m']} L={cell['depth']} s={cell['s']} {cell['activation']} "
+            f"{out}: m={cell['m']} L={cell['depth']} "
+            f"s={effective_s(cell, run.replicas[idx[0]].scales):.4g} {cell['activation']} "
             f"replicas={len(idx)} " + " ".join(f"{k}={st.count(k)}" for k in sorted(set(st)))
         )
     log.info(

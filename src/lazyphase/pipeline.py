@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import analysis, chizat, concentration, figures, phase
+from . import analysis, chizat_figures, concentration, figures, phase
 from .tables import collect
 
 log = logging.getLogger("lazyphase.pipeline")
@@ -139,6 +139,6 @@ def plot(figure: str, inputs: Mapping[str, str], out_pdf: str, out_png: str) -> 
     elif figure == "gram_concentration":
         figures.plot_gram_concentration(t["table"], t["summary"], out_pdf, out_png)
     elif figure.startswith("chizat_"):
-        chizat.plot(figure, t, out_pdf, out_png)
+        chizat_figures.plot(figure, t, out_pdf, out_png)
     else:
         raise ValueError(f"unknown figure {figure!r}")
