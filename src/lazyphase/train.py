@@ -54,6 +54,11 @@ BATCH_KEYS = (
 )  # fmt: skip
 
 
+#: Training sets up to this size always get the eigenvalues of the full NTK Gram at init (λ_min
+#: for the linearized decay rate); above it only when the ntk step rule needs λ_max.
+EIGS_MAX_N = 256
+
+
 def log_schedule(max_steps: int, n: int) -> np.ndarray:
     """About ``n`` log-spaced integer steps in ``[0, max_steps]``, always with 0 and max_steps."""
     if max_steps == 0:
@@ -468,7 +473,7 @@ class BatchRun:
     replicas: list[Replica]
     params0: list[torch.Tensor]
     lr0: np.ndarray
-    theta0_eigs: np.ndarray  # (R, n) eigenvalues of the full NTK Gram on the training set at init
+    theta0_eigs: np.ndarray  # (R, n) eigenvalues of the full NTK Gram at init (NaN: not computed)
     output_std0: np.ndarray  # (R,) std_i f_θ0(x_i) on the training set (before any centering)
     gram_normalization: np.ndarray  # (R, L+1)
     result: TrainResult
@@ -576,9 +581,12 @@ def train_replicas(
         masks=masks,
         sampler=sampler,
     )
-    theta0 = per_layer_ntk(params0, x_train, act, alpha, first["bias"], masks).sum(dim=1)
-    eigs = torch.linalg.eigvalsh(theta0.to(torch.float64)).cpu()
     n = first["n"]
+    if n <= EIGS_MAX_N or any(c["lr_policy"] == "ntk" for c in cells):
+        theta0 = per_layer_ntk(params0, x_train, act, alpha, first["bias"], masks).sum(dim=1)
+        eigs = torch.linalg.eigvalsh(theta0.to(torch.float64)).cpu()
+    else:  # not needed by the step rule, and O(R n²) memory + O(R n³) time at n = 1000
+        eigs = torch.full((len(reps), n), math.nan, dtype=torch.float64)
     lr0 = torch.tensor(
         [initial_lr(r.cell, r.scales, float(eigs[i, -1]) / n) for i, r in enumerate(reps)],
         dtype=torch.float64,
