@@ -107,9 +107,8 @@ def phase_table(
             "a phase diagram is for one activation and depth; got "
             f"{acts.to_dict('records')} (use one phase_diagram experiment for each)"
         )
-    runs = with_coordinates(runs)
     if "round" not in runs.columns:
-        runs["round"] = 0
+        runs = runs.assign(round=0)
     w = runs[runs["layer_name"] == LAYER]
     if w.empty:
         raise ValueError(f"runs has no rows of layer {LAYER}")
@@ -122,10 +121,7 @@ def phase_table(
         m_min=("m", "min"),
         m_max=("m", "max"),
     )
-    phase = exps.merge(per_cell.reset_index(), on=["scheme", "s"], how="left")
-    coords = [luo_coordinates(sc, s) for sc, s in zip(phase["scheme"], phase["s"])]
-    phase["gamma_prime"] = [c[0] for c in coords]
-    phase["gamma"] = [c[1] for c in coords]
+    phase = with_coordinates(exps.merge(per_cell.reset_index(), on=["scheme", "s"], how="left"))
     phase["S_w"] = -phase["slope"]
     phase["S_w_low"], phase["S_w_high"] = -phase["ci_high"], -phase["ci_low"]
     phase["regime"] = np.where(
@@ -148,7 +144,7 @@ def phase_table(
     rows = []
     for r in thr.itertuples():
         gp = luo_coordinates(r.scheme, 0.0)[0]
-        grid = np.sort(1.0 - phase.loc[phase["scheme"] == r.scheme, "s"].to_numpy(dtype=float))
+        grid = np.sort(phase.loc[phase["scheme"] == r.scheme, "gamma"].to_numpy(dtype=float))
         star = 1.0 - r.s_star
         lo, hi = _bracket(grid, star)
         g_lo, g_hi = 1.0 - r.s_star_high, 1.0 - r.s_star_low

@@ -119,6 +119,7 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
         # the snapshot that holds the replica's final state (frozen after its final step)
         last = int(np.searchsorted(steps, final[r]))
         last = min(last, len(steps) - 1)
+        total = rd_total(run, r)
         common = {
             **base,
             "seed": int(run["replicas/seed"][r]),
@@ -131,7 +132,7 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
             "test_loss_best": float(reps["best_test_loss"][r]),
             "best_step": float(reps["best_test_step"][r]),
             "tail_train_loss": float(reps["tail_train_loss"][r]),
-            "rd_total_final": float(rd_total(run, r)[-1]),
+            "rd_total_final": float(total[-1]),
         }
         for li, name in enumerate(names):
             rows.append(
@@ -178,7 +179,7 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                     **{
                         f"rd_{nm}": run["trajectory/rd"][r, upto, li] for li, nm in enumerate(names)
                     },
-                    "rd_total": rd_total(run, r)[upto],
+                    "rd_total": total[upto],
                 }
             )
         )

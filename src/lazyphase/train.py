@@ -319,23 +319,21 @@ def train(
         if step >= max_steps:
             for r in range(len(ids)):
                 stop_now.setdefault(r, "max_steps")
+        tested = None  # (global rows, their test losses) evaluated at this step
         if test_loss is not None:
             rec.update(ids, t=t, lr=eta, train=loss, test=test_loss, rd=rd_of(delta))
-            tl = test_loss.detach().cpu().numpy()
-            better = tl < best_seen[ids]
-            best_seen[ids[better]] = tl[better]
-            best_step[ids[better]] = step
+            tested = ids, test_loss
         elif stop_now:  # record the final state of the stopping replicas only
             sel = torch.tensor(sorted(stop_now), device=dev)
             sub = [p[sel] for p in params]
             ft = forward(sub, prob.x_test[sel], prob.act, prob.alpha[sel], prob.bias).out
-            tl_sel = _loss(ft, prob.f0_test[sel], prob.y_test[sel])[1]
-            rows = ids[sel.cpu().numpy()]
+            tested = ids[sel.cpu().numpy()], _loss(ft, prob.f0_test[sel], prob.y_test[sel])[1]
             rec.update(
-                rows, t=t[sel], lr=eta[sel], train=loss[sel], test=tl_sel,
+                tested[0], t=t[sel], lr=eta[sel], train=loss[sel], test=tested[1],
                 rd=rd_of([d[sel] for d in delta], sel),
             )  # fmt: skip
-            tl = tl_sel.detach().cpu().numpy()
+        if tested is not None:
+            rows, tl = tested[0], tested[1].detach().cpu().numpy()
             better = tl < best_seen[rows]
             best_seen[rows[better]] = tl[better]
             best_step[rows[better]] = step
