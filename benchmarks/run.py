@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT / "src"))
 
 import torch  # noqa: E402
 
-from lazyphase import activations  # noqa: E402
-from lazyphase.config import validate_cell  # noqa: E402
-from lazyphase.data import generator, sphere  # noqa: E402
-from lazyphase.kernels import per_layer_ntk  # noqa: E402
-from lazyphase.model import backward, descend, forward, init_params, resolve_scales  # noqa: E402
+from lazyphase.cells import validate_cell  # noqa: E402
+from lazyphase.core import activations  # noqa: E402
+from lazyphase.core.data import generator, sphere  # noqa: E402
+from lazyphase.core.kernels import per_layer_ntk  # noqa: E402
+from lazyphase.core.model import backward, descend, forward, init_params, resolve_scales  # noqa: E402
 
 D = 8  # input dimension of every benchmark
 JAC_LIMIT_BYTES = 4e9  # skip the Jacobian when it would exceed this
@@ -202,7 +202,7 @@ def bench_gd(ms, depth: int, n: int) -> list[dict]:
 def bench_ensemble(reps: int, steps: int, m: int = 64, n: int = 64, depth: int = 2) -> dict:
     import logging
 
-    from lazyphase.train import train_replicas
+    from lazyphase.core.train import train_replicas
 
     logging.getLogger("lazyphase").setLevel(logging.WARNING)
     cell = validate_cell(dict(m=m, n=n, d=D, depth=depth, activation="tanh", s=0.0,

@@ -5,7 +5,7 @@ from _log import to_log
 sm = snakemake  # noqa: F821
 to_log(sm.log[0])  # before importing the package, so import errors reach the log
 
-from lazyphase.pipeline import aggregate_phase  # noqa: E402
+from lazyphase.pipeline.steps import aggregate_phase  # noqa: E402
 
 aggregate_phase(
     sm.input.runs,

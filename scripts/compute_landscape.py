@@ -5,10 +5,10 @@ from _log import to_log
 sm = snakemake  # noqa: F821
 to_log(sm.log[0])  # before importing the package, so import errors reach the log
 
-from lazyphase.jobs import set_threads  # noqa: E402
+from lazyphase.pipeline.jobs import set_threads  # noqa: E402
 
 set_threads(sm.threads)
 
-from lazyphase.chizat import compute_landscape  # noqa: E402
+from lazyphase.pipeline.steps import compute_landscape  # noqa: E402
 
-compute_landscape(sm.params.paths, sm.output.grid, sm.output.points)
+compute_landscape(sm.params.paths, dict(sm.output.items()))

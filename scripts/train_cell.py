@@ -7,7 +7,7 @@ to_log(sm.log[0])  # before importing the package, so import errors reach the lo
 
 import logging  # noqa: E402
 
-from lazyphase.jobs import train_cells  # noqa: E402
+from lazyphase.pipeline.jobs import train_cells  # noqa: E402
 
 for line in train_cells(
     sm.params.cells,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lazyphase.config import validate_cell
+from lazyphase.cells import validate_cell
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lazyphase.analysis import (
+from lazyphase.stats import (
     NO_CROSSING,
     fit_exponents,
     linearized_rate,

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from lazyphase import activations
-from lazyphase.config import ConfigError, validate_cell
-from lazyphase.model import forward, init_params, resolve_scales
-from lazyphase.train import initial_lr, train_replicas
+from lazyphase.cells import ConfigError, validate_cell
+from lazyphase.core import activations
+from lazyphase.core.model import forward, init_params, resolve_scales
+from lazyphase.core.train import initial_lr, train_replicas
 
 
 def chizat(**kw):
@@ -184,7 +184,7 @@ def test_sqrt_m_scaling_moves_parameters_less_than_mean_field():
 def test_alpha_tau_level_lines_have_q_near_2():
     """C6: the level lines of the (τ, A) test-loss map follow A τ^q = const with |q − 2| < 0.5
     (observed q ≈ 1.8 on this 4 × 4 grid)."""
-    from lazyphase.chizat import fit_level_lines
+    from lazyphase.studies.chizat.analysis import fit_level_lines
 
     taus, mults = [0.03, 0.1, 0.3, 1.0], [1.0, 3.0, 10.0, 30.0]
     cells = [
@@ -202,7 +202,7 @@ def test_alpha_tau_level_lines_have_q_near_2():
 
 def test_level_line_fit_recovers_a_known_exponent():
     """A map that depends on log A + 1.5 log τ only gives q = 1.5 (to 1e-6)."""
-    from lazyphase.chizat import fit_level_lines
+    from lazyphase.studies.chizat.analysis import fit_level_lines
 
     lt, la = np.linspace(-2, 1, 9), np.linspace(0, 3, 8)
     grid = la[None, :] + 1.5 * lt[:, None]  # linear: the interpolated crossings are exact
@@ -213,7 +213,7 @@ def test_level_line_fit_recovers_a_known_exponent():
 def test_landscape_grid_is_symmetric_around_the_mean_solution():
     """C8: coordinates symmetric around 0, the centre point is the mean solution, the
     directions orthonormal, and a loss even around the mean gives a point-symmetric grid."""
-    from lazyphase.chizat import landscape
+    from lazyphase.studies.chizat.analysis import landscape
 
     rng = np.random.default_rng(0)
     sol = rng.normal(size=(8, 30)) * np.linspace(3, 0.1, 30)
@@ -236,7 +236,7 @@ def test_landscape_grid_is_symmetric_around_the_mean_solution():
 
 def test_chizat_test_loss_matches_the_model():
     """The landscape's batched loss equals the trainer's test loss at the final weights."""
-    from lazyphase.chizat import chizat_test_loss
+    from lazyphase.studies.chizat.analysis import chizat_test_loss
 
     cell = chizat(tau=0.5, lr_policy="chizat", lr_c=0.1, max_steps=20, chizat_alpha=2.0)
     run = train_replicas([cell])

@@ -12,22 +12,24 @@ import pytest
 import torch
 from matplotlib.image import imread
 
-from lazyphase.concentration import (
+from lazyphase.cells import validate_cell
+from lazyphase.core.kernels import normalization, per_layer_ntk
+from lazyphase.core.limiting import limiting
+from lazyphase.core.model import init_params, resolve_scales, standard_normal_init
+from lazyphase.store.concentration import (
     COLUMNS,
     ConcentrationFileError,
+    read_concentration,
+    write_concentration,
+)
+from lazyphase.studies.theta_lazy.concentration import (
     _draw_grams,
     concentration_points,
     concentration_table,
     limit_kernels,
-    read_concentration,
     summarize,
-    write_concentration,
 )
-from lazyphase.config import validate_cell
-from lazyphase.figures import plot_gram_concentration
-from lazyphase.kernels import normalization, per_layer_ntk
-from lazyphase.limiting import limiting
-from lazyphase.model import init_params, resolve_scales, standard_normal_init
+from lazyphase.studies.theta_lazy.figures import plot_gram_concentration
 
 #: Test grid of the slope check. With 32 draws the fitted slope's spread over point sets and
 #: input dimensions (d = 5 … 14) is 0.01–0.04 (largest: tanh, L = 2, W1), so the tolerance 0.1
@@ -90,7 +92,7 @@ def test_table_columns_limit_and_gram():
 
 
 def _act(name):
-    from lazyphase import activations
+    from lazyphase.core import activations
 
     return activations.get(name)
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from lazyphase.config import ConfigError, validate_config
+from lazyphase.cells import ConfigError
+from lazyphase.pipeline.config import validate_config
 
 ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
@@ -105,7 +106,7 @@ def test_valid_configs_pass_and_get_defaults():
 def test_validate_config_command(tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump(tiny(grid(activation=["swish"]))))
-    exe = [sys.executable, "-m", "lazyphase.cli", "validate-config"]
+    exe = [sys.executable, "-m", "lazyphase", "validate-config"]
     r = subprocess.run([*exe, str(bad)], capture_output=True, text=True)
     assert r.returncode == 2 and "bad.yaml" in r.stderr and "'swish'" in r.stderr
     r = subprocess.run(

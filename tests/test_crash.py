@@ -14,7 +14,7 @@ from pathlib import Path
 import yaml
 from conftest import dataset_bytes
 
-from lazyphase.store import load_run
+from lazyphase.store.runs import load_run
 
 ROOT = Path(__file__).resolve().parents[1]
 

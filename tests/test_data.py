@@ -7,8 +7,8 @@ import sys
 
 import torch
 
-from lazyphase.config import validate_cell
-from lazyphase.data import derive_seed, generator, make_dataset, make_teacher, sphere
+from lazyphase.cells import validate_cell
+from lazyphase.core.data import derive_seed, generator, make_dataset, make_teacher, sphere
 
 
 def test_seed_is_a_pinned_stable_hash():
@@ -24,7 +24,7 @@ def test_seed_derivation_resumes_exactly_in_a_fresh_process():
     cell = validate_cell(dict(m=8, d=5, n=7, seeds=[0, 1]))
     here = make_dataset(cell, 1).x_train
     code = (
-        "from lazyphase.config import validate_cell; from lazyphase.data import make_dataset;"
+        "from lazyphase.cells import validate_cell; from lazyphase.core.data import make_dataset;"
         "import torch; c = validate_cell(dict(m=8, d=5, n=7, seeds=[0, 1]));"
         "make_dataset(c, 0); print(make_dataset(c, 1).x_train.double().numpy().tobytes().hex())"
     )

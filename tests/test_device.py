@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from lazyphase.device import gpu_slots, job_device, lease, strict_float32
+from lazyphase.pipeline.device import gpu_slots, job_device, lease, strict_float32
 
 HOLDER = """
 import sys, time
-from lazyphase.device import lease
+from lazyphase.pipeline.device import lease
 env = {"LAZYPHASE_NUM_GPUS": "1"}
 with lease(1, sys.argv[1], env=env, poll_s=0.05, timeout_s=5) as dev:
     print(dev, env["CUDA_VISIBLE_DEVICES"], flush=True)

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from matplotlib.image import imread
 
-from lazyphase.analysis import fit_exponents, thresholds
-from lazyphase.figures import (
+from lazyphase.stats import fit_exponents, thresholds
+from lazyphase.studies.theta_lazy.figures import (
     plot_gram_drift,
     plot_loss_decay,
     plot_theta_lazy_rd,

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch.func import jacrev, vmap
 
-from lazyphase import activations
-from lazyphase.config import validate_cell
-from lazyphase.data import generator, sphere
-from lazyphase.kernels import normalization, per_layer_ntk
-from lazyphase.model import init_params, layer_masks, resolve_scales
+from lazyphase.cells import validate_cell
+from lazyphase.core import activations
+from lazyphase.core.data import generator, sphere
+from lazyphase.core.kernels import normalization, per_layer_ntk
+from lazyphase.core.model import init_params, layer_masks, resolve_scales
 
 
 def oracle_f(

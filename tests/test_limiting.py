@@ -11,8 +11,8 @@ import math
 import pytest
 import torch
 
-from lazyphase import activations
-from lazyphase import limiting as lm
+from lazyphase.core import activations
+from lazyphase.core import limiting as lm
 
 ACTS = ["relu", "tanh", "erf", "sigmoid", "softplus", "gelu"]
 DT = torch.float64

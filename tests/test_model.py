@@ -7,10 +7,10 @@ import math
 import pytest
 import torch
 
-from lazyphase import activations
-from lazyphase.config import validate_cell
-from lazyphase.data import generator, sphere
-from lazyphase.model import forward, init_params, resolve_scales
+from lazyphase.cells import validate_cell
+from lazyphase.core import activations
+from lazyphase.core.data import generator, sphere
+from lazyphase.core.model import forward, init_params, resolve_scales
 
 
 @pytest.mark.parametrize(

@@ -9,19 +9,19 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lazyphase.config import ConfigError, validate_cell
-from lazyphase.grid import expand_config, luo_grid
-from lazyphase.model import resolve_scales
-from lazyphase.phase import (
+from lazyphase.cells import ConfigError, validate_cell
+from lazyphase.core.model import resolve_scales
+from lazyphase.pipeline.grid import expand_config, luo_grid
+from lazyphase.pipeline.steps import bisect_boundary
+from lazyphase.store.runs import load_run
+from lazyphase.store.tables import collect
+from lazyphase.studies.phase.analysis import (
     luo_boundary,
     luo_coordinates,
     next_gammas,
     phase_table,
-    refine,
     scaling_boundary,
 )
-from lazyphase.store import load_run
-from lazyphase.tables import collect
 
 WIDTHS = (32, 64, 128, 256, 512, 1024)
 SEEDS = (0, 1, 2, 3)
@@ -63,7 +63,7 @@ def luo_exponent(gp: float, g: float) -> float:
 def test_luo_coordinates_and_run_attributes(tmp_path):
     """γ = 1 − s and γ' = −log(β2/β1)/log m, from the scales and in the run file's attributes
     (γ, γ', β1, β2, α, κ); κ = m β1 β2 / α = m^s."""
-    from lazyphase.jobs import train_cells
+    from lazyphase.pipeline.jobs import train_cells
 
     for m, gp, s, alpha in ((64, -0.5, 0.25, 1.0), (1000, 0.75, -0.5, 3.0)):
         cell = validate_cell(dict(m=m, scheme=f"luo:{gp}", s=s, alpha=alpha))
@@ -154,7 +154,7 @@ def test_refine_trains_the_midpoint_cells(tmp_path):
     """A real bisection round: the linear side at γ = 0.5 and the condensed side at γ = 1.5
     (γ' = 0) bracket the boundary, so one round adds γ = 1.0 at both widths; the γ* after
     the round is within 0.2 of Luo et al.'s γ = 1."""
-    from lazyphase.jobs import train_cells
+    from lazyphase.pipeline.jobs import train_cells
 
     base = dict(scheme="luo:0", n=8, d=4, n_test=8, max_steps=3000, seeds=[0, 1],
                 n_gram_snapshots=0, n_snapshots=5)  # fmt: skip
@@ -166,7 +166,7 @@ def test_refine_trains_the_midpoint_cells(tmp_path):
         cells += batch
         paths += outs
     coarse = collect(paths, "b1")[0]
-    new = refine(cells, coarse, str(tmp_path / "refine"), "b1", tol=0.3, rounds=3)
+    new = bisect_boundary(cells, coarse, str(tmp_path / "refine"), "b1", tol=0.3, rounds=3)
     assert set(new["round"]) == {1}  # bracket 1 → 0.5 ≤ 2·tol after one round
     assert set(new["s"]) == {0.0} and set(new["m"]) == {32, 256}
     assert len(list((tmp_path / "refine" / "round1").rglob("*.h5"))) == 2

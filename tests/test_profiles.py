@@ -76,7 +76,7 @@ def test_paper_config_dry_run(tmp_path):
     n_b1 = len(b1["m"]) * len(b1["gamma_prime"])
     assert n_b1 == 54
     # C1-C8 at the published grids: one job per batch (replicas sharing shapes train together)
-    from lazyphase.grid import expand_config
+    from lazyphase.pipeline.grid import expand_config
 
     cells = expand_config(yaml.safe_load(PAPER.read_text()))
     chizat = cells[cells["experiment"].str.startswith("chizat")]

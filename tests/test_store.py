@@ -10,9 +10,9 @@ import h5py
 import numpy as np
 import pytest
 
-from lazyphase.config import validate_cell
-from lazyphase.jobs import train_cells
-from lazyphase.store import SCHEMA_VERSION, RunFileError, load_run
+from lazyphase.cells import validate_cell
+from lazyphase.pipeline.jobs import train_cells
+from lazyphase.store.runs import SCHEMA_VERSION, RunFileError, load_run
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_cli_train_cell_and_inspect(tmp_path):
     cfg = tmp_path / "CELL.yaml"
     cfg.write_text("m: 8\nseeds: [1]\nmax_steps: 50\nactivation: erf\n")
     out = tmp_path / "run.h5"
-    exe = [sys.executable, "-m", "lazyphase.cli"]
+    exe = [sys.executable, "-m", "lazyphase"]
     r = subprocess.run(
         [*exe, "train-cell", "--config", str(cfg), "--out", str(out)],
         capture_output=True,
@@ -104,7 +104,7 @@ def test_cli_train_cell_and_inspect(tmp_path):
 
 
 def test_job_refuses_when_its_memory_estimate_exceeds_mem_mb(tmp_path):
-    from lazyphase.jobs import estimate_mem_mb
+    from lazyphase.pipeline.jobs import estimate_mem_mb
 
     cell = dict(m=64, depth=2, seeds=[0, 1], max_steps=5)
     need = estimate_mem_mb([validate_cell(cell)])
@@ -116,7 +116,7 @@ def test_job_refuses_when_its_memory_estimate_exceeds_mem_mb(tmp_path):
 
 
 def test_memory_estimate_grows_with_width_and_replicas():
-    from lazyphase.jobs import estimate_mem_mb
+    from lazyphase.pipeline.jobs import estimate_mem_mb
 
     base = estimate_mem_mb([validate_cell(dict(m=1024, depth=2, seeds=[0]))])
     wide = estimate_mem_mb([validate_cell(dict(m=2048, depth=2, seeds=[0]))])

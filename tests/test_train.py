@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 import torch
 
-from lazyphase import activations
-from lazyphase.config import validate_cell
-from lazyphase.data import generator, sphere
-from lazyphase.model import backward, forward, gradients, init_params, layer_masks, resolve_scales
-from lazyphase.train import log_schedule, train_replicas
+from lazyphase.cells import validate_cell
+from lazyphase.core import activations
+from lazyphase.core.data import generator, sphere
+from lazyphase.core.model import (
+    backward,
+    forward,
+    gradients,
+    init_params,
+    layer_masks,
+    resolve_scales,
+)
+from lazyphase.core.train import log_schedule, train_replicas
 
 
 @pytest.mark.parametrize(

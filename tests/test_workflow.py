@@ -30,7 +30,7 @@ def smk(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 
 def test_dry_run_of_the_default_config(tmp_path):
-    from lazyphase.grid import expand_config
+    from lazyphase.pipeline.grid import expand_config
 
     cfg_path = ROOT / "config.yaml"
     r = smk("-n", "-q", "rules", "--configfile", str(cfg_path), "--directory", str(tmp_path))
@@ -94,7 +94,7 @@ def test_rerun_does_nothing(tiny_run):
 def test_code_fingerprint_is_a_recorded_parameter(tiny_run):
     """Every job records the fingerprint of src/lazyphase among its params, so a change of the
     library reruns what it affects (Snakemake's params rerun trigger)."""
-    from lazyphase.tables import code_fingerprint
+    from lazyphase.pipeline.fingerprint import code_fingerprint
 
     meta = list((tiny_run / ".snakemake" / "metadata").iterdir())
     with_code = [p for p in meta if code_fingerprint() in p.read_text()]
@@ -125,7 +125,7 @@ def test_environment_yml_matches_pyproject():
 
 
 def test_configuration_reference_is_in_sync():
-    from lazyphase.config import reference_markdown
+    from lazyphase.pipeline.config import reference_markdown
 
     schema = yaml.safe_load((ROOT / "workflow/schemas/config.schema.yaml").read_text())
     assert (ROOT / "docs/configuration.md").read_text() == reference_markdown(schema), (

@@ -2,10 +2,10 @@
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
-from lazyphase.config import ConfigError
-from lazyphase.grid import expand_config
-from lazyphase.jobs import estimate_mem_mb, estimate_runtime_min
-from lazyphase.tables import code_fingerprint
+from lazyphase.cells import ConfigError
+from lazyphase.pipeline.grid import expand_config
+from lazyphase.pipeline.jobs import estimate_mem_mb, estimate_runtime_min
+from lazyphase.pipeline.fingerprint import code_fingerprint
 
 validate(config, schema="../schemas/config.schema.yaml")
 

@@ -18,8 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-from .config import ConfigError, validate_cell
-from .train import BATCH_KEYS
+from lazyphase.cells import ConfigError, validate_cell
+from lazyphase.core.schemes import luo_scheme
+from lazyphase.core.train import BATCH_KEYS
 
 
 def slug(value: Any) -> str:
@@ -151,7 +152,7 @@ def luo_grid(name: str, exp: Mapping[str, Any]) -> dict[str, Any]:
         if key == "gamma":
             out["s"] = [round(1.0 - float(g), 12) for g in values]
         elif key == "gamma_prime":
-            out["scheme"] = [f"luo:{float(g):g}" for g in values]
+            out["scheme"] = [luo_scheme(g) for g in values]
         else:
             out[key] = values
     exclude = []
@@ -160,7 +161,7 @@ def luo_grid(name: str, exp: Mapping[str, Any]) -> dict[str, Any]:
         if "gamma" in ex:
             ex["s"] = round(1.0 - float(ex.pop("gamma")), 12)
         if "gamma_prime" in ex:
-            ex["scheme"] = f"luo:{float(ex.pop('gamma_prime')):g}"
+            ex["scheme"] = luo_scheme(ex.pop("gamma_prime"))
         exclude.append(ex)
     return {**exp, "grid": out, "exclude": exclude}
 

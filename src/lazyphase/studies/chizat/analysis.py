@@ -16,14 +16,13 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from .data import make_target
-from .store import load_run
+from lazyphase.core.data import make_target
+from lazyphase.store.runs import load_run
 
 log = logging.getLogger("lazyphase.chizat")
 
@@ -218,13 +217,13 @@ def chizat_test_loss(
     return loss
 
 
-def compute_landscape(
-    paths: Sequence[str], out_grid: str, out_points: str, *, n_grid: int = 25, span: float = 3.0
-) -> None:
+def landscape_tables(
+    paths: Sequence[str], *, n_grid: int = 25, span: float = 3.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """C8: for every run file (one ``(m, A)`` cell whose replicas share the data) the test-loss
-    landscape around the mean of its final solutions → ``out_grid`` (parquet: ``m,
-    chizat_alpha_power, chizat_multiplier, i, j, u, v, test_loss``) and ``out_points`` (parquet:
-    the solutions' ``u, v`` and test loss per ``seed``; ``sigma_u, sigma_v``)."""
+    landscape around the mean of its final solutions: ``(grid, points)``, ``grid`` with columns
+    ``m, chizat_alpha_power, chizat_multiplier, i, j, u, v, test_loss`` and ``points`` the
+    solutions' ``u, v`` and test loss per ``seed``, with ``sigma_u, sigma_v``."""
     grids, points = [], []
     for path in paths:
         run = load_run(path, gram=False)
@@ -283,15 +282,13 @@ def compute_landscape(
             land.loss.min(),
             land.loss.max(),
         )
-    for out, parts in ((out_grid, grids), (out_points, points)):
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        pd.concat(parts, ignore_index=True).to_parquet(out)
+    return pd.concat(grids, ignore_index=True), pd.concat(points, ignore_index=True)
 
 
 # ----------------------------------------------------------------------------- C4: cover
-def cover_table(paths: Sequence[str], out: str, out_teacher: str) -> None:
-    """C4: neuron paths ``|a_j| b_j`` at every weight snapshot (``tau, seed, neuron, step, x1,
-    x2, sign``) → ``out``, and the teacher's directions × output sign → ``out_teacher``."""
+def cover_tables(paths: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """C4: ``(cover, teacher)``: the neuron paths ``|a_j| b_j`` at every weight snapshot
+    (``tau, seed, neuron, step, x1, x2, sign``) and the teacher's directions × output sign."""
     rows, teach = [], []
     for path in paths:
         run = load_run(path, gram=False)
@@ -330,5 +327,4 @@ def cover_table(paths: Sequence[str], out: str, out_teacher: str) -> None:
                     }
                 )
             )
-    pd.concat(rows, ignore_index=True).to_parquet(out)
-    pd.concat(teach, ignore_index=True).to_parquet(out_teacher)
+    return pd.concat(rows, ignore_index=True), pd.concat(teach, ignore_index=True)

@@ -17,8 +17,9 @@ from typing import Any
 
 import torch
 
-from . import activations
-from .data import derive_seed, generator
+from lazyphase.core import activations
+from lazyphase.core.data import derive_seed, generator
+from lazyphase.core.schemes import luo_gamma_prime, uniform_gamma
 
 #: Cell keys that define the standard-normal draw of the initialization (with the seed):
 #: cells that differ only in s, scheme, activation or alpha share their normalized weights.
@@ -60,8 +61,7 @@ def hidden_stds(scheme: str | Mapping[str, Any], m: int, d: int, depth: int) -> 
         return [math.sqrt(2.0)] + [math.sqrt(2.0) * b for b in rest]
     if scheme == "xavier":
         return [math.sqrt(2.0 / (d + m)), *rest]
-    if scheme.startswith("uniform:"):
-        g = float(scheme.split(":", 1)[1])
+    if (g := uniform_gamma(scheme)) is not None:
         return [m ** (-g)] * depth
     raise ValueError(
         f"unknown scheme {scheme!r}; allowed: lecun, kaiming, xavier, uniform:γ, luo:γ'"
@@ -76,9 +76,14 @@ def natural_output_std(scheme: str | Mapping[str, Any], m: int, depth: int) -> f
         return m**-0.5
     if scheme == "xavier":
         return math.sqrt(2.0 / (m + 1))
-    if scheme.startswith("uniform:"):
-        return m ** (-float(scheme.split(":", 1)[1]))
+    if (g := uniform_gamma(scheme)) is not None:
+        return m ** (-g)
     return m**-0.5
+
+
+def layer_names(depth: int) -> list[str]:
+    """``["W1", …, "WL", "a"]``: the names of the layers (index ``l−1`` is layer ``l``)."""
+    return [f"W{i}" for i in range(1, depth + 1)] + ["a"]
 
 
 def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
@@ -95,8 +100,7 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
     kappa = float(m) ** s
     scheme = cell["scheme"]
     half = (depth + 1) / 2
-    if isinstance(scheme, str) and scheme.startswith("luo:"):
-        gp = float(scheme.split(":", 1)[1])
+    if (gp := luo_gamma_prime(scheme)) is not None:
         alpha = float(cell["alpha"])
         b1 = math.sqrt(float(m) ** (s - 1 + gp) * alpha)
         return Scales((b1, b1 * float(m) ** (-gp)), alpha, kappa)

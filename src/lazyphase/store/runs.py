@@ -8,7 +8,6 @@ data. Datasets are written without timestamps, so the same run gives identical d
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,11 +15,12 @@ from typing import Any
 import h5py
 import numpy as np
 
-from . import __version__
-from .config import scheme_label
-from .data import Dataset, dataset_key, make_dataset
-from .model import effective_s
-from .train import BatchRun
+from lazyphase import __version__
+from lazyphase.core.data import Dataset, dataset_key, make_dataset
+from lazyphase.core.model import effective_s, layer_names
+from lazyphase.core.schemes import luo_gamma_prime, scheme_label
+from lazyphase.core.train import BatchRun
+from lazyphase.store.h5 import atomic_h5
 
 SCHEMA_VERSION = 1
 
@@ -58,57 +58,49 @@ def write_cell(path: str, run: BatchRun, index: Sequence[int], cell: Mapping[str
     res = run.result
     reps = [run.replicas[i] for i in idx]
     scales = reps[0].scales
-    tmp = f"{path}.tmp-{os.getpid()}"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for k, v in cell_attrs(cell).items():
-                f.attrs[k] = v
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["lazyphase_version"] = __version__
-            f.attrs["status"] = np.array([res.status[i] for i in idx], dtype=h5py.string_dtype())
-            f.attrs["kappa"] = scales.kappa
-            f.attrs["alpha"] = scales.alpha
-            f.attrs["betas"] = np.asarray(scales.betas)
-            f.attrs["gammas"] = np.asarray(scales.gammas(cell["m"]))
-            if cell["model"] == "chizat":
-                # Chizat's multiplier A = 1/alpha; s and kappa as realized (cell['s'] unused)
-                f.attrs["chizat_multiplier"] = 1.0 / scales.alpha
-                f.attrs["s"] = effective_s(cell, scales)
-            if isinstance(cell["scheme"], str) and cell["scheme"].startswith("luo:"):
-                f.attrs["gamma_luo"] = 1.0 - cell["s"]
-                f.attrs["gamma_prime"] = float(cell["scheme"].split(":", 1)[1])
-            f.attrs["seconds"] = res.seconds
-            data = f.create_group("data")
-            for name in ("x_train", "y_train", "x_test", "y_test", "x_kernel"):
-                _ds(data, name, np.stack([getattr(r.data, name).numpy() for r in reps]))
-            rep = f.create_group("replicas")
-            _ds(rep, "seed", np.array([r.seed for r in reps], dtype=np.int64))
-            _ds(rep, "final_step", res.final_step[idx])
-            _ds(rep, "lr0", run.lr0[idx])
-            _ds(rep, "output_std0", run.output_std0[idx])
-            _ds(rep, "theta0_eigvals", run.theta0_eigs[idx])
-            _ds(rep, "best_test_loss", res.best_test_loss[idx])
-            _ds(rep, "best_test_step", res.best_test_step[idx])
-            _ds(rep, "tail_train_loss", res.tail_train_loss[idx])
-            _write_weights(f, run, idx, cell)
-            tr = f.create_group("trajectory")
-            _ds(tr, "step", res.steps)
-            for name, arr in (
-                ("t", res.t), ("lr", res.lr), ("train_loss", res.train_loss),
-                ("test_loss", res.test_loss), ("rd", res.rd),
-            ):  # fmt: skip
-                _ds(tr, name, arr[idx])
-            gram = f.create_group("gram")
-            _ds(gram, "step", res.gram_steps)
-            _ds(gram, "theta", res.gram[idx])
-            gram.attrs["normalization"] = run.gram_normalization[idx[0]]
-            _write_events(f, res.events, idx)
-            f.attrs["complete"] = True
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_h5(path) as f:
+        for k, v in cell_attrs(cell).items():
+            f.attrs[k] = v
+        f.attrs["schema_version"] = SCHEMA_VERSION
+        f.attrs["lazyphase_version"] = __version__
+        f.attrs["status"] = np.array([res.status[i] for i in idx], dtype=h5py.string_dtype())
+        f.attrs["kappa"] = scales.kappa
+        f.attrs["alpha"] = scales.alpha
+        f.attrs["betas"] = np.asarray(scales.betas)
+        f.attrs["gammas"] = np.asarray(scales.gammas(cell["m"]))
+        if cell["model"] == "chizat":
+            # Chizat's multiplier A = 1/alpha; s and kappa as realized (cell['s'] unused)
+            f.attrs["chizat_multiplier"] = 1.0 / scales.alpha
+            f.attrs["s"] = effective_s(cell, scales)
+        if (gamma_prime := luo_gamma_prime(cell["scheme"])) is not None:
+            f.attrs["gamma_luo"] = 1.0 - cell["s"]
+            f.attrs["gamma_prime"] = gamma_prime
+        f.attrs["seconds"] = res.seconds
+        data = f.create_group("data")
+        for name in ("x_train", "y_train", "x_test", "y_test", "x_kernel"):
+            _ds(data, name, np.stack([getattr(r.data, name).numpy() for r in reps]))
+        rep = f.create_group("replicas")
+        _ds(rep, "seed", np.array([r.seed for r in reps], dtype=np.int64))
+        _ds(rep, "final_step", res.final_step[idx])
+        _ds(rep, "lr0", run.lr0[idx])
+        _ds(rep, "output_std0", run.output_std0[idx])
+        _ds(rep, "theta0_eigvals", run.theta0_eigs[idx])
+        _ds(rep, "best_test_loss", res.best_test_loss[idx])
+        _ds(rep, "best_test_step", res.best_test_step[idx])
+        _ds(rep, "tail_train_loss", res.tail_train_loss[idx])
+        _write_weights(f, run, idx, cell)
+        tr = f.create_group("trajectory")
+        _ds(tr, "step", res.steps)
+        for name, arr in (
+            ("t", res.t), ("lr", res.lr), ("train_loss", res.train_loss),
+            ("test_loss", res.test_loss), ("rd", res.rd),
+        ):  # fmt: skip
+            _ds(tr, name, arr[idx])
+        gram = f.create_group("gram")
+        _ds(gram, "step", res.gram_steps)
+        _ds(gram, "theta", res.gram[idx])
+        gram.attrs["normalization"] = run.gram_normalization[idx[0]]
+        _write_events(f, res.events, idx)
 
 
 _DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_kernel")
@@ -123,20 +115,12 @@ def write_datasets(path: str, cells: Sequence[Mapping[str, Any]]) -> list[str]:
             key = dataset_key(cell, seed)
             if key not in sets:
                 sets[key] = make_dataset(cell, seed)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for key, ds in sorted(sets.items()):
-                g = f.create_group(key)
-                for name in _DATA_FIELDS:
-                    _ds(g, name, getattr(ds, name).numpy())
-            f.attrs["schema_version"] = SCHEMA_VERSION
-            f.attrs["complete"] = True
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_h5(path) as f:
+        for key, ds in sorted(sets.items()):
+            g = f.create_group(key)
+            for name in _DATA_FIELDS:
+                _ds(g, name, getattr(ds, name).numpy())
+        f.attrs["schema_version"] = SCHEMA_VERSION
     return sorted(sets)
 
 
@@ -159,7 +143,7 @@ def read_datasets(path: str) -> dict[str, Dataset]:
 
 
 def _write_weights(f: h5py.File, run: BatchRun, idx: np.ndarray, cell: Mapping[str, Any]) -> None:
-    names = [f"W{i + 1}" for i in range(cell["depth"])] + ["a"]
+    names = layer_names(cell["depth"])
     w = f.create_group("weights")
     init = [p[idx].numpy() for p in run.params0]
     final = [p[idx].to("cpu").double().numpy() for p in run.result.params_final]

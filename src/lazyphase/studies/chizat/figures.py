@@ -13,8 +13,14 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from .chizat import SCALING, alpha_tau_grid, fit_level_lines, mean_std, one_row_per_replica
-from .figures import _save, _style, _suptitle
+from lazyphase.studies.chizat.analysis import (
+    SCALING,
+    alpha_tau_grid,
+    fit_level_lines,
+    mean_std,
+    one_row_per_replica,
+)
+from lazyphase.studies.plotting import plot_style, save, suptitle
 
 TAU_LABEL = "init scale τ (std of both layers, log scale)"
 TEST_LABEL = "test loss R_test (log scale)"
@@ -57,7 +63,7 @@ def plot_tau(runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequen
     df = df[df["lr_policy"].isin(policies)]
     cents = sorted(df["centering"].unique(), reverse=True)
     colors = dict(zip(sorted(df["lr_policy"].unique()), ["C0", "C3", "C2", "C4"]))
-    with _style():
+    with plot_style():
         fig, axes = _fig(1, len(cents))
         for ax, cent in zip(axes[0], cents):
             sub = df[df["centering"] == cent]
@@ -81,19 +87,19 @@ def plot_tau(runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequen
             if list(policies) == ["chizat"]
             else "C7 step-size rule vs fixed step"
         )
-        _suptitle(
+        suptitle(
             fig,
             f"{what}: m={r['m']}, d={r['d']}, n={r['n']}, A={r['chizat_multiplier']:g}, "
             f"{int(df['final_step'].max())} GD steps on F_A = R(A h)/A²",
         )
-        _save(fig, out_pdf, out_png)
+        save(fig, out_pdf, out_png)
 
 
 def plot_width(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
     """C2: test loss (end of training) and relative displacement ``‖Δθ‖/‖θ0‖`` against ``m`` for
     ``A = 1/√m`` and ``A = 1/m``: dots per trial, lines through the means."""
     df = one_row_per_replica(runs)
-    with _style():
+    with plot_style():
         fig, axes = _fig(1, 2)
         for k, (col, ylab) in enumerate(
             (("test_loss_final", TEST_LABEL), ("rd_total_final", "‖θ(T) − θ0‖ / ‖θ0‖ (log scale)"))
@@ -110,19 +116,19 @@ def plot_width(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
             ax.set_ylabel(ylab)
             ax.legend(fontsize="x-small")
         r = df.iloc[0]
-        _suptitle(
+        suptitle(
             fig,
             f"C2 test loss vs width: d={r['d']}, n={r['n']}, teacher ×{r['teacher_scale']:g}, "
             f"τ={r['tau']:g}, non-symmetrized, {int(df['final_step'].max())} GD steps, "
             f"{df.groupby(['m', 'chizat_alpha_power']).size().min()} trials",
         )
-        _save(fig, out_pdf, out_png)
+        save(fig, out_pdf, out_png)
 
 
 def plot_trajectories(traj: pd.DataFrame, out_pdf: str, out_png: str) -> None:
     """C5 (the Note's Fig. 1): relative parameter change ``‖θ(t) − θ0‖/‖θ0‖`` and ``log10`` test
     loss against the step, lazy (large τ) against non-lazy (small τ), one line per trial."""
-    with _style():
+    with plot_style():
         fig, axes = _fig(1, 2)
         taus = sorted(traj["tau"].unique())
         colors = dict(zip(taus, ("C0", "C3", "C2", "C4")))
@@ -143,12 +149,12 @@ def plot_trajectories(traj: pd.DataFrame, out_pdf: str, out_png: str) -> None:
             ax.set_xlabel("GD step + 1 (log scale)")
             ax.legend(fontsize="x-small")
         r = traj.iloc[0]
-        _suptitle(
+        suptitle(
             fig,
             f"C5 trajectories: m={r['m']}, d=100, non-symmetrized, early stopping on the test loss "
             f"(patience {r['patience']:g} steps)",
         )
-        _save(fig, out_pdf, out_png)
+        save(fig, out_pdf, out_png)
 
 
 def plot_alpha_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
@@ -156,7 +162,7 @@ def plot_alpha_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
     level lines ``A τ^q = const`` (solid) and the prediction ``q = 2`` (dashed)."""
     lt, la, ll = alpha_tau_grid(runs)
     fit = fit_level_lines(lt, la, ll)
-    with _style():
+    with plot_style():
         fig, axes = _fig(1, 1, w=6.0, h=4.8)
         ax = axes[0, 0]
         dt, da = (lt[1] - lt[0]) / 2, (la[1] - la[0]) / 2
@@ -193,12 +199,12 @@ def plot_alpha_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
         ax.set_xlabel("log10 τ (init std of both layers)")
         ax.set_ylabel("log10 A (output multiplier)")
         ax.legend(fontsize="x-small", loc="lower left")
-        _suptitle(
+        suptitle(
             fig,
             f"C6 test loss over (τ, A): level lines fitted q = {fit.q:.2f} "
             f"[{fit.q_low:.2f}, {fit.q_high:.2f}] (90% CI), predicted 2",
         )
-        _save(fig, out_pdf, out_png)
+        save(fig, out_pdf, out_png)
 
 
 def plot_landscape(grid: pd.DataFrame, points: pd.DataFrame, out_pdf: str, out_png: str) -> None:
@@ -207,7 +213,7 @@ def plot_landscape(grid: pd.DataFrame, points: pd.DataFrame, out_pdf: str, out_p
     ``A = 1/√m``, ``A = 1/m``, columns ``m``."""
     ms = sorted(grid["m"].unique())
     pows = sorted(grid["chizat_alpha_power"].unique())
-    with _style():
+    with plot_style():
         fig, axes = _fig(len(pows), len(ms), w=3.6, h=3.2)
         for i, p in enumerate(pows):
             for j, m in enumerate(ms):
@@ -228,12 +234,12 @@ def plot_landscape(grid: pd.DataFrame, points: pd.DataFrame, out_pdf: str, out_p
                 ax.set_title(f"{SCALING.get(float(p), p)}, m={m}", fontsize="small")
                 ax.set_xlabel("PC1 / std")
                 ax.set_ylabel("PC2 / std")
-        _suptitle(
+        suptitle(
             fig,
             "C8 log10 test loss on the plane of the two principal directions of the solutions "
             "(× = solutions, + = their mean)",
         )
-        _save(fig, out_pdf, out_png)
+        save(fig, out_pdf, out_png)
 
 
 def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png: str) -> None:
@@ -242,7 +248,7 @@ def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png
     their output weight; one panel per τ."""
     taus = sorted(cover["tau"].unique())
     seed = cover["seed"].min()
-    with _style():
+    with plot_style():
         fig, axes = _fig(1, len(taus), w=4.2, h=4.2)
         for ax, tau in zip(axes[0], taus):
             d = cover[(cover["tau"] == tau) & (cover["seed"] == seed)]
@@ -263,12 +269,12 @@ def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png
             ax.set_title(f"τ = {tau:g} ({regime})", fontsize="small")
             ax.set_xlabel("|a_j| b_j,1")
             ax.set_ylabel("|a_j| b_j,2")
-        _suptitle(
+        suptitle(
             fig,
             f"C4 neuron paths |a_j| b_j (red a>0, blue a<0; dashed rays: teacher neurons), "
             f"{int(cover['step'].max())} GD steps",
         )
-        _save(fig, out_pdf, out_png)
+        save(fig, out_pdf, out_png)
 
 
 def plot_population(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
@@ -278,7 +284,7 @@ def plot_population(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
     tab = mean_std(df, ["tau"], "tail_train_loss")
     scale = tab["mean"].max()
     tab[["mean", "std"]] = tab[["mean", "std"]] / scale
-    with _style():
+    with plot_style():
         fig, axes = _fig(1, 1, w=5.2, h=3.8)
         ax = axes[0, 0]
         _band(ax, tab, "tau", "C0", "fresh batches of " + f"{int(df['batch_size'].iloc[0])} points")
@@ -288,13 +294,13 @@ def plot_population(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
         ax.set_ylabel("population loss / max over τ (log scale)")
         ax.legend(fontsize="x-small")
         r = df.iloc[0]
-        _suptitle(
+        suptitle(
             fig,
             f"C3 population SGD: m={r['m']}, A={r['chizat_multiplier']:g}, "
             f"{int(df['final_step'].max())} steps, {int(df.groupby('tau').size().min())} trials, "
             f"{(df['status'] == 'diverged').sum()} diverged",
         )
-        _save(fig, out_pdf, out_png)
+        save(fig, out_pdf, out_png)
 
 
 def plot(figure: str, t: Mapping[str, pd.DataFrame], out_pdf: str, out_png: str) -> None:

@@ -79,8 +79,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from . import activations
-from .model import hidden_stds
+from lazyphase.core import activations
+from lazyphase.core.model import hidden_stds
+from lazyphase.core.schemes import uniform_gamma
 
 Regime = Literal["normal", "linearized", "step", "none"]
 REGIMES: tuple[str, ...] = ("normal", "linearized", "step", "none")
@@ -399,8 +400,8 @@ def scheme_variance_exponents(scheme: str | dict, depth: int) -> list[float]:
         g = [0.0] + [0.5] * (depth - 1)
     elif scheme == "xavier":
         g = [0.5] * depth
-    elif isinstance(scheme, str) and scheme.startswith("uniform:"):
-        g = [float(scheme.split(":", 1)[1])] * depth
+    elif uniform_gamma(scheme) is not None:
+        g = [uniform_gamma(scheme)] * depth
     else:
         raise ValueError(f"unknown scheme {scheme!r}; allowed: lecun, kaiming, xavier, uniform:γ")
     return [-2 * g[0]] + [1 - 2 * x for x in g[1:]]

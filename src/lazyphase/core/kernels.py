@@ -15,8 +15,8 @@ from collections.abc import Sequence
 
 import torch
 
-from . import activations
-from .model import Scales, backward, forward
+from lazyphase.core import activations
+from lazyphase.core.model import Scales, backward, forward
 
 
 def per_layer_ntk(

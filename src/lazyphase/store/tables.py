@@ -19,17 +19,15 @@ train_loss, test_loss, lambda_min_theta0, n, status``, :data:`SETTING_COLUMNS`, 
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
-from importlib import resources
 
 import numpy as np
 import pandas as pd
 
-from . import __version__
-from .limiting import limiting, scheme_setup
-from .store import Run, load_run
+from lazyphase.core.limiting import limiting, scheme_setup
+from lazyphase.core.model import layer_names
+from lazyphase.store.runs import Run, load_run
 
 CELL_COLUMNS = (
     "m",
@@ -99,7 +97,7 @@ def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     a = run.attrs
     n_rep = len(a["seeds"])
     depth = int(a["depth"])
-    names = [f"W{i + 1}" for i in range(depth)] + ["a"]
+    names = layer_names(depth)
     base = {
         "experiment": experiment,
         **{k: a[k] for k in CELL_COLUMNS},
@@ -200,15 +198,3 @@ def collect(paths: Sequence[str], experiment: str) -> tuple[pd.DataFrame, pd.Dat
         pd.concat([p[0] for p in parts], ignore_index=True),
         pd.concat([p[1] for p in parts], ignore_index=True),
     )
-
-
-def code_fingerprint() -> str:
-    """``<version>-<sha256 of the package's files>[:12]``: enters the rules' ``params`` so a
-    change of the library reruns what it affects."""
-    h = hashlib.sha256()
-    root = resources.files("lazyphase")
-    for entry in sorted(root.iterdir(), key=lambda p: p.name):
-        if entry.name.endswith((".py", ".yaml")):
-            h.update(entry.name.encode())
-            h.update(entry.read_bytes())
-    return f"{__version__}-{h.hexdigest()[:12]}"

@@ -9,8 +9,16 @@ from typing import Any
 
 import pandas as pd
 
-from . import analysis, chizat_figures, concentration, figures, phase
-from .tables import collect
+from lazyphase import stats as analysis
+from lazyphase.pipeline.grid import slug
+from lazyphase.pipeline.jobs import train_cells
+from lazyphase.store import concentration as conc_store
+from lazyphase.store.tables import collect
+from lazyphase.studies.chizat import analysis as chizat
+from lazyphase.studies.chizat import figures as chizat_figures
+from lazyphase.studies.phase import analysis as phase
+from lazyphase.studies.phase import figures as phase_figures
+from lazyphase.studies.theta_lazy import concentration, figures
 
 log = logging.getLogger("lazyphase.pipeline")
 
@@ -56,7 +64,7 @@ def compute_concentration(
         threads=threads,
     )
     attrs = {k: first[k] for k in ("activation", "depth", "scheme", "n", "d", "data_seed")}
-    concentration.write_concentration(out, table, limit, attrs)
+    conc_store.write_concentration(out, table, limit, attrs)
     log.info("%s: %d rows, lambda_S %.4g", out, len(table), limit["lambda_S"])
 
 
@@ -64,7 +72,7 @@ def aggregate_concentration(
     paths: Sequence[str], outs: Mapping[str, str], *, n_boot: int = 1000, ci: float = 0.9
 ) -> None:
     """A4 files → ``table`` (parquet, one row per width × draw × layer) and ``summary`` (CSV)."""
-    table = pd.concat([concentration.read_concentration(p)[0] for p in paths], ignore_index=True)
+    table = pd.concat([conc_store.read_concentration(p)[0] for p in paths], ignore_index=True)
     summary = concentration.summarize(table, n_boot=n_boot, ci=ci)
     table.to_parquet(outs["table"])
     summary.to_csv(outs["summary"], index=False)
@@ -88,11 +96,69 @@ def refine_phase(
     their ``runs`` rows in ``out_dir/runs.parquet`` (empty when nothing needed refining)."""
     os.makedirs(out_dir, exist_ok=True)
     runs = pd.read_parquet(runs_path)
-    new = phase.refine(
+    new = bisect_boundary(
         cells, runs, out_dir, experiment, tol=tol, rounds=rounds, dataset=dataset, threads=threads
     )
     new.to_parquet(os.path.join(out_dir, "runs.parquet"))
     log.info("%s: %d bisection cells", experiment, new.drop_duplicates(["scheme", "s"]).shape[0])
+
+
+def bisect_boundary(
+    cells: Sequence[Mapping[str, Any]],
+    runs: pd.DataFrame,
+    out_dir: str,
+    experiment: str,
+    *,
+    tol: float = 0.05,
+    rounds: int = 3,
+    dataset: str | None = None,
+    threads: int = 1,
+) -> pd.DataFrame:
+    """Bisection in ``γ`` around the sign change of ``S_w``, one training round at a time.
+
+    Each round adds, for every ``γ'`` whose bracket is still wider than ``2 tol``, the cells at
+    the bracket's midpoint for every width of ``cells`` (copies of that ``γ'``'s cells with the
+    new ``s``; all ``γ'`` of one width train in one batch) and writes their run files to
+    ``out_dir/round<r>/m~<m>/``. Returns the ``runs`` rows of the new cells with a ``round``
+    column (empty when nothing needs refining); ``runs`` is the coarse table.
+    """
+    templates: dict[tuple[int, str], Mapping[str, Any]] = {}
+    for c in cells:
+        templates.setdefault((c["m"], c["scheme"]), c)
+    widths = sorted({m for m, _ in templates})
+    table = runs.assign(round=runs.get("round", 0))
+    new_parts = []
+    for r in range(1, rounds + 1):
+        mids = phase.next_gammas(table, tol)
+        if not mids:
+            log.info("round %d: every bracket is within +-%g; done", r, tol)
+            break
+        log.info("round %d: gamma midpoints %s", r, mids)
+        paths = []
+        for m in widths:
+            batch = [
+                {**templates[(m, sc)], "s": round(1.0 - g, 12)}
+                for sc, g in mids.items()
+                if (m, sc) in templates
+            ]
+            outs = [
+                os.path.join(
+                    out_dir,
+                    f"round{r}",
+                    f"m~{m}",
+                    f"s~{slug(c['s'])}_scheme~{slug(c['scheme'])}.h5",
+                )
+                for c in batch
+            ]
+            train_cells(batch, outs, threads=threads, dataset=dataset)
+            paths += outs
+        part = collect(paths, experiment)[0].assign(round=r)
+        new_parts.append(part)
+        table = pd.concat([table, part], ignore_index=True)
+    if not new_parts:
+        return runs.iloc[0:0].assign(round=pd.Series(dtype=int))
+    return pd.concat(new_parts, ignore_index=True)
+
 
 
 def aggregate_phase(
@@ -135,10 +201,28 @@ def plot(figure: str, inputs: Mapping[str, str], out_pdf: str, out_png: str) -> 
     elif figure == "gram_drift":
         figures.plot_gram_drift(t["runs"], out_pdf, out_png)
     elif figure == "phase_diagram":
-        phase.plot_phase_diagram(t["phase"], t["boundary"], out_pdf, out_png)
+        phase_figures.plot_phase_diagram(t["phase"], t["boundary"], out_pdf, out_png)
     elif figure == "gram_concentration":
         figures.plot_gram_concentration(t["table"], t["summary"], out_pdf, out_png)
     elif figure.startswith("chizat_"):
         chizat_figures.plot(figure, t, out_pdf, out_png)
     else:
         raise ValueError(f"unknown figure {figure!r}")
+
+
+def compute_landscape(paths: Sequence[str], outs: Mapping[str, str]) -> None:
+    """C8: the test-loss landscapes of the run files → ``grid`` and ``points`` (parquet)."""
+    grid, points = chizat.landscape_tables(paths)
+    _write_tables({"grid": grid, "points": points}, outs)
+
+
+def compute_cover(paths: Sequence[str], outs: Mapping[str, str]) -> None:
+    """C4: neuron paths and teacher directions → ``cover`` and ``teacher`` (parquet)."""
+    cover, teacher = chizat.cover_tables(paths)
+    _write_tables({"cover": cover, "teacher": teacher}, outs)
+
+
+def _write_tables(frames: Mapping[str, pd.DataFrame], outs: Mapping[str, str]) -> None:
+    for key, frame in frames.items():
+        os.makedirs(os.path.dirname(outs[key]) or ".", exist_ok=True)
+        frame.to_parquet(outs[key])

@@ -1,0 +1,1 @@
+"""B: Luo et al.'s phase diagram of two-layer ReLU networks (B1)."""

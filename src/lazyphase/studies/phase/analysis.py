@@ -1,0 +1,191 @@
+"""B1: the two-layer phase diagram of Luo, Xu, Ma & Zhang (JMLR 2021) in ``(γ', γ)``.
+
+Coordinates (CONVENTIONS §2): for ``f = (1/α) Σ_k a_k σ(w_k·x)`` with ``w ~ N(0, β_1²)``,
+``a ~ N(0, β_2²)``: ``γ = −log(β_1β_2/α)/log m = 1 − s`` and ``γ' = −log(β_2/β_1)/log m``
+(the cell scheme ``luo:γ'``). The regime exponent of the input weights is
+``S_w = −slope(log RD(W1), log m)``: ``S_w > 0`` linear (lazy), ``S_w < 0`` condensed, ``≈ 0``
+critical. Luo et al.'s boundary is ``γ = 1`` for ``γ' ≤ 0`` and ``γ' = γ − 1`` for ``γ' > 0``;
+a naive scaling argument gives ``γ = 1 + 2γ'`` there instead — the data decide.
+
+* :func:`phase_table` — ``S_w`` per ``(γ', γ)`` with bootstrap intervals, and the boundary
+  ``γ*`` per ``γ'`` (:func:`lazyphase.analysis.thresholds` along ``s = 1 − γ``).
+* :func:`next_gammas` / :func:`refine` — bisection in ``γ`` around each sign change.
+* :func:`plot_phase_diagram` — the heatmap with the theory lines, NTK and mean-field points.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pandas as pd
+
+from lazyphase import stats as analysis
+from lazyphase.core.schemes import luo_gamma_prime, luo_scheme
+
+log = logging.getLogger("lazyphase.phase")
+
+#: The layer whose exponent defines the regime (the input weights).
+LAYER = "W1"
+#: Points of the diagram (γ', γ): Luo et al.'s NTK (α = √m, β = 1) and mean-field (α = m) scalings.
+NTK_POINT, MEAN_FIELD_POINT = (0.0, 0.5), (0.0, 1.0)
+GAMMA_LABEL = "γ = −log(β₁β₂/α) / log m  (= 1 − s)"
+GAMMA_PRIME_LABEL = "γ′ = −log(β₂/β₁) / log m"
+SW_LABEL = "S_w = −slope of log RD(W1) vs log m"
+
+
+def luo_coordinates(scheme: str, s: float) -> tuple[float, float]:
+    """``(γ', γ)`` of a cell with scheme ``luo:γ'`` at ``s`` (``γ = 1 − s``)."""
+    gamma_prime = luo_gamma_prime(scheme)
+    if gamma_prime is None:
+        raise ValueError(f"scheme {scheme!r} is not in Luo et al.'s coordinates (luo:GAMMA_PRIME)")
+    return gamma_prime, round(1.0 - float(s), 12)
+
+
+def luo_boundary(gamma_prime: np.ndarray | float) -> np.ndarray:
+    """Luo et al.'s linear/condensed boundary: ``γ = 1`` for ``γ' ≤ 0``, ``γ = 1 + γ'`` above."""
+    gp = np.asarray(gamma_prime, dtype=float)
+    return 1.0 + np.maximum(gp, 0.0)
+
+
+def scaling_boundary(gamma_prime: np.ndarray | float) -> np.ndarray:
+    """The other candidate for ``γ' > 0``: ``γ = 1 + 2γ'`` (``γ = 1`` for ``γ' ≤ 0``)."""
+    gp = np.asarray(gamma_prime, dtype=float)
+    return 1.0 + 2.0 * np.maximum(gp, 0.0)
+
+
+def with_coordinates(runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` plus the columns ``gamma_prime`` and ``gamma`` (from ``scheme`` and ``s``)."""
+    coords = [luo_coordinates(sc, s) for sc, s in zip(runs["scheme"], runs["s"])]
+    out = runs.copy()
+    out["gamma_prime"] = [c[0] for c in coords]
+    out["gamma"] = [c[1] for c in coords]
+    return out
+
+
+def phase_table(
+    runs: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    seed: int = 0,
+    r2_min: float = 0.5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``S_w`` per ``(γ', γ)`` and the boundary ``γ*`` per ``γ'``.
+
+    Args:
+        runs: the ``runs`` table (:func:`lazyphase.tables.collect`) of ``luo:γ'`` cells, with an
+            optional ``round`` column (0 = coarse grid, r = bisection round r).
+        n_boot, ci, seed: the paired bootstrap over seeds of :func:`analysis.fit_exponents`.
+        r2_min: cells whose fit has ``R² < r2_min`` are marked ``hatched`` (so are cells with a
+            replica that did not converge, and cells without a finite exponent).
+
+    Returns ``(phase, boundary)``:
+
+    * ``phase``: one row per ``(γ', γ)``: ``gamma_prime, gamma, s, S_w, S_w_low, S_w_high``
+      (``ci`` interval), ``r2, n_m, n_seeds, n_replicas, n_converged, n_diverged, round,
+      regime`` (``linear`` if ``S_w > 0``, ``condensed`` if ``< 0``, ``undetermined`` if NaN),
+      ``hatched``;
+    * ``boundary``: one row per ``γ'``: ``gamma_star`` (where ``S_w`` changes sign from ``> 0``
+      at smaller ``γ`` to ``≤ 0``, linear interpolation), ``gamma_star_low/high`` (bootstrap),
+      ``frac_boot_cross, n_crossings, bracket_low, bracket_high`` (the adjacent grid ``γ``
+      values), ``n_gamma, luo_line, scaling_line, nearer`` (the candidate line nearer to
+      ``γ*``), ``luo_in_ci`` / ``scaling_in_ci`` and ``note``.
+    """
+    acts = runs[["activation", "depth"]].drop_duplicates()
+    if len(acts) != 1:
+        raise ValueError(
+            "a phase diagram is for one activation and depth; got "
+            f"{acts.to_dict('records')} (use one phase_diagram experiment for each)"
+        )
+    if "round" not in runs.columns:
+        runs = runs.assign(round=0)
+    w = runs[runs["layer_name"] == LAYER]
+    if w.empty:
+        raise ValueError(f"runs has no rows of layer {LAYER}")
+    exps, boot = analysis.fit_exponents(w, n_boot=n_boot, ci=ci, seed=seed)
+    per_cell = w.groupby(["scheme", "s"]).agg(
+        n_replicas=("status", "size"),
+        n_converged=("status", lambda v: int((v == "converged").sum())),
+        n_diverged=("status", lambda v: int((v == "diverged").sum())),
+        round=("round", "min"),
+        m_min=("m", "min"),
+        m_max=("m", "max"),
+    )
+    phase = with_coordinates(exps.merge(per_cell.reset_index(), on=["scheme", "s"], how="left"))
+    phase["S_w"] = -phase["slope"]
+    phase["S_w_low"], phase["S_w_high"] = -phase["ci_high"], -phase["ci_low"]
+    phase["regime"] = np.where(
+        ~np.isfinite(phase["S_w"]),
+        "undetermined",
+        np.where(phase["S_w"] > 0, "linear", "condensed"),
+    )
+    phase["hatched"] = (
+        ~np.isfinite(phase["S_w"])
+        | (phase["r2"].fillna(0.0) < r2_min)
+        | (phase["n_converged"] < phase["n_replicas"])
+    )
+    cols = ["gamma_prime", "gamma", "s", "scheme", "activation", "S_w", "S_w_low", "S_w_high"]
+    cols += ["r2", "n_m", "m_min", "m_max", "n_seeds", "n_replicas", "n_converged", "n_diverged"]
+    cols += ["round"]
+    cols += ["regime", "hatched"]
+    phase = phase[cols].sort_values(["gamma_prime", "gamma"]).reset_index(drop=True)
+
+    thr = analysis.thresholds(exps, boot, ci=ci)
+    rows = []
+    for r in thr.itertuples():
+        gp = luo_coordinates(r.scheme, 0.0)[0]
+        grid = np.sort(phase.loc[phase["scheme"] == r.scheme, "gamma"].to_numpy(dtype=float))
+        star = 1.0 - r.s_star
+        lo, hi = _bracket(grid, star)
+        g_lo, g_hi = 1.0 - r.s_star_high, 1.0 - r.s_star_low
+        luo, scal = float(luo_boundary(gp)), float(scaling_boundary(gp))
+        nearer = ""
+        if np.isfinite(star):
+            nearer = "luo" if abs(star - luo) <= abs(star - scal) else "scaling"
+            if gp <= 0:
+                nearer = "both (gamma = 1)"
+        rows.append(
+            {
+                "gamma_prime": gp,
+                "gamma_star": star,
+                "gamma_star_low": g_lo,
+                "gamma_star_high": g_hi,
+                "frac_boot_cross": r.frac_boot_cross,
+                "n_crossings": r.n_crossings,
+                "bracket_low": lo,
+                "bracket_high": hi,
+                "n_gamma": len(grid),
+                "luo_line": luo,
+                "scaling_line": scal,
+                "nearer": nearer,
+                "luo_in_ci": bool(g_lo <= luo <= g_hi),
+                "scaling_in_ci": bool(g_lo <= scal <= g_hi),
+                "note": r.note,
+            }
+        )
+    boundary = pd.DataFrame(rows).sort_values("gamma_prime").reset_index(drop=True)
+    return phase, boundary
+
+
+def _bracket(grid: np.ndarray, star: float) -> tuple[float, float]:
+    """The adjacent grid values around ``star`` (``grid`` sorted; NaN if ``star`` is NaN)."""
+    if not np.isfinite(star):
+        return np.nan, np.nan
+    below, above = grid[grid <= star + 1e-12], grid[grid > star + 1e-12]
+    return (
+        float(below.max()) if below.size else np.nan,
+        float(above.min()) if above.size else np.nan,
+    )
+
+
+def next_gammas(runs: pd.DataFrame, tol: float) -> dict[str, float]:
+    """One bisection step: for each scheme ``luo:γ'`` whose ``S_w`` changes sign, the midpoint
+    of the bracketing ``γ`` interval, if that interval is wider than ``2 tol``."""
+    _, boundary = phase_table(runs, n_boot=0)
+    out = {}
+    for r in boundary.itertuples():
+        if np.isfinite(r.bracket_low) and np.isfinite(r.bracket_high):
+            if (r.bracket_high - r.bracket_low) / 2 > tol + 1e-12:
+                out[luo_scheme(r.gamma_prime)] = round((r.bracket_low + r.bracket_high) / 2, 12)
+    return out
