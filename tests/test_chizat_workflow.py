@@ -42,7 +42,7 @@ def test_runs_table_carries_the_chizat_coordinates(chizat_run):
     runs = pd.read_parquet(chizat_run / "chizat_alpha_tau" / "runs.parquet")
     one = runs[runs["layer"] == 1]
     assert len(one) == 9  # 3 tau x 3 A x 1 seed
-    # CONVENTIONS side: alpha = 1/A, kappa = m tau^2 A, s = log kappa / log m
+    # docs/conventions.md side: alpha = 1/A, kappa = m tau^2 A, s = log kappa / log m
     np.testing.assert_allclose(one["alpha"], 1 / one["chizat_multiplier"], rtol=1e-12)
     np.testing.assert_allclose(one["kappa"], 8 * one["tau"] ** 2 * one["chizat_alpha"], rtol=1e-12)
     np.testing.assert_allclose(one["s"], np.log(one["kappa"]) / np.log(8), rtol=1e-12)

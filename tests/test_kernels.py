@@ -18,7 +18,7 @@ from lazyphase.core.model import init_params, layer_masks, resolve_scales
 def oracle_f(
     params: list[torch.Tensor], x: torch.Tensor, act, alpha: float, bias: bool, masks=None
 ):
-    """An independent single-replica network: x (d,) -> scalar, written from CONVENTIONS §2.
+    """An independent single-replica network: x (d,) -> scalar, written from docs/conventions.md §2.
     Masked-out entries (symmetric centering, L > 1) are constants, not parameters."""
     h = x
     masks = masks or [None] * len(params)

@@ -1,7 +1,7 @@
 """Limiting kernels: closed forms vs quadrature, Monte Carlo at large width, regimes.
 
 Tolerances are stated next to every assertion. The Monte Carlo oracle is written here from
-CONVENTIONS §2 with plain torch (no lazyphase code) and checked against autograd at small width.
+docs/conventions.md §2 with plain torch (no lazyphase code) and checked against autograd at small width.
 """
 
 from __future__ import annotations

@@ -42,7 +42,7 @@ def test_scheme_exponents():
 
 
 def test_luo_coordinates():
-    """luo:γ' with s: γ_Luo = 1 − s and γ' = −log(β2/β1)/log m (CONVENTIONS §2)."""
+    """luo:γ' with s: γ_Luo = 1 − s and γ' = −log(β2/β1)/log m (docs/conventions.md §2)."""
     m = 4096
     for gp, s in ((-0.5, 0.0), (0.25, 0.5), (1.0, -0.75)):
         sc = resolve_scales(validate_cell(dict(m=m, scheme=f"luo:{gp}", s=s)))

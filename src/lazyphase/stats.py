@@ -1,4 +1,4 @@
-"""Regime exponents, lazy-side thresholds and loss-decay rates (CONVENTIONS.md §4).
+"""Regime exponents, lazy-side thresholds and loss-decay rates (docs/conventions.md §4).
 
 * :func:`fit_exponents` — per group, the least-squares slope of ``log RD_final`` against
   ``log m`` with a bootstrap over seeds (the *regime exponent*: < 0 lazy, ≈ 0 critical,
@@ -320,7 +320,7 @@ def thresholds(
 
 
 def linearized_rate(lambda_min, n):
-    """Initial loss-decay rate of the linearized dynamics, ``2 λ_min(Θ0) / n`` (CONVENTIONS §4:
+    """Initial loss-decay rate of the linearized dynamics, ``2 λ_min(Θ0) / n`` (docs/conventions.md §4:
     ``de/dt = −(1/n) Θ0 e``, so ``R(t) ≤ R0 · exp(−2 λ_min t / n)``). Broadcasts."""
     return 2.0 * np.asarray(lambda_min, dtype=float) / np.asarray(n, dtype=float)
 

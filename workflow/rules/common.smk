@@ -6,6 +6,7 @@ from lazyphase.cells import ConfigError
 from lazyphase.pipeline.grid import expand_config
 from lazyphase.pipeline.jobs import estimate_mem_mb, estimate_runtime_min
 from lazyphase.pipeline.fingerprint import code_fingerprint
+from lazyphase.studies.catalog import FIGURES
 
 validate(config, schema="../schemas/config.schema.yaml")
 

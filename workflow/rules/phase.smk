@@ -50,26 +50,3 @@ rule aggregate_phase:
         code=CODE,
     script:
         "../../scripts/aggregate_phase.py"
-
-
-rule plot_phase_diagram:
-    input:
-        phase="results/{experiment}/phase.csv",
-        boundary="results/{experiment}/boundary.csv",
-    output:
-        pdf="results/{experiment}/figures/phase_diagram.pdf",
-        png=report(
-            "results/{experiment}/figures/phase_diagram.png",
-            caption="../report/phase_diagram.rst",
-            category="{experiment}",
-        ),
-    log:
-        "logs/plot/{experiment}/phase_diagram.log",
-    localrule: True
-    conda:
-        "../envs/lazyphase.yaml"
-    params:
-        figure="phase_diagram",
-        code=CODE,
-    script:
-        "../../scripts/plot.py"

@@ -1,4 +1,4 @@
-"""Limiting (m → ∞) per-layer kernels of the normalized network (CONVENTIONS §2 and §4).
+"""Limiting (m → ∞) per-layer kernels of the normalized network (docs/conventions.md §2 and §4).
 
 The normalized network with ``L`` hidden layers is
 
@@ -15,12 +15,12 @@ Derivation (checked by hand and by the Monte Carlo tests in ``tests/test_limitin
 ``(1/m) h_{l−1}·h'_{l−1} → Σ[l−1]``; the backpropagated signal ``∂f̄/∂z_l`` carries ``1/m`` from the
 output and one ``m^{-1/2}`` per higher layer, so ``m · ⟨B_l, B'_l⟩ → Π_{k≥l} Σ̇[k]`` (every
 ``Σ_k ā_k² σ'σ'`` or ``Σ_j σ'_j σ'_j …`` sum of ``m`` terms is absorbed by one factor ``1/m``).
-The CONVENTIONS definitions agree with this exact limit at every depth.
+The definitions of docs/conventions.md agree with this exact limit at every depth.
 
 Variances. A scheme may scale the pre-activations: ``z_1 = s_1 W̄[1] x`` and
 ``z_l = s_l m^{-1/2} W̄[l] h_{l−1}`` with ``v_l = s_l²`` (``v_1 = β_1²``, ``v_l = m β_l²``; lecun: all 1,
 kaiming: all 2). With ``input_variance = (v_1 … v_L)`` the recursion runs on the actual
-covariances ``Λ_l = v_l Σ[l−1]`` and, with the nominal κ of CONVENTIONS §2,
+covariances ``Λ_l = v_l Σ[l−1]`` and, with the nominal κ of docs/conventions.md §2,
 
     G[l] → Σ[l−1] ⊙ Π_{k≥l} Σ̇[k] / Π_{k<l} v_k,        G[L+1] → Σ[L] / Π_{k≤L} v_k.
 

@@ -1,4 +1,4 @@
-"""The L-hidden-layer network of CONVENTIONS §2, batched over R replicas.
+"""The L-hidden-layer network of docs/conventions.md §2, batched over R replicas.
 
     f_θ(x) = (1/α) · aᵀ σ(W[L] σ(… σ(W[1] x)))
 
@@ -123,7 +123,7 @@ def chizat_multiplier(cell: Mapping[str, Any]) -> float:
 def chizat_scales(cell: Mapping[str, Any]) -> Scales:
     """Scales of Chizat's model ``f = A Σ_j a_j relu(b_j·x)``, ``a_j, b_j ~ τ·N(0, 1)``.
 
-    It is the CONVENTIONS network with ``β_1 = β_2 = τ`` and divisor ``α = 1/A``, so
+    It is the network of docs/conventions.md §2 with ``β_1 = β_2 = τ`` and divisor ``α = 1/A``, so
     ``κ = m τ² A`` (and ``s = log κ / log m``, see :func:`effective_s`)."""
     tau, mult = float(cell["tau"]), chizat_multiplier(cell)
     return Scales((tau, tau), 1.0 / mult, float(cell["m"]) * tau * tau * mult)

@@ -1,4 +1,4 @@
-"""Full-batch gradient descent on R replicas at once (CONVENTIONS §3).
+"""Full-batch gradient descent on R replicas at once (docs/conventions.md §3).
 
 Replicas are stacked on a leading axis and every step is a handful of ``torch.bmm`` calls, so R
 small networks cost about as much as one R-times larger one. Parameters are stored as

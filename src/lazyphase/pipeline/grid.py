@@ -20,6 +20,7 @@ import pandas as pd
 
 from lazyphase.cells import ConfigError, validate_cell
 from lazyphase.core.schemes import luo_scheme
+from lazyphase.studies.catalog import kind_figures
 from lazyphase.core.train import BATCH_KEYS
 
 
@@ -101,33 +102,13 @@ def expand_experiment(name: str, exp: Mapping[str, Any], *, trains: bool = True)
     return df
 
 
-#: Figures each kind of experiment can build.
-KIND_FIGURES = {
-    "train": (
-        "theta_lazy_rd",
-        "theta_lazy_threshold",
-        "loss_decay",
-        "gram_drift",
-        # C1–C8 (Chizat et al. 2019 and the Note), from model: chizat cells
-        "chizat_tau",
-        "chizat_stepsize",
-        "chizat_width",
-        "chizat_population",
-        "chizat_cover",
-        "chizat_trajectories",
-        "chizat_alpha_tau",
-        "chizat_landscape",
-    ),
-    "gram_concentration": ("gram_concentration",),
-    "phase_diagram": ("phase_diagram", "theta_lazy_rd", "loss_decay"),
-}
 
 
 def luo_grid(name: str, exp: Mapping[str, Any]) -> dict[str, Any]:
     """A ``phase_diagram`` experiment in Luo et al.'s coordinates → an ordinary training grid.
 
     The grid gives ``gamma`` (``γ``) and ``gamma_prime`` (``γ'``) instead of ``s`` and ``scheme``;
-    they become ``s = 1 − γ`` and ``scheme = luo:γ'`` (CONVENTIONS §2), in that order, so the
+    they become ``s = 1 − γ`` and ``scheme = luo:γ'`` (docs/conventions.md §2), in that order, so the
     cells are the ``train`` cells of the same point."""
     where = f"experiments.{name}"
     grid = dict(exp.get("grid") or {})
@@ -178,11 +159,11 @@ def expand_config(config: Mapping[str, Any]) -> pd.DataFrame:
     frames = []
     for name, exp in exps.items():
         kind = exp.get("kind", "train")
-        wrong = [f for f in exp.get("figures", []) if f not in KIND_FIGURES[kind]]
+        wrong = [f for f in exp.get("figures", []) if f not in kind_figures(kind)]
         if wrong:
             raise ConfigError(
                 f"experiments.{name}.figures: {wrong} cannot be built from a {kind!r} experiment; "
-                f"allowed: {', '.join(KIND_FIGURES[kind])}"
+                f"allowed: {', '.join(kind_figures(kind))}"
             )
         if kind == "gram_concentration":
             exp = {**exp, "batch_over": ["m"]}

@@ -15,9 +15,8 @@ from lazyphase.pipeline.jobs import train_cells
 from lazyphase.store import concentration as conc_store
 from lazyphase.store.tables import collect
 from lazyphase.studies.chizat import analysis as chizat
-from lazyphase.studies.chizat import figures as chizat_figures
+from lazyphase.studies.catalog import FIGURES
 from lazyphase.studies.phase import analysis as phase
-from lazyphase.studies.phase import figures as phase_figures
 from lazyphase.studies.theta_lazy import concentration, figures
 
 log = logging.getLogger("lazyphase.pipeline")
@@ -190,24 +189,10 @@ def _read(path: str) -> pd.DataFrame:
 
 
 def plot(figure: str, inputs: Mapping[str, str], out_pdf: str, out_png: str) -> None:
-    """Draw ``figure`` (a name of the catalog) from the aggregated tables."""
-    t = {k: _read(v) for k, v in inputs.items()}
-    if figure == "theta_lazy_rd":
-        figures.plot_theta_lazy_rd(t["runs"], t["exponents"], out_pdf, out_png)
-    elif figure == "theta_lazy_threshold":
-        figures.plot_theta_lazy_threshold(t["exponents"], t["threshold"], out_pdf, out_png)
-    elif figure == "loss_decay":
-        figures.plot_loss_decay(t["traj"], out_pdf, out_png)
-    elif figure == "gram_drift":
-        figures.plot_gram_drift(t["runs"], out_pdf, out_png)
-    elif figure == "phase_diagram":
-        phase_figures.plot_phase_diagram(t["phase"], t["boundary"], out_pdf, out_png)
-    elif figure == "gram_concentration":
-        figures.plot_gram_concentration(t["table"], t["summary"], out_pdf, out_png)
-    elif figure.startswith("chizat_"):
-        chizat_figures.plot(figure, t, out_pdf, out_png)
-    else:
-        raise ValueError(f"unknown figure {figure!r}")
+    """Draw ``figure`` (a name of :data:`~lazyphase.studies.catalog.FIGURES`) from the tables
+    ``inputs`` (role → path)."""
+    entry = FIGURES[figure]
+    entry.function()(*[_read(inputs[role]) for role in entry.inputs], out_pdf, out_png)
 
 
 def compute_landscape(paths: Sequence[str], outs: Mapping[str, str]) -> None:

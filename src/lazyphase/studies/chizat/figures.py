@@ -95,6 +95,11 @@ def plot_tau(runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequen
         save(fig, out_pdf, out_png)
 
 
+def plot_stepsize(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+    """C7: :func:`plot_tau` with every step rule of the runs side by side."""
+    plot_tau(runs, out_pdf, out_png, policies=sorted(runs["lr_policy"].unique()))
+
+
 def plot_width(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
     """C2: test loss (end of training) and relative displacement ``‖Δθ‖/‖θ0‖`` against ``m`` for
     ``A = 1/√m`` and ``A = 1/m``: dots per trial, lines through the means."""
@@ -301,25 +306,3 @@ def plot_population(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
             f"{(df['status'] == 'diverged').sum()} diverged",
         )
         save(fig, out_pdf, out_png)
-
-
-def plot(figure: str, t: Mapping[str, pd.DataFrame], out_pdf: str, out_png: str) -> None:
-    """Draw the C figure ``figure`` from the tables ``t`` (keys as in the rules' inputs)."""
-    if figure == "chizat_tau":
-        plot_tau(t["runs"], out_pdf, out_png, policies=["chizat"])
-    elif figure == "chizat_stepsize":
-        plot_tau(t["runs"], out_pdf, out_png, policies=sorted(t["runs"]["lr_policy"].unique()))
-    elif figure == "chizat_width":
-        plot_width(t["runs"], out_pdf, out_png)
-    elif figure == "chizat_trajectories":
-        plot_trajectories(t["traj"], out_pdf, out_png)
-    elif figure == "chizat_alpha_tau":
-        plot_alpha_tau(t["runs"], out_pdf, out_png)
-    elif figure == "chizat_landscape":
-        plot_landscape(t["grid"], t["points"], out_pdf, out_png)
-    elif figure == "chizat_cover":
-        plot_cover(t["cover"], t["teacher"], out_pdf, out_png)
-    elif figure == "chizat_population":
-        plot_population(t["runs"], out_pdf, out_png)
-    else:
-        raise ValueError(f"unknown figure {figure!r}")

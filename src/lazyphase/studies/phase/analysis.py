@@ -1,6 +1,6 @@
 """B1: the two-layer phase diagram of Luo, Xu, Ma & Zhang (JMLR 2021) in ``(γ', γ)``.
 
-Coordinates (CONVENTIONS §2): for ``f = (1/α) Σ_k a_k σ(w_k·x)`` with ``w ~ N(0, β_1²)``,
+Coordinates (docs/conventions.md §2): for ``f = (1/α) Σ_k a_k σ(w_k·x)`` with ``w ~ N(0, β_1²)``,
 ``a ~ N(0, β_2²)``: ``γ = −log(β_1β_2/α)/log m = 1 − s`` and ``γ' = −log(β_2/β_1)/log m``
 (the cell scheme ``luo:γ'``). The regime exponent of the input weights is
 ``S_w = −slope(log RD(W1), log m)``: ``S_w > 0`` linear (lazy), ``S_w < 0`` condensed, ``≈ 0``

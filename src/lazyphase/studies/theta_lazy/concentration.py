@@ -1,7 +1,7 @@
 """Experiment A4 ``gram_concentration``: the per-layer Gram at initialization against its limit.
 
 No training. On one fixed set ``X`` of ``n`` points on ``S^{d−1}`` the normalized per-layer Gram
-``G[l](θ0) = (m β_l²/κ²) Θ[l](θ0)`` (CONVENTIONS §4) of many independent initializations is
+``G[l](θ0) = (m β_l²/κ²) Θ[l](θ0)`` (docs/conventions.md §4) of many independent initializations is
 compared with its ``m → ∞`` limit ``K[l]`` (:func:`lazyphase.limiting.limiting`):
 
 * ``rel_error = ‖G[l] − K[l]‖_F / ‖K[l]‖_F``, expected to decay like ``m^{-1/2}`` (each entry of

@@ -1,4 +1,4 @@
-"""Figures A1, A2, A3, A5 of the catalog (EXPERIMENTS.md §A) from the aggregated tables.
+"""Figures A1, A2, A3, A5 of the catalog (docs/experiments.md §A) from the aggregated tables.
 
 Every function writes a PDF and a PNG (``out_png=None``: ``out_pdf`` is taken as a path stem and
 ``.pdf``/``.png`` are appended or substituted). Figures are built on ``matplotlib.figure.Figure``

@@ -1,0 +1,106 @@
+"""The figure catalog: every figure's name, label, study, experiment kinds, input tables and
+drawing function. The configuration check, the plot dispatch and the Snakemake plot rules are
+all generated from :data:`FIGURES` (docs/experiments.md lists the same figures for readers).
+
+Imports no matplotlib: the drawing module is imported only when a figure is drawn.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+#: Tables of an experiment's results folder, by the role a figure reads them under.
+TABLES = {
+    "runs": "runs.parquet",
+    "traj": "trajectory.parquet",
+    "exponents": "exponents.csv",
+    "threshold": "threshold.csv",
+    "table": "concentration.parquet",
+    "summary": "concentration_summary.csv",
+    "phase": "phase.csv",
+    "boundary": "boundary.csv",
+    "grid": "landscape.parquet",
+    "points": "landscape_points.parquet",
+    "cover": "cover.parquet",
+    "teacher": "cover_teacher.parquet",
+}
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One entry of the catalog.
+
+    Attributes:
+        name: the figure's name in ``figures:`` of the configuration and in file names.
+        label: the catalog label (``A1`` … ``C8``, docs/experiments.md).
+        title: a short title for the report.
+        kinds: the experiment kinds that can build it.
+        inputs: the roles of :data:`TABLES` the drawing function takes, in its argument order.
+        draw: ``"module:function"`` under ``lazyphase.studies``; called as
+            ``function(*tables, out_pdf, out_png)``.
+    """
+
+    name: str
+    label: str
+    title: str
+    kinds: tuple[str, ...]
+    inputs: tuple[str, ...]
+    draw: str
+    study: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "study", self.draw.split(".", 1)[0])
+
+    def input_paths(self, folder: str) -> dict[str, str]:
+        """``{role: folder/<table file>}`` of the inputs."""
+        return {role: f"{folder}/{TABLES[role]}" for role in self.inputs}
+
+    def function(self) -> Callable[..., None]:
+        """The drawing function (imports its module)."""
+        module, func = self.draw.split(":")
+        return getattr(importlib.import_module(f"lazyphase.studies.{module}"), func)
+
+
+_A = "theta_lazy.figures"
+_C = "chizat.figures"
+_TRAIN = ("train",)
+_FIGURES = (
+    Figure("theta_lazy_rd", "A1", "RD against width", ("train", "phase_diagram"),
+           ("runs", "exponents"), f"{_A}:plot_theta_lazy_rd"),
+    Figure("theta_lazy_threshold", "A2", "RD exponents against s", _TRAIN,
+           ("exponents", "threshold"), f"{_A}:plot_theta_lazy_threshold"),
+    Figure("loss_decay", "A3", "Loss decay", ("train", "phase_diagram"),
+           ("traj",), f"{_A}:plot_loss_decay"),
+    Figure("gram_concentration", "A4", "Gram concentration at initialization",
+           ("gram_concentration",), ("table", "summary"), f"{_A}:plot_gram_concentration"),
+    Figure("gram_drift", "A5", "Gram drift", _TRAIN, ("runs",), f"{_A}:plot_gram_drift"),
+    Figure("phase_diagram", "B1", "Phase diagram (Luo et al.)", ("phase_diagram",),
+           ("phase", "boundary"), "phase.figures:plot_phase_diagram"),
+    Figure("chizat_tau", "C1", "Test loss against τ", _TRAIN, ("runs",), f"{_C}:plot_tau"),
+    Figure("chizat_width", "C2", "Test loss against width", _TRAIN, ("runs",),
+           f"{_C}:plot_width"),
+    Figure("chizat_population", "C3", "Population SGD", _TRAIN, ("runs",),
+           f"{_C}:plot_population"),
+    Figure("chizat_cover", "C4", "Neuron paths (cover)", _TRAIN, ("cover", "teacher"),
+           f"{_C}:plot_cover"),
+    Figure("chizat_trajectories", "C5", "Parameter trajectories", _TRAIN, ("traj",),
+           f"{_C}:plot_trajectories"),
+    Figure("chizat_alpha_tau", "C6", "Test loss over (A, τ)", _TRAIN, ("runs",),
+           f"{_C}:plot_alpha_tau"),
+    Figure("chizat_stepsize", "C7", "Step-size rules against τ", _TRAIN, ("runs",),
+           f"{_C}:plot_stepsize"),
+    Figure("chizat_landscape", "C8", "Loss landscape", _TRAIN, ("grid", "points"),
+           f"{_C}:plot_landscape"),
+)  # fmt: skip
+
+#: name → :class:`Figure`, in catalog order (A1 … C8).
+FIGURES: Mapping[str, Figure] = {
+    f.name: f for f in sorted(_FIGURES, key=lambda f: (f.label[0], int(f.label[1:])))
+}
+
+
+def kind_figures(kind: str) -> list[str]:
+    """The names of the figures an experiment of ``kind`` can build, in catalog order."""
+    return [f.name for f in FIGURES.values() if kind in f.kinds]
