@@ -20,8 +20,8 @@ import pandas as pd
 
 from lazyphase.cells import ConfigError, validate_cell
 from lazyphase.core.schemes import luo_scheme
-from lazyphase.studies.catalog import kind_figures
 from lazyphase.core.train import BATCH_KEYS
+from lazyphase.studies.catalog import kind_figures
 
 
 def slug(value: Any) -> str:

@@ -14,10 +14,10 @@ from lazyphase.pipeline.grid import slug
 from lazyphase.pipeline.jobs import train_cells
 from lazyphase.store import concentration as conc_store
 from lazyphase.store.tables import collect
-from lazyphase.studies.chizat import analysis as chizat
 from lazyphase.studies.catalog import FIGURES
+from lazyphase.studies.chizat import analysis as chizat
 from lazyphase.studies.phase import analysis as phase
-from lazyphase.studies.theta_lazy import concentration, figures
+from lazyphase.studies.theta_lazy import concentration
 
 log = logging.getLogger("lazyphase.pipeline")
 

@@ -7,7 +7,7 @@ paths) are in :mod:`lazyphase.chizat`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
