@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from oracles import gradients
 
 from lazyphase.cells import validate_cell
 from lazyphase.core import activations
@@ -12,7 +13,6 @@ from lazyphase.core.data import generator, sphere
 from lazyphase.core.model import (
     backward,
     forward,
-    gradients,
     init_params,
     layer_masks,
     resolve_scales,

@@ -111,19 +111,6 @@ def test_bad_config_is_rejected_before_any_job(tmp_path):
     assert "'scheme'" in r.stderr + r.stdout and "'he'" in r.stderr + r.stdout
 
 
-def test_environment_yml_matches_pyproject():
-    import tomllib
-
-    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    names = {re.split(r"[<>=\[ ]", d)[0].lower() for d in deps}
-    env = yaml.safe_load((ROOT / "environment.yml").read_text())["dependencies"]
-    conda = {re.split(r"[<>= ]", d)[0].lower() for d in env if isinstance(d, str)}
-    rename = {"torch": "pytorch", "snakemake": "snakemake-minimal"}
-    missing = {n for n in names if rename.get(n, n) not in conda}
-    assert not missing, f"environment.yml lacks {missing}"
-    assert "python=3.11" in env
-
-
 def test_configuration_reference_is_in_sync():
     from lazyphase.pipeline.config import reference_markdown
 

@@ -73,7 +73,3 @@ def normalization(scales: Sequence[Scales], m: int) -> torch.Tensor:
         [[m * b * b / (sc.kappa**2) for b in sc.betas] for sc in scales], dtype=torch.float64
     )
 
-
-def relative_change(g: torch.Tensor, g0: torch.Tensor) -> torch.Tensor:
-    """``‖G − G0‖_F / ‖G0‖_F`` over the last two axes (any leading shape)."""
-    return torch.linalg.matrix_norm(g - g0) / torch.linalg.matrix_norm(g0)

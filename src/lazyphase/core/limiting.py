@@ -574,13 +574,3 @@ def limiting(
 def lambda_s(K_list: Sequence[torch.Tensor | np.ndarray]) -> float:
     """``λ_S = min_l λ_min(K[l])`` (``eigvalsh`` of each symmetric kernel)."""
     return min(float(torch.linalg.eigvalsh(torch.as_tensor(k, dtype=_DTYPE))[0]) for k in K_list)
-
-
-def predicted_decay_rate(theta0: torch.Tensor | np.ndarray, n: int) -> float:
-    """Initial loss-decay rate ``2 λ_min(Θ0)/n`` of the linearized dynamics ``de/dt = −Θ0 e/n``.
-
-    Args:
-        theta0: ``(n, n)`` empirical (or limiting) NTK Gram on the training set.
-        n: number of training points (the ``1/n`` of the loss ``(1/2n) Σ (f − y)²``).
-    """
-    return 2.0 * float(torch.linalg.eigvalsh(torch.as_tensor(theta0, dtype=_DTYPE))[0]) / n

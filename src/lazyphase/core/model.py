@@ -318,20 +318,6 @@ def backward(
     return deltas[::-1]
 
 
-def gradients(
-    fwd: Forward,
-    deltas: Sequence[torch.Tensor],
-    masks: Sequence[torch.Tensor | None] | None = None,
-) -> list[torch.Tensor]:
-    """Parameter gradients ``δ_lᵀ H_{l−1}`` summed over points: shapes of ``[W1, …, WL, a]``.
-    Entries outside ``masks`` (see :func:`layer_masks`) get zero gradient."""
-    grads = [torch.bmm(d.transpose(1, 2), h) for d, h in zip(deltas[:-1], fwd.inputs[:-1])]
-    grads.append(torch.bmm(deltas[-1].transpose(1, 2), fwd.inputs[-1]).squeeze(1))
-    if masks is not None:
-        grads = [g if mk is None else g * mk.to(g.device, g.dtype) for g, mk in zip(grads, masks)]
-    return grads
-
-
 def descend(
     fwd: Forward,
     deltas: Sequence[torch.Tensor],
