@@ -1,8 +1,8 @@
 """lazyphase: when is neural-network training lazy? Width, initial output scale and scheme.
 
-Modules: :mod:`~lazyphase.data` (sphere data, teacher, seeds), :mod:`~lazyphase.model`
-(network, schemes, κ), :mod:`~lazyphase.kernels` (exact per-layer NTK), :mod:`~lazyphase.train`
-(batched GD), :mod:`~lazyphase.store` (HDF5 run files), :mod:`~lazyphase.cli`.
+Layers (docs/architecture.md): :mod:`lazyphase.core` (numerics), :mod:`lazyphase.cells` (the cell
+schema), :mod:`lazyphase.store` (files) and :mod:`lazyphase.stats`, :mod:`lazyphase.studies`
+(A theta-lazy, B phase diagram, C Chizat), :mod:`lazyphase.pipeline` (workflow glue and CLI).
 """
 
 import os
