@@ -10,6 +10,7 @@ over the layers; nothing inside the layers may import them.
 from __future__ import annotations
 
 import ast
+import inspect
 import shutil
 from pathlib import Path
 
@@ -163,6 +164,9 @@ def test_every_catalog_figure_has_a_function_a_caption_and_a_docs_entry():
     root = PKG.parents[1]
     docs = (root / "docs" / "experiments.md").read_text()
     for fig in FIGURES.values():
-        assert callable(fig.function()), fig.name
+        params = inspect.signature(fig.function()).parameters.values()
+        required = [p for p in params if p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD]
+        assert len(required) == len(fig.inputs) + 2, fig.name  # the tables, out_pdf, out_png
+        assert not [p for p in params if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
         assert (root / "workflow" / "report" / f"{fig.name}.rst").exists(), fig.name
         assert f"`{fig.name}`" in docs and f"| {fig.label} |" in docs, fig.name

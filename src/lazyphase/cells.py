@@ -155,6 +155,7 @@ def _check_chizat(cfg: dict[str, Any], where: str) -> None:
         ("lr_policy", cfg["lr_policy"], None),
         ("init", cfg["init"], "gaussian"),
         ("step_on", cfg["step_on"], "F_alpha"),
+        ("delta_on", cfg["delta_on"], "R"),
     ):
         if (key == "lr_policy" and value == "chizat_alpha") or (default and value != default):
             raise ConfigError(

@@ -48,7 +48,7 @@ log = logging.getLogger("lazyphase.train")
 #: Keys that must agree between cells trained in one batch (shapes, activation, trainer).
 BATCH_KEYS = (
     "m", "depth", "d", "n", "n_test", "n_kernel", "bias", "centering", "activation", "dtype",
-    "tol_rel", "max_steps", "patience", "delta", "n_snapshots", "n_gram_snapshots",
+    "tol_rel", "max_steps", "patience", "delta", "delta_on", "n_snapshots", "n_gram_snapshots",
     "safeguard_factor", "max_halvings", "model", "init", "test_every", "batch_size", "tail_steps",
     "weight_snapshots",
 )  # fmt: skip
@@ -507,12 +507,30 @@ def step_rule(cell: Mapping[str, Any], scales: Scales) -> float:
 def objective_divisor(cell: Mapping[str, Any], scales: Scales) -> float:
     """The step on ``R`` is ``η / objective_divisor``: the steps are taken on ``F = R/c²`` with
     ``c = objective_scale`` (model conventions), ``c = A`` (model chizat, ``step_on: F_alpha``,
-    Chizat's ``F_A = R(A h)/A²``) or ``c = 1`` (model chizat, ``step_on: R``)."""
+    Chizat's ``F_A = R(A h)/A²``) or ``c = 1`` (model chizat, ``step_on: R``). ``mean_field``
+    divides by ``A``; ``note_c6`` by ``A³``: the Note's C6 loop runs ``SGD(lr = η/A)`` on ``F_A``."""
     if cell.get("model", "conventions") != "chizat":
         return float(cell["objective_scale"]) ** 2
-    return {"F_alpha": 1.0 / scales.alpha**2, "R": 1.0, "mean_field": 1.0 / scales.alpha}[
-        cell["step_on"]
-    ]
+    a = 1.0 / scales.alpha
+    return {"F_alpha": a**2, "R": 1.0, "mean_field": a, "note_c6": a**3}[cell["step_on"]]
+
+
+def stop_settings(cells: Sequence[Mapping[str, Any]], scales: Sequence[Scales]) -> dict[str, Any]:
+    """The batch's stop settings (those of its first cell) with ``delta`` in units of ``R``.
+
+    ``delta_on: F_alpha`` gives ``δ`` on ``F_A = R/A²`` (the Note's C6 loop), i.e. ``δ·A²`` on
+    ``R``; the trainer's δ is one number per batch, so every replica must share ``A``.
+    """
+    settings = dict(cells[0])
+    if settings.get("delta_on", "R") == "F_alpha":
+        mults = {1.0 / sc.alpha for sc in scales}
+        if len(mults) > 1:
+            raise ValueError(
+                "delta_on: F_alpha needs one output multiplier A per batch; got "
+                f"{sorted(mults)} (batch over tau only, not chizat_alpha)"
+            )
+        settings["delta"] = float(settings["delta"]) * mults.pop() ** 2
+    return settings
 
 
 def check_batchable(cells: Sequence[Mapping[str, Any]]) -> None:
@@ -589,7 +607,8 @@ def train_replicas(
         [initial_lr(r.cell, r.scales, float(eigs[i, -1]) / n) for i, r in enumerate(reps)],
         dtype=torch.float64,
     )
-    result = train(problem, lr0, first, log_every=log_every)
+    settings = stop_settings(cells, [r.scales for r in reps])
+    result = train(problem, lr0, settings, log_every=log_every)
     return BatchRun(
         replicas=reps,
         params0=[p.cpu() for p in params0],

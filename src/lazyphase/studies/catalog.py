@@ -78,7 +78,7 @@ _FIGURES = (
     Figure("gram_drift", "A5", "Gram drift", _TRAIN, ("runs",), f"{_A}:plot_gram_drift"),
     Figure("phase_diagram", "B1", "Phase diagram (Luo et al.)", ("phase_diagram",),
            ("phase", "boundary"), "phase.figures:plot_phase_diagram"),
-    Figure("chizat_tau", "C1", "Test loss against τ", _TRAIN, ("runs",), f"{_C}:plot_tau"),
+    Figure("chizat_tau", "C1", "Test loss against τ", _TRAIN, ("runs",), f"{_C}:plot_chizat_tau"),
     Figure("chizat_width", "C2", "Test loss against width", _TRAIN, ("runs",),
            f"{_C}:plot_width"),
     Figure("chizat_population", "C3", "Population SGD", _TRAIN, ("runs",),

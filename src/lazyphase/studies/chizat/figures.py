@@ -95,6 +95,11 @@ def plot_tau(runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequen
         save(fig, out_pdf, out_png)
 
 
+def plot_chizat_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+    """C1: :func:`plot_tau` of the runs with Chizat's step rule."""
+    plot_tau(runs, out_pdf, out_png, policies=["chizat"])
+
+
 def plot_stepsize(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
     """C7: :func:`plot_tau` with every step rule of the runs side by side."""
     plot_tau(runs, out_pdf, out_png, policies=sorted(runs["lr_policy"].unique()))
