@@ -146,13 +146,220 @@ def _loss(f: torch.Tensor, f0: torch.Tensor, y: torch.Tensor) -> tuple[torch.Ten
     return e, 0.5 * (e * e).mean(dim=1).to(torch.float64)
 
 
-class _Records:
-    """Full-size (all R replicas) host copies of the latest value of every recorded quantity.
+@dataclass(frozen=True)
+class _Plan:
+    """The cell keys :func:`train` reads, parsed once; ``snaps``/``grams``: the snapshot steps."""
 
-    Working replicas overwrite their rows at each snapshot; a stopped replica's row keeps its
+    max_steps: int
+    tol: float
+    factor: float
+    max_halvings: int
+    patience: int | None
+    min_delta: float
+    test_every: int | None
+    tail_from: int
+    snaps: set[int]
+    grams: set[int]
+    sgd: bool
+
+    @classmethod
+    def of(cls, settings: Mapping[str, Any], sgd: bool) -> _Plan:
+        max_steps = int(settings["max_steps"])
+        factor = float(settings["safeguard_factor"])
+        grams = set(log_schedule(max_steps, settings["n_gram_snapshots"] + 2).tolist())
+        return cls(
+            max_steps=max_steps,
+            tol=float(settings["tol_rel"]),
+            # losses of different batches: only a non-finite loss triggers the safeguard
+            factor=math.inf if sgd else factor,
+            max_halvings=settings["max_halvings"],
+            patience=settings["patience"],
+            min_delta=float(settings["delta"]),
+            test_every=settings.get("test_every"),
+            tail_from=max_steps - int(settings.get("tail_steps", 2000)),
+            snaps=set(log_schedule(max_steps, settings["n_snapshots"]).tolist()),
+            grams={0} if settings["n_gram_snapshots"] == 0 else grams,
+            sgd=sgd,
+        )
+
+    def needs_test(self, step: int) -> bool:
+        """Whether the test loss of every working replica is evaluated at ``step``."""
+        every = self.test_every is not None and step % self.test_every == 0
+        return step in self.snaps or self.patience is not None or step >= self.max_steps or every
+
+
+class _WorkingSet:
+    """The replicas still training: row ``r`` of every tensor here belongs to the replica with
+    global index ``ids[r]``, and :meth:`drop` removes rows from all of them at once.
+
+    Shapes (``R'`` working replicas): ``eta, eta_used, t, best_test, wait, loss0, last_loss:
+    (R',)``; ``norm0: (R', L+1)``; ``err: (R', n)``; per layer ``(R', …)``: ``p0``, ``delta``
+    (``Δθ``), ``spare`` (the ``Δθ`` before the last step, which :meth:`undo` restores; the next
+    step writes into it), ``buf`` (storage of ``params = θ0 + Δθ``). ``fwd``, ``params`` and
+    ``err`` are those of the last :meth:`train_loss`, which :meth:`step` descends from.
+    """
+
+    #: per-replica tensors (``drop`` re-indexes them, with ``ids``, ``prob`` and ``fwd``)
+    _ROWS = ("err", "norm0", "eta", "eta_used", "t", "best_test", "wait", "loss0", "last_loss")
+    _LAYERS = ("p0", "delta", "spare", "buf", "params")
+
+    def __init__(self, problem: Problem, lr0: torch.Tensor) -> None:
+        p0 = problem.params0
+        self.dev = p0[0].device
+        self.ids = np.arange(p0[0].shape[0])  # global indices of the working set
+        self.prob = problem
+        self.p0 = p0
+        self.delta = [torch.zeros_like(p) for p in p0]
+        self.spare = [torch.zeros_like(p) for p in p0]
+        self.buf = [torch.empty_like(p) for p in p0]
+        self.params: list[torch.Tensor] = []
+        self.fwd: Any = None
+        self.err: torch.Tensor | None = None
+        self.norm0 = torch.stack([p.flatten(1).norm(dim=1) for p in p0], dim=1).to(torch.float64)
+        self.eta = lr0.to(device=self.dev, dtype=torch.float64).clone()
+        self.eta_used = torch.zeros_like(self.eta)  # the step size that made Δθ out of spare
+        self.t = torch.zeros_like(self.eta)
+        self.best_test = torch.full_like(self.eta, math.inf)
+        self.wait = torch.zeros(len(self.ids), dtype=torch.int64, device=self.dev)
+        self.loss0: torch.Tensor | None = None
+        self.last_loss: torch.Tensor | None = None
+
+    def draw_batch(self) -> None:
+        """Population SGD: a fresh training batch for every working replica."""
+        assert self.prob.sampler is not None
+        self.prob.x_train, self.prob.y_train = self.prob.sampler(self.ids)
+
+    def train_loss(self) -> torch.Tensor:
+        """The training losses ``(R',)`` at ``θ0 + Δθ``; keeps ``params``, ``fwd`` and ``err``."""
+        prob = self.prob
+        self.params = [torch.add(a, b, out=c) for a, b, c in zip(self.p0, self.delta, self.buf)]
+        self.fwd = forward(self.params, prob.x_train, prob.act, prob.alpha, prob.bias)
+        self.err, loss = _loss(self.fwd.out, prob.f0_train, prob.y_train)
+        return loss
+
+    def test_loss(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """The test losses of the working replicas (or of their subset ``rows``) at ``params``."""
+        p = self.prob
+        if rows is None:
+            return _loss(p.outputs(self.params, p.x_test), p.f0_test, p.y_test)[1]
+        ft = forward([q[rows] for q in self.params], p.x_test[rows], p.act, p.alpha[rows], p.bias)
+        return _loss(ft.out, p.f0_test[rows], p.y_test[rows])[1]
+
+    def rd(self, rows: torch.Tensor | None = None) -> torch.Tensor:
+        """Relative displacements ``(R', L+1)`` (or of the subset ``rows``)."""
+        dl = self.delta if rows is None else [d[rows] for d in self.delta]
+        n0 = self.norm0 if rows is None else self.norm0[rows]
+        return torch.stack([d.flatten(1).norm(dim=1) for d in dl], 1).to(torch.float64) / n0
+
+    def ntk(self, rows: torch.Tensor) -> torch.Tensor:
+        """Per-layer NTK ``(len(rows), L+1, n_k, n_k)`` at ``params`` (``rows`` on the CPU)."""
+        p, sel = self.prob, rows.to(self.dev)
+        sub = [q[sel] for q in self.params]
+        return per_layer_ntk(sub, p.x_kernel[sel], p.act, p.alpha[sel], p.bias, p.masks)
+
+    def undo(self, bad: torch.Tensor) -> None:
+        """Restore the rows ``bad`` (a boolean ``(R',)``) to their state before the last step."""
+        for i, d in enumerate(self.delta):
+            self.delta[i] = torch.where(bad.view(-1, *([1] * (d.dim() - 1))), self.spare[i], d)
+        self.t = torch.where(bad, self.t - self.eta_used, self.t)
+        self.eta_used = torch.where(bad, torch.zeros_like(self.eta_used), self.eta_used)
+
+    def step(self) -> None:
+        """One gradient step of every working replica from the last :meth:`train_loss`."""
+        assert self.err is not None
+        self.eta_used = self.eta.clone()
+        scaled = self.err * (self.eta_used.to(self.err.dtype)[:, None] / self.err.shape[1])
+        signals = backward(self.params, self.fwd, self.prob.act, self.prob.alpha, scaled)
+        descend(self.fwd, signals, self.delta, self.spare, self.prob.masks)
+        self.delta, self.spare = self.spare, self.delta
+        self.t = self.t + self.eta_used
+
+    def drop(self, rows: Mapping[int, str]) -> None:
+        """Remove the working rows ``rows`` (the keys) from the working set."""
+        keep = torch.tensor([r for r in range(len(self.ids)) if r not in rows], dtype=torch.long)
+        keep_d = keep.to(self.dev)
+        self.ids = self.ids[keep.numpy()]
+        self.prob = _select(self.prob, keep_d)
+        self.fwd = _select_forward(self.fwd, keep_d)
+        for name in self._LAYERS:
+            setattr(self, name, [x[keep_d] for x in getattr(self, name)])
+        for name in self._ROWS:
+            setattr(self, name, getattr(self, name)[keep_d])
+
+
+class _Safeguard:
+    """Undoes a step whose loss rose by more than ``factor`` (or is not finite) and halves that
+    replica's step size; after ``max_halvings`` halvings the replica is diverged. ``halvings``
+    (per global replica) and ``events`` are kept over the whole run."""
+
+    def __init__(self, n_rep: int, plan: _Plan) -> None:
+        self.factor, self.max_halvings = plan.factor, plan.max_halvings
+        self.halvings = [0] * n_rep
+        self.events: list[Event] = []
+
+    def check(self, ws: _WorkingSet, loss: torch.Tensor, step: int) -> tuple[bool, dict[int, str]]:
+        """Judge the training losses ``loss: (R',)`` of ``ws``; the first ones become ``loss0``.
+
+        Returns ``(bad, stops)``: whether a row was undone (then ``ws`` holds the restored state,
+        not the one ``loss`` was computed at) and ``{working row: "diverged"}``."""
+        if ws.loss0 is None:
+            ws.loss0 = loss.clone()
+            bad0 = torch.nonzero(~torch.isfinite(ws.loss0)).flatten().tolist()
+            return False, {r: "diverged" for r in bad0}
+        assert ws.last_loss is not None
+        bad = ~torch.isfinite(loss) | (loss > self.factor * ws.last_loss)
+        if not bool(bad.any()):
+            return False, {}
+        stops: dict[int, str] = {}
+        for r in torch.nonzero(bad).flatten().tolist():
+            g = int(ws.ids[r])
+            self.halvings[g] += 1
+            kind = "diverged" if self.halvings[g] > self.max_halvings else "halve"
+            old = float(ws.eta[r])
+            ws.eta[r] = old / 2
+            self.events.append(
+                Event(g, step, kind, old, old / 2, float(ws.last_loss[r]), float(loss[r]))
+            )
+            if kind == "diverged":
+                stops[r] = "diverged"
+        ws.undo(bad)
+        return True, stops
+
+
+def _stop_rules(
+    ws: _WorkingSet,
+    plan: _Plan,
+    step: int,
+    loss: torch.Tensor,
+    test_loss: torch.Tensor | None,
+    stops: dict[int, str],
+) -> None:
+    """Add the converged, early-stopped and (at ``max_steps``) all other working rows to
+    ``stops``; a reason already there (diverged) wins, then the first rule that matches."""
+    for r in torch.nonzero(loss <= plan.tol * ws.loss0).flatten().tolist():
+        stops.setdefault(r, "converged")
+    if plan.patience is not None:
+        improved = test_loss < ws.best_test - plan.min_delta
+        ws.best_test = torch.where(improved, test_loss, ws.best_test)
+        ws.wait = torch.where(improved, torch.zeros_like(ws.wait), ws.wait + 1)
+        for r in torch.nonzero(ws.wait >= plan.patience).flatten().tolist():
+            stops.setdefault(r, "early_stopped")
+    if step >= plan.max_steps:
+        for r in range(len(ws.ids)):
+            stops.setdefault(r, "max_steps")
+
+
+class _Records:
+    """Full-size (all R replicas) host copies of the latest value of every recorded quantity, and
+    the per-replica outcome (status, final step and ``Δθ``, best test loss, tail average).
+
+    Working replicas overwrite their rows at each evaluation; a stopped replica's row keeps its
     final value, which is what later snapshots show for it (it is frozen)."""
 
-    def __init__(self, n_rep: int, n_layers: int) -> None:
+    def __init__(self, problem: Problem, plan: _Plan, weights: bool) -> None:
+        p0 = problem.params0
+        n_rep, n_layers = p0[0].shape[0], len(p0)
+        self.plan = plan
         self.t = np.zeros(n_rep)
         self.lr = np.zeros(n_rep)
         self.train = np.zeros(n_rep)
@@ -163,26 +370,117 @@ class _Records:
         self.steps: list[int] = []
         self.gram_rows: list[np.ndarray] = []
         self.gram_steps: list[int] = []
+        self.status = ["max_steps"] * n_rep
+        self.final_step = np.full(n_rep, plan.max_steps, dtype=np.int64)
+        self.final_delta = [torch.zeros_like(p) for p in p0]
+        self.best_seen = np.full(n_rep, np.inf)
+        self.best_step = np.zeros(n_rep, dtype=np.int64)
+        self.tail_sum = np.zeros(n_rep)
+        self.tail_cnt = np.zeros(n_rep, dtype=np.int64)
+        self.w_now = [_host(p).copy() for p in p0] if weights else None
+        self.w_rows: list[list[np.ndarray]] = []
 
     def update(self, ids: np.ndarray, **values: torch.Tensor) -> None:
         for key, val in values.items():
-            getattr(self, key)[ids] = val.detach().to("cpu", torch.float64).numpy()
+            getattr(self, key)[ids] = _host(val)
 
-    def update_theta(self, ids: np.ndarray, theta: torch.Tensor, n_rep: int) -> None:
-        arr = theta.detach().to("cpu", torch.float64).numpy()
+    def update_theta(self, ids: np.ndarray, theta: torch.Tensor) -> None:
+        arr = _host(theta)
         if self.theta is None:
-            self.theta = np.zeros((n_rep, *arr.shape[1:]))
+            self.theta = np.zeros((len(self.status), *arr.shape[1:]))
         self.theta[ids] = arr
 
-    def snapshot(self, step: int) -> None:
-        for key in self.rows:
-            self.rows[key].append(getattr(self, key).copy())
-        self.steps.append(step)
+    def add_tail(self, ids: np.ndarray, loss: torch.Tensor) -> None:
+        self.tail_sum[ids] += loss.detach().cpu().numpy()
+        self.tail_cnt[ids] += 1
 
-    def gram_snapshot(self, step: int) -> None:
-        assert self.theta is not None
-        self.gram_rows.append(self.theta.copy())
-        self.gram_steps.append(step)
+    def record(
+        self,
+        ws: _WorkingSet,
+        step: int,
+        loss: torch.Tensor,
+        test_loss: torch.Tensor | None,
+        stops: Mapping[int, str],
+    ) -> None:
+        """Take the values of ``ws`` at ``step``: of every working replica when ``test_loss`` was
+        evaluated, else of the stopping ones only (their final state, tested here); weights and
+        per-layer NTK at their snapshot steps and for the stopping replicas."""
+        if test_loss is not None:
+            rows, tl = ws.ids, test_loss
+            self.update(rows, t=ws.t, lr=ws.eta, train=loss, test=tl, rd=ws.rd())
+        elif stops:
+            sel = torch.tensor(sorted(stops), device=ws.dev)
+            rows, tl = ws.ids[sel.cpu().numpy()], ws.test_loss(sel)
+            self.update(rows, t=ws.t[sel], lr=ws.eta[sel], train=loss[sel], test=tl, rd=ws.rd(sel))
+        if test_loss is not None or stops:
+            tl_host = tl.detach().cpu().numpy()
+            better = tl_host < self.best_seen[rows]
+            self.best_seen[rows[better]] = tl_host[better]
+            self.best_step[rows[better]] = step
+        if self.w_now is not None and (step in self.plan.snaps or stops):
+            for li, p in enumerate(ws.params):
+                self.w_now[li][ws.ids] = _host(p)
+        if step in self.plan.grams or stops:
+            every = step in self.plan.grams
+            sel = torch.arange(len(ws.ids)) if every else torch.tensor(sorted(stops))
+            self.update_theta(ws.ids[sel.numpy()], ws.ntk(sel))
+
+    def stop(self, ws: _WorkingSet, stops: Mapping[int, str], step: int) -> None:
+        """The outcome of the working rows ``stops`` (before ``ws`` drops them)."""
+        for r, why in stops.items():
+            self.status[int(ws.ids[r])] = why
+            self.final_step[int(ws.ids[r])] = step
+        stopped = torch.tensor(sorted(stops), device=ws.dev)
+        glob = torch.as_tensor(ws.ids[sorted(stops)], device=ws.dev)
+        for final, d in zip(self.final_delta, ws.delta):
+            final[glob] = d[stopped]
+
+    def snapshot(self, step: int, done: bool) -> None:
+        """Append the current rows at the (Gram) snapshot steps and at the end."""
+        if step in self.plan.snaps or done:
+            for key in self.rows:
+                self.rows[key].append(getattr(self, key).copy())
+            self.steps.append(step)
+            if self.w_now is not None:
+                self.w_rows.append([w.copy() for w in self.w_now])
+        if step in self.plan.grams or done:
+            assert self.theta is not None
+            self.gram_rows.append(self.theta.copy())
+            self.gram_steps.append(step)
+
+    def result(self, problem: Problem, events: list[Event], start: float) -> TrainResult:
+        def stack(key: str) -> np.ndarray:
+            return np.stack(self.rows[key], axis=1)
+
+        w = self.w_now
+        cnt = self.tail_cnt
+        return TrainResult(
+            status=self.status,
+            final_step=self.final_step,
+            steps=np.asarray(self.steps, dtype=np.int64),
+            t=stack("t"),
+            lr=stack("lr"),
+            train_loss=stack("train"),
+            test_loss=stack("test"),
+            rd=stack("rd"),
+            gram_steps=np.asarray(self.gram_steps, dtype=np.int64),
+            gram=np.stack(self.gram_rows, axis=1),
+            params_final=[(a + b).detach() for a, b in zip(problem.params0, self.final_delta)],
+            events=events,
+            seconds=time.perf_counter() - start,
+            best_test_loss=self.best_seen,
+            best_test_step=self.best_step,
+            tail_train_loss=np.where(cnt > 0, self.tail_sum / np.maximum(cnt, 1), np.nan),
+            weights=(
+                None
+                if w is None
+                else [np.stack([row[li] for row in self.w_rows], 1) for li in range(len(w))]
+            ),
+        )
+
+
+def _host(x: torch.Tensor) -> np.ndarray:
+    return x.detach().to("cpu", torch.float64).numpy()
 
 
 def train(
@@ -206,217 +504,42 @@ def train(
     """
     start = time.perf_counter()
     n_rep = problem.params0[0].shape[0]
-    dev = problem.params0[0].device
-    max_steps = int(settings["max_steps"])
-    tol, factor = float(settings["tol_rel"]), float(settings["safeguard_factor"])
-    patience, min_delta = settings["patience"], float(settings["delta"])
-    snaps = set(log_schedule(max_steps, settings["n_snapshots"]).tolist())
-    test_every = settings.get("test_every")
-    tail_from = max_steps - int(settings.get("tail_steps", 2000))
-    sgd = problem.sampler is not None
-    if sgd:  # losses of different batches: only a non-finite loss triggers the safeguard
-        factor = math.inf
-    grams = set(log_schedule(max_steps, settings["n_gram_snapshots"] + 2).tolist())
-    if settings["n_gram_snapshots"] == 0:
-        grams = {0}
-
-    n_layers = len(problem.params0)
-    rec = _Records(n_rep, n_layers)
-    status = ["max_steps"] * n_rep
-    final_step = np.full(n_rep, max_steps, dtype=np.int64)
-    halvings = [0] * n_rep
-    events: list[Event] = []
-    final_delta = [torch.zeros_like(p) for p in problem.params0]
-    best_seen = np.full(n_rep, np.inf)
-    best_step = np.zeros(n_rep, dtype=np.int64)
-    tail_sum = np.zeros(n_rep)
-    tail_cnt = np.zeros(n_rep, dtype=np.int64)
-    w_now = (
-        [p.detach().to("cpu", torch.float64).numpy().copy() for p in problem.params0]
-        if settings.get("weight_snapshots")
-        else None
-    )
-    w_rows: list[list[np.ndarray]] = []
-
-    ids = np.arange(n_rep)  # global indices of the working set
-    prob = problem
-    p0 = problem.params0
-    delta = [torch.zeros_like(p) for p in p0]
-    spare = [torch.zeros_like(p) for p in p0]
-    buf = [torch.empty_like(p) for p in p0]
-    norm0 = torch.stack([p.flatten(1).norm(dim=1) for p in p0], dim=1).to(torch.float64)
-    eta = lr0.to(device=dev, dtype=torch.float64).clone()
-    eta_used = torch.zeros_like(eta)
-    t = torch.zeros_like(eta)
-    best_test = torch.full_like(eta, math.inf)
-    wait = torch.zeros(n_rep, dtype=torch.int64, device=dev)
-    loss0 = last_loss = None
+    plan = _Plan.of(settings, sgd=problem.sampler is not None)
+    rec = _Records(problem, plan, weights=bool(settings.get("weight_snapshots")))
+    guard = _Safeguard(n_rep, plan)
+    ws = _WorkingSet(problem, lr0)
     step, last_log, last_draw = 0, start, -1
-
-    def rd_of(dl: list[torch.Tensor], rows: torch.Tensor | None = None) -> torch.Tensor:
-        """RD of the working replicas (or of their subset ``rows``, whose ``Δθ`` is ``dl``)."""
-        n0 = norm0 if rows is None else norm0[rows]
-        return torch.stack([d.flatten(1).norm(dim=1) for d in dl], 1).to(torch.float64) / n0
-
-    while len(ids):
-        if sgd and step > last_draw:
-            assert prob.sampler is not None
-            prob.x_train, prob.y_train = prob.sampler(ids)
+    while len(ws.ids):
+        if plan.sgd and step > last_draw:  # not again when a step is retaken
+            ws.draw_batch()
             last_draw = step
-        params = [torch.add(a, b, out=c) for a, b, c in zip(p0, delta, buf)]
-        fwd = forward(params, prob.x_train, prob.act, prob.alpha, prob.bias)
-        err, loss = _loss(fwd.out, prob.f0_train, prob.y_train)
-        stop_now: dict[int, str] = {}
-        if loss0 is None:
-            loss0, last_loss = loss.clone(), loss.clone()
-            for r in torch.nonzero(~torch.isfinite(loss0)).flatten().tolist():
-                stop_now[r] = "diverged"
-        else:
-            bad = ~torch.isfinite(loss) | (loss > factor * last_loss)
-            if bool(bad.any()):
-                for r in torch.nonzero(bad).flatten().tolist():
-                    g = int(ids[r])
-                    halvings[g] += 1
-                    kind = "diverged" if halvings[g] > settings["max_halvings"] else "halve"
-                    old = float(eta[r])
-                    eta[r] = old / 2
-                    events.append(
-                        Event(g, step, kind, old, old / 2, float(last_loss[r]), float(loss[r]))
-                    )
-                    if kind == "diverged":
-                        stop_now[r] = "diverged"
-                for i in range(n_layers):
-                    delta[i] = torch.where(
-                        bad.view(-1, *([1] * (delta[i].dim() - 1))), spare[i], delta[i]
-                    )
-                t = torch.where(bad, t - eta_used, t)
-                eta_used = torch.where(bad, torch.zeros_like(eta_used), eta_used)
-                if not stop_now:
-                    continue
-                # a diverged replica is frozen at its last good state: recompute the forward
-                params = [torch.add(a, b, out=c) for a, b, c in zip(p0, delta, buf)]
-                fwd = forward(params, prob.x_train, prob.act, prob.alpha, prob.bias)
-                err, loss = _loss(fwd.out, prob.f0_train, prob.y_train)
-            last_loss = loss.clone()
-
-        for r in torch.nonzero(loss <= tol * loss0).flatten().tolist():
-            stop_now.setdefault(r, "converged")
-        if tail_from <= step < max_steps:
-            tail_sum[ids] += loss.detach().cpu().numpy()
-            tail_cnt[ids] += 1
-        need_test = step in snaps or patience is not None or step >= max_steps
-        need_test = need_test or (test_every is not None and step % test_every == 0)
-        test_loss = None
-        if need_test:
-            ft = prob.outputs(params, prob.x_test)
-            test_loss = _loss(ft, prob.f0_test, prob.y_test)[1]
-        if patience is not None:
-            improved = test_loss < best_test - min_delta
-            best_test = torch.where(improved, test_loss, best_test)
-            wait = torch.where(improved, torch.zeros_like(wait), wait + 1)
-            for r in torch.nonzero(wait >= patience).flatten().tolist():
-                stop_now.setdefault(r, "early_stopped")
-        if step >= max_steps:
-            for r in range(len(ids)):
-                stop_now.setdefault(r, "max_steps")
-        tested = None  # (global rows, their test losses) evaluated at this step
-        if test_loss is not None:
-            rec.update(ids, t=t, lr=eta, train=loss, test=test_loss, rd=rd_of(delta))
-            tested = ids, test_loss
-        elif stop_now:  # record the final state of the stopping replicas only
-            sel = torch.tensor(sorted(stop_now), device=dev)
-            sub = [p[sel] for p in params]
-            ft = forward(sub, prob.x_test[sel], prob.act, prob.alpha[sel], prob.bias).out
-            tested = ids[sel.cpu().numpy()], _loss(ft, prob.f0_test[sel], prob.y_test[sel])[1]
-            rec.update(
-                tested[0], t=t[sel], lr=eta[sel], train=loss[sel], test=tested[1],
-                rd=rd_of([d[sel] for d in delta], sel),
-            )  # fmt: skip
-        if tested is not None:
-            rows, tl = tested[0], tested[1].detach().cpu().numpy()
-            better = tl < best_seen[rows]
-            best_seen[rows[better]] = tl[better]
-            best_step[rows[better]] = step
-        if w_now is not None and (step in snaps or stop_now):
-            for li, p in enumerate(params):
-                w_now[li][ids] = p.detach().to("cpu", torch.float64).numpy()
-        if step in grams or stop_now:
-            sel = torch.arange(len(ids)) if step in grams else torch.tensor(sorted(stop_now))
-            sub = [p[sel.to(dev)] for p in params]
-            theta = per_layer_ntk(
-                sub, prob.x_kernel[sel.to(dev)], prob.act, prob.alpha[sel.to(dev)], prob.bias,
-                prob.masks,
-            )  # fmt: skip
-            rec.update_theta(ids[sel.numpy()], theta, n_rep)
-        if stop_now:
-            for r, why in stop_now.items():
-                status[int(ids[r])] = why
-                final_step[int(ids[r])] = step
-            stopped = torch.tensor(sorted(stop_now), device=dev)
-            for i in range(n_layers):
-                final_delta[i][torch.as_tensor(ids[sorted(stop_now)], device=dev)] = delta[i][
-                    stopped
-                ]
-            keep = torch.tensor([r for r in range(len(ids)) if r not in stop_now], dtype=torch.long)
-            keep_d = keep.to(dev)
-            ids = ids[keep.numpy()]
-            prob = _select(prob, keep_d)
-            p0 = [p[keep_d] for p in p0]
-            delta, spare, buf = ([x[keep_d] for x in xs] for xs in (delta, spare, buf))
-            params = [x[keep_d] for x in params]
-            fwd = _select_forward(fwd, keep_d)
-            err = err[keep_d]
-            norm0, eta, eta_used, t, best_test, wait, loss0, last_loss = (
-                x[keep_d] for x in (norm0, eta, eta_used, t, best_test, wait, loss0, last_loss)
-            )
-        done = not len(ids)
-        if step in snaps or done:
-            rec.snapshot(step)
-            if w_now is not None:
-                w_rows.append([w.copy() for w in w_now])
-        if step in grams or done:
-            rec.gram_snapshot(step)
+        loss = ws.train_loss()
+        bad, stops = guard.check(ws, loss, step)
+        if bad:
+            if not stops:
+                continue  # retake the step from the restored state at the halved step size
+            # a diverged replica is frozen at its last good state: recompute the forward
+            loss = ws.train_loss()
+        ws.last_loss = loss.clone()
+        if plan.tail_from <= step < plan.max_steps:
+            rec.add_tail(ws.ids, loss)
+        test_loss = ws.test_loss() if plan.needs_test(step) else None
+        _stop_rules(ws, plan, step, loss, test_loss, stops)
+        rec.record(ws, step, loss, test_loss, stops)
+        if stops:
+            rec.stop(ws, stops, step)
+            ws.drop(stops)
+        done = not len(ws.ids)
+        rec.snapshot(step, done)
         now = time.perf_counter()
         if now - last_log > log_every or done:
             last_log = now
-            _progress(step, max_steps, len(ids), n_rep, rec.train, now - start)
+            _progress(step, plan.max_steps, len(ws.ids), n_rep, rec.train, now - start)
         if done:
             break
-
-        eta_used = eta.clone()
-        scaled = err * (eta_used.to(err.dtype)[:, None] / err.shape[1])
-        signals = backward(params, fwd, prob.act, prob.alpha, scaled)
-        descend(fwd, signals, delta, spare, prob.masks)
-        delta, spare = spare, delta
-        t = t + eta_used
+        ws.step()
         step += 1
-
-    def stack(key: str) -> np.ndarray:
-        return np.stack(rec.rows[key], axis=1)
-
-    return TrainResult(
-        status=status,
-        final_step=final_step,
-        steps=np.asarray(rec.steps, dtype=np.int64),
-        t=stack("t"),
-        lr=stack("lr"),
-        train_loss=stack("train"),
-        test_loss=stack("test"),
-        rd=stack("rd"),
-        gram_steps=np.asarray(rec.gram_steps, dtype=np.int64),
-        gram=np.stack(rec.gram_rows, axis=1),
-        params_final=[(a + b).detach() for a, b in zip(problem.params0, final_delta)],
-        events=events,
-        seconds=time.perf_counter() - start,
-        best_test_loss=best_seen,
-        best_test_step=best_step,
-        tail_train_loss=np.where(tail_cnt > 0, tail_sum / np.maximum(tail_cnt, 1), np.nan),
-        weights=(
-            None
-            if w_now is None
-            else [np.stack([row[li] for row in w_rows], 1) for li in range(n_layers)]
-        ),
-    )
+    return rec.result(problem, guard.events, start)
 
 
 def _select(prob: Problem, keep: torch.Tensor) -> Problem:
@@ -554,8 +677,31 @@ def train_replicas(
     the data by :func:`~lazyphase.data.dataset_key`; missing ones are drawn here."""
     check_batchable(cells)
     first = cells[0]
-    dtype = getattr(torch, first["dtype"])
-    act = activations.get(first["activation"])
+    reps = _replicas(cells, datasets)
+    problem, f_train = _problem(first, reps, device)
+    eigs = _theta0_eigs(problem, cells)
+    n = first["n"]
+    lr0 = torch.tensor(
+        [initial_lr(r.cell, r.scales, float(eigs[i, -1]) / n) for i, r in enumerate(reps)],
+        dtype=torch.float64,
+    )
+    settings = stop_settings(cells, [r.scales for r in reps])
+    result = train(problem, lr0, settings, log_every=log_every)
+    return BatchRun(
+        replicas=reps,
+        params0=[p.cpu() for p in problem.params0],
+        lr0=lr0.numpy(),
+        theta0_eigs=eigs.numpy(),
+        output_std0=f_train.to(torch.float64).std(dim=1).cpu().numpy(),
+        gram_normalization=normalization([r.scales for r in reps], first["m"]).numpy(),
+        result=result,
+    )
+
+
+def _replicas(
+    cells: Sequence[Mapping[str, Any]], datasets: Mapping[str, Dataset] | None
+) -> list[Replica]:
+    """One replica per seed of every cell, in order; data from ``datasets`` where it has them."""
     reps: list[Replica] = []
     for cell in cells:
         sc = resolve_scales(cell)
@@ -563,6 +709,16 @@ def train_replicas(
             key = dataset_key(cell, seed)
             data = datasets[key] if datasets and key in datasets else make_dataset(cell, seed)
             reps.append(Replica(cell, seed, sc, data))
+    return reps
+
+
+def _problem(
+    first: Mapping[str, Any], reps: Sequence[Replica], device: str | torch.device
+) -> tuple[Problem, torch.Tensor]:
+    """The stacked :class:`Problem` of ``reps`` (batch keys from ``first``) and the initial
+    training outputs ``f_θ0(x_train): (R, n)``."""
+    dtype = getattr(torch, first["dtype"])
+    act = activations.get(first["activation"])
     params0 = init_params(first, [r.scales for r in reps], [r.seed for r in reps])
     masks = layer_masks(first)
     params0 = [p.to(device=device, dtype=dtype) for p in params0]
@@ -597,27 +753,17 @@ def train_replicas(
         masks=masks,
         sampler=sampler,
     )
-    n = first["n"]
+    return problem, f_train
+
+
+def _theta0_eigs(problem: Problem, cells: Sequence[Mapping[str, Any]]) -> torch.Tensor:
+    """``(R, n)`` float64 eigenvalues of the full NTK Gram at init; NaN where not computed."""
+    n, p = cells[0]["n"], problem
     if n <= EIGS_MAX_N or any(c["lr_policy"] == "ntk" for c in cells):
-        theta0 = per_layer_ntk(params0, x_train, act, alpha, first["bias"], masks).sum(dim=1)
-        eigs = torch.linalg.eigvalsh(theta0.to(torch.float64)).cpu()
-    else:  # not needed by the step rule, and O(R n²) memory + O(R n³) time at n = 1000
-        eigs = torch.full((len(reps), n), math.nan, dtype=torch.float64)
-    lr0 = torch.tensor(
-        [initial_lr(r.cell, r.scales, float(eigs[i, -1]) / n) for i, r in enumerate(reps)],
-        dtype=torch.float64,
-    )
-    settings = stop_settings(cells, [r.scales for r in reps])
-    result = train(problem, lr0, settings, log_every=log_every)
-    return BatchRun(
-        replicas=reps,
-        params0=[p.cpu() for p in params0],
-        lr0=lr0.numpy(),
-        theta0_eigs=eigs.numpy(),
-        output_std0=f_train.to(torch.float64).std(dim=1).cpu().numpy(),
-        gram_normalization=normalization([r.scales for r in reps], first["m"]).numpy(),
-        result=result,
-    )
+        theta0 = per_layer_ntk(p.params0, p.x_train, p.act, p.alpha, p.bias, p.masks).sum(dim=1)
+        return torch.linalg.eigvalsh(theta0.to(torch.float64)).cpu()
+    # not needed by the step rule, and O(R n²) memory + O(R n³) time at n = 1000
+    return torch.full((len(p.alpha), n), math.nan, dtype=torch.float64)
 
 
 def batch_sampler(

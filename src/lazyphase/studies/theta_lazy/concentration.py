@@ -20,7 +20,9 @@ per HDF5 file (layout in their docstrings); :func:`summarize` fits the decay exp
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -163,73 +165,122 @@ def concentration_table(
         ValueError: the scheme/activation pair has no ``O(1)`` limit (see :func:`limit_kernels`),
             or the arguments are out of range.
     """
+    _check_args(m_values, draws, max_params)
+    seeds = list(range(draws))
+    with _torch_threads(threads):
+        x = concentration_points(n, d, seed)
+        lim = _Limit.of(x, activation, depth, scheme, d, int(max(m_values)))
+        parts = []
+        for m in m_values:
+            cell = _width_cell(activation, depth, d, scheme, int(m), seeds)
+            G = _draw_grams(cell, x, seeds, max_params)  # (R, L+1, n, n)
+            parts.append(_frame(lim, int(m), seeds, G))
+    return typed(pd.concat(parts, ignore_index=True)), lim.public()
+
+
+def _check_args(m_values: Sequence[int], draws: int, max_params: int) -> None:
     if draws < 1:
         raise ValueError(f"draws must be ≥ 1, got {draws}")
     if not m_values or any(int(m) < 1 for m in m_values):
         raise ValueError(f"m_values must be a non-empty list of positive widths, got {m_values!r}")
     if max_params < 1:
         raise ValueError(f"max_params must be ≥ 1, got {max_params}")
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Torch intra-op threads set to ``threads`` inside (``None``: unchanged), restored after."""
     old_threads = torch.get_num_threads()
     if threads is not None:
         torch.set_num_threads(int(threads))
     try:
-        x = concentration_points(n, d, seed)
-        k_list = limit_kernels(x, activation, depth, scheme, d, int(max(m_values)))
-        K = torch.stack(k_list)  # (L+1, n, n)
-        lam_s = lambda_s(k_list)
-        lam_k = torch.linalg.eigvalsh(K)[:, 0]
-        k_norm = torch.linalg.matrix_norm(K)
-        seeds = list(range(draws))
-        names = layer_names(depth)
-        label = scheme_label(scheme)
-        parts = []
-        for m in m_values:
-            cell = validate_cell(
-                {
-                    "m": int(m),
-                    "depth": depth,
-                    "d": d,
-                    "activation": activation,
-                    "scheme": scheme,
-                    "s": 0.5,
-                    "seeds": seeds,
-                }
-            )
-            G = _draw_grams(cell, x, seeds, max_params)  # (R, L+1, n, n)
-            rel = (torch.linalg.matrix_norm(G - K) / k_norm).numpy()
-            lam_g = torch.linalg.eigvalsh(G)[..., 0].numpy()
-            r, nl = rel.shape
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "activation": activation,
-                        "depth": depth,
-                        "scheme": label,
-                        "m": int(m),
-                        "seed": np.repeat(seeds, nl),
-                        "layer": np.tile(np.arange(1, nl + 1), r),
-                        "layer_name": np.tile(names, r),
-                        "rel_error": rel.ravel(),
-                        "lambda_min_G": lam_g.ravel(),
-                        "lambda_min_K": np.tile(lam_k.numpy(), r),
-                        "lambda_S": lam_s,
-                        "ok": lam_g.ravel() >= OK_FRACTION * lam_s,
-                    }
-                )
-            )
+        yield
     finally:
         torch.set_num_threads(old_threads)
-    table = typed(pd.concat(parts, ignore_index=True))
-    limit = {
-        "K": K.numpy(),
-        "lambda_S": float(lam_s),
-        "x": x.numpy(),
-        "lambda_min": lam_k.numpy(),
-        "activation": activation,
-        "depth": int(depth),
-        "scheme": label,
-    }
-    return table, limit
+
+
+@dataclass
+class _Limit:
+    """One ``(activation, depth, scheme)``: the limit ``K: (L+1, n, n)`` on the points ``x`` and
+    what every draw is compared with, ``‖K[l]‖_F`` and ``λ_min(K[l])`` (each ``(L+1,)``)."""
+
+    activation: str
+    depth: int
+    label: str  # scheme_label(scheme)
+    x: torch.Tensor
+    K: torch.Tensor
+    k_norm: torch.Tensor
+    lam_k: torch.Tensor
+    lam_s: float
+
+    @classmethod
+    def of(
+        cls, x: torch.Tensor, activation: str, depth: int, scheme: str, d: int, m_ref: int
+    ) -> _Limit:
+        k_list = limit_kernels(x, activation, depth, scheme, d, m_ref)
+        K = torch.stack(k_list)
+        return cls(
+            activation=activation,
+            depth=depth,
+            label=scheme_label(scheme),
+            x=x,
+            K=K,
+            lam_s=lambda_s(k_list),
+            lam_k=torch.linalg.eigvalsh(K)[:, 0],
+            k_norm=torch.linalg.matrix_norm(K),
+        )
+
+    def public(self) -> dict[str, Any]:
+        """The ``limit`` of :func:`concentration_table`."""
+        return {
+            "K": self.K.numpy(),
+            "lambda_S": float(self.lam_s),
+            "x": self.x.numpy(),
+            "lambda_min": self.lam_k.numpy(),
+            "activation": self.activation,
+            "depth": int(self.depth),
+            "scheme": self.label,
+        }
+
+
+def _width_cell(
+    activation: str, depth: int, d: int, scheme: str, m: int, seeds: list[int]
+) -> dict[str, Any]:
+    """The cell whose replicas are the draws at width ``m`` (``s`` does not enter ``G``)."""
+    return validate_cell(
+        {
+            "m": m,
+            "depth": depth,
+            "d": d,
+            "activation": activation,
+            "scheme": scheme,
+            "s": 0.5,
+            "seeds": seeds,
+        }
+    )
+
+
+def _frame(lim: _Limit, m: int, seeds: list[int], G: torch.Tensor) -> pd.DataFrame:
+    """The table rows of the draws ``G: (R, L+1, n, n)`` at width ``m``."""
+    rel = (torch.linalg.matrix_norm(G - lim.K) / lim.k_norm).numpy()
+    lam_g = torch.linalg.eigvalsh(G)[..., 0].numpy()
+    r, nl = rel.shape
+    return pd.DataFrame(
+        {
+            "activation": lim.activation,
+            "depth": lim.depth,
+            "scheme": lim.label,
+            "m": m,
+            "seed": np.repeat(seeds, nl),
+            "layer": np.tile(np.arange(1, nl + 1), r),
+            "layer_name": np.tile(layer_names(lim.depth), r),
+            "rel_error": rel.ravel(),
+            "lambda_min_G": lam_g.ravel(),
+            "lambda_min_K": np.tile(lim.lam_k.numpy(), r),
+            "lambda_S": lim.lam_s,
+            "ok": lam_g.ravel() >= OK_FRACTION * lim.lam_s,
+        }
+    )
 
 
 def summarize(
