@@ -113,3 +113,29 @@ def test_validate_config_command(tmp_path):
         [*exe, str(ROOT / "tests/configs/tiny.yaml")], capture_output=True, text=True
     )
     assert r.returncode == 0 and "theta_lazy: 8 cells in 2 jobs, 16 replicas" in r.stdout
+
+
+def test_validation_reports_every_problem_at_once_with_suggestions(tmp_path):
+    """Two misspelt cell keys and a bad scheme in one experiment, a misspelt experiment key in
+    another: one error listing all four, each misspelling with its correction."""
+    import yaml as _yaml
+
+    from lazyphase.pipeline.config import validate_config
+
+    schema = _yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    good = dict(grid={"m": [32, 64], "s": [0.0]}, seeds=[0, 1], figures=["theta_lazy_rd"])
+    cfg = {"experiments": {
+        "a": {**good, "fixed": {"activaton": "relu", "depht": 2, "scheme": "he"}},
+        "b": {**good, "n_bot": 100},
+    }}  # fmt: skip
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg, schema)
+    problems = err.value.problems
+    assert len(problems) == 1 and "did you mean 'n_boot'" in problems[0]  # schema pass first
+    del cfg["experiments"]["b"]["n_bot"]
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg, schema)
+    text = str(err.value)
+    assert len(err.value.problems) == 3 and text.startswith("3 problems:")
+    assert "did you mean 'activation'?" in text and "did you mean 'depth'?" in text
+    assert "'he'" in text and len(text) < 2000  # no schema dump

@@ -8,7 +8,8 @@ any job starts, and the command line does the same for ``CELL.yaml``.
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping
+import difflib
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
@@ -21,7 +22,14 @@ from lazyphase.core.schemes import luo_gamma_prime
 
 
 class ConfigError(ValueError):
-    """A configuration value is wrong; the message names the key, the value and what is allowed."""
+    """A configuration value is wrong; the message names the key, the value and what is allowed.
+
+    ``problems`` lists every problem found (validation reports all of them at once)."""
+
+    def __init__(self, problems: str | Sequence[str]) -> None:
+        items = [problems] if isinstance(problems, str) else problems
+        self.problems = [line for item in items for line in str(item).split("\n")]
+        super().__init__(join_errors(self.problems))
 
 
 @cache
@@ -32,6 +40,9 @@ def cell_schema() -> dict[str, Any]:
 
 
 def allowed_text(schema: Mapping[str, Any]) -> str:
+    """What a (leaf) schema allows, in words; empty for objects (their keys are listed apart)."""
+    if schema.get("type") == "object" or "properties" in schema:
+        return ""
     if "enum" in schema:
         return "one of " + ", ".join(repr(v) for v in schema["enum"])
     if "oneOf" in schema or "description" in schema:
@@ -43,20 +54,36 @@ def format_error(err: jsonschema.ValidationError, where: str = "") -> str:
     """One line naming the key path, the bad value and what the schema allows."""
     path = ".".join(str(p) for p in err.absolute_path)
     if err.validator == "additionalProperties":
-        extra = sorted(set(err.instance) - set(err.schema.get("properties", {})))
-        allowed = ", ".join(sorted(err.schema.get("properties", {})))
-        key = ".".join(filter(None, [path, extra[0] if extra else ""]))
-        return f"{where}unknown key {key!r}; allowed keys: {allowed}"
+        known = sorted(err.schema.get("properties", {}))
+        extra = sorted(set(err.instance) - set(known))
+        return "\n".join(
+            f"{where}unknown key {'.'.join(filter(None, [path, key]))!r}"
+            + (did_you_mean(key, known) or f"; allowed keys: {', '.join(known)}")
+            for key in extra
+        )
     if err.validator == "required":
         return f"{where}{err.message} (at {path or 'top level'})"
     prop = err.schema
     if err.validator == "oneOf" or len(err.relative_schema_path) > 1:
         # report against the property's own schema when the failure is nested in it
         prop = _property_schema(err) or prop
-    return (
-        f"{where}invalid value {err.instance!r} for key {path!r}: {err.message}. "
-        f"Allowed: {allowed_text(prop)}"
+    allowed = allowed_text(prop)
+    return f"{where}invalid value {err.instance!r} for key {path!r}: {err.message}" + (
+        f". Allowed: {allowed}" if allowed else ""
     )
+
+
+def did_you_mean(word: str, choices: Iterable[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest of ``choices`` to a misspelt ``word``, or ``""``."""
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def join_errors(messages: Sequence[str]) -> str:
+    """One message for one problem; a numbered list for several (all are reported at once)."""
+    if len(messages) == 1:
+        return messages[0]
+    return f"{len(messages)} problems:\n" + "\n".join(f"  {i}. {m}" for i, m in enumerate(messages, 1))
 
 
 def _property_schema(err: jsonschema.ValidationError) -> Mapping[str, Any] | None:
@@ -98,7 +125,7 @@ def validate_cell(cell: Mapping[str, Any], where: str = "") -> dict[str, Any]:
     cfg = {k: (v.item() if hasattr(v, "item") else v) for k, v in dict(cell).items()}
     errors = sorted(_validator().iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError(format_error(errors[0], where))
+        raise ConfigError([format_error(e, where) for e in errors])
     out: dict[str, Any] = {}
     for key, sub in cell_schema()["properties"].items():
         out[key] = copy.deepcopy(cfg[key]) if key in cfg else copy.deepcopy(sub.get("default"))

@@ -97,7 +97,7 @@ def _validate_config(args: argparse.Namespace) -> int:
     try:
         _, cells = validated_grid(raw, schema)
     except ConfigError as exc:
-        raise ConfigError(f"{args.file}: {exc}") from None
+        raise ConfigError([f"{args.file}: {p}" for p in exc.problems]) from None
     for name, frame in cells.groupby("experiment", sort=False):
         print(
             f"{name}: {len(frame)} cells in {frame['batch'].nunique()} jobs, "

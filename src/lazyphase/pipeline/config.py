@@ -10,7 +10,7 @@ from typing import Any
 import jsonschema
 import pandas as pd
 
-from lazyphase.cells import ConfigError, allowed_text, cell_schema, format_error
+from lazyphase.cells import ConfigError, cell_schema, format_error
 from lazyphase.pipeline.grid import expand_config
 
 
@@ -91,14 +91,15 @@ def validated_grid(
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
-        err = errors[0]
-        path = ".".join(str(p) for p in err.absolute_path) or "top level"
-        if err.validator == "additionalProperties":
-            raise ConfigError(format_error(err))
-        allowed = allowed_text(err.schema) if isinstance(err.schema, Mapping) else ""
-        raise ConfigError(
-            f"invalid value {err.instance!r} for key {path!r}: {err.message}"
-            + (f". Allowed: {allowed}" if allowed else "")
-        )
+        raise ConfigError([format_error(e) for e in errors])
     _fill_defaults(cfg, schema)
-    return cfg, expand_config(cfg)
+    # expand each experiment on its own, so that every broken experiment is reported at once
+    frames, problems = [], []
+    for name, exp in cfg["experiments"].items():
+        try:
+            frames.append(expand_config({**cfg, "experiments": {name: exp}}))
+        except ConfigError as exc:
+            problems += exc.problems
+    if problems:
+        raise ConfigError(problems)
+    return cfg, pd.concat(frames, ignore_index=True)
