@@ -4,8 +4,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 CORES  ?= 2
-# torch: the CPU build when no NVIDIA GPU is visible. Set TORCH_INDEX to a CPU wheel index
-# (e.g. https://download.pytorch.org/whl/cpu) on machines where PyPI would give a CUDA build.
+# torch from PyPI: on Linux x86_64 that is the CUDA build (several GB); without a visible NVIDIA
+# GPU, TORCH_INDEX=https://download.pytorch.org/whl/cpu takes the CPU build instead.
 TORCH_VERSION ?= 2.13.0
 TORCH_INDEX   ?=
 HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && echo 1)
@@ -25,6 +25,7 @@ else
 	$(BIN)/pip install --quiet "torch==$(TORCH_VERSION)" $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX) --extra-index-url https://pypi.org/simple)
 endif
 	$(BIN)/pip install --quiet -e ".[dev,slurm]"
+	@$(BIN)/python -c 'import torch; c = torch.version.cuda; print(f"torch {torch.__version__}: " + (f"CUDA {c} build" if c else "CPU build"))'
 	touch $(STAMP)
 
 figures: $(STAMP)
