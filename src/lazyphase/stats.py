@@ -15,6 +15,7 @@ All functions are pure; randomness only through an explicit ``seed``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -56,6 +57,96 @@ def _percentile_interval(samples: np.ndarray, ci: float) -> tuple[np.ndarray, np
         q = 100.0 * np.array([(1.0 - ci) / 2.0, (1.0 + ci) / 2.0])
         lo[ok], hi[ok] = np.nanpercentile(samples[ok], q, axis=1)
     return lo, hi
+
+
+class _SeedSums(NamedTuple):
+    """Per-group sums of :func:`fit_exponents` over the kept rows, in per-group centred logs."""
+
+    keys: pd.DataFrame  # one row of the ``by`` values per group, in group order
+    n_excluded: np.ndarray  # (G,) dropped rows
+    cnt: np.ndarray  # (G,) kept rows
+    mx: np.ndarray  # (G,) mean log x (the centring)
+    my: np.ndarray  # (G,) mean log y
+    stats: np.ndarray  # (G, K, 6) per (group, seed): n, Σx, Σy, Σx², Σxy, Σy²
+    present: np.ndarray  # (G, K, W) 1 where the group has the seed at the width
+
+
+def _group_seed_sums(
+    runs: pd.DataFrame, by: list[str], x: str, y: str, exclude_status: Sequence[str]
+) -> _SeedSums:
+    """Group ids (sorted by ``by``), the kept rows (finite positive ``x``/``y``, ``status`` not
+    excluded) and their per-group × seed sums of the centred ``log x``, ``log y``."""
+    grouped = runs.groupby(by, dropna=False, sort=True)
+    gid = grouped.ngroup().to_numpy()
+    n_groups = int(gid.max()) + 1 if len(gid) else 0
+    keys = (
+        runs[by].assign(_g=gid).drop_duplicates("_g").sort_values("_g")[by].reset_index(drop=True)
+    )
+
+    xv = pd.to_numeric(runs[x], errors="coerce").to_numpy(dtype=float)
+    yv = pd.to_numeric(runs[y], errors="coerce").to_numpy(dtype=float)
+    keep = np.isfinite(xv) & np.isfinite(yv) & (xv > 0) & (yv > 0)
+    if exclude_status:
+        keep &= ~runs["status"].isin(list(exclude_status)).to_numpy()
+    n_excluded = np.bincount(gid[~keep], minlength=n_groups)
+
+    g = gid[keep]
+    lx, ly = np.log(xv[keep]), np.log(yv[keep])
+    # centre per group (the slope is shift-invariant; this keeps the sums well conditioned)
+    cnt = np.bincount(g, minlength=n_groups).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = np.bincount(g, lx, minlength=n_groups) / cnt
+        my = np.bincount(g, ly, minlength=n_groups) / cnt
+    cx, cy = lx - mx[g], ly - my[g]
+
+    seeds, sid = np.unique(runs["seed"].to_numpy()[keep], return_inverse=True)
+    widths, wid = np.unique(xv[keep], return_inverse=True)
+    n_k, n_w = len(seeds), len(widths)
+    flat = g * n_k + sid
+    feats = (np.ones_like(cx), cx, cy, cx * cx, cx * cy, cy * cy)
+    stats = np.stack(
+        [np.bincount(flat, f, minlength=n_groups * n_k) for f in feats], axis=-1
+    ).reshape(n_groups, n_k, 6)
+    present = np.zeros((n_groups, n_k, n_w))
+    present[g, sid, wid] = 1.0
+    return _SeedSums(keys, n_excluded, cnt, mx, my, stats, present)
+
+
+def _ols(sums: _SeedSums) -> dict[str, np.ndarray]:
+    """The point fit per group: ``slope, intercept, r2, n_m, n_seeds`` (NaN slope with fewer
+    than two distinct widths)."""
+    tot = sums.stats.sum(axis=1)
+    n, sx, sy, sxx, sxy, syy = (tot[:, i] for i in range(6))
+    n_m = sums.present.any(axis=1).sum(axis=1)
+    n_seeds = (sums.stats[:, :, 0] > 0).sum(axis=1)
+    slope = np.where(n_m >= 2, _ls_slope(n, sx, sy, sxx, sxy), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        intercept = (sy - slope * sx) / n + sums.my - slope * sums.mx
+        vxx, vyy, vxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
+        r2 = np.where(np.isfinite(slope) & (vyy > 0), vxy * vxy / (vxx * vyy), np.nan)
+    return {"slope": slope, "intercept": intercept, "r2": r2, "n_m": n_m, "n_seeds": n_seeds}
+
+
+def _paired_bootstrap(
+    sums: _SeedSums, slope: np.ndarray, n_seeds: np.ndarray, n_boot: int, seed: int
+) -> np.ndarray:
+    """``(G, n_boot)`` replicate slopes: one draw of the seeds per replicate, shared by every
+    group (NaN where degenerate, everywhere when the bootstrap is skipped)."""
+    n_groups, n_k = sums.stats.shape[:2]
+    if not (n_boot > 0 and n_groups > 0 and n_k > 0):
+        return np.full((n_groups, max(n_boot, 0)), np.nan)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, n_k, size=(n_boot, n_k))
+    counts = (
+        np.bincount((draws + n_k * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n_k)
+        .reshape(n_boot, n_k)
+        .astype(float)
+    )
+    bs = np.einsum("bk,gkf->gbf", counts, sums.stats)
+    bw = np.einsum("bk,gkw->gbw", (counts > 0).astype(float), sums.present)
+    bslope = _ls_slope(bs[..., 0], bs[..., 1], bs[..., 2], bs[..., 3], bs[..., 4])
+    ok = ((bw > 0).sum(axis=-1) >= 2) & (n_seeds >= 2)[:, None] & np.isfinite(slope)[:, None]
+    return np.where(ok, bslope, np.nan)
 
 
 def fit_exponents(
@@ -101,89 +192,35 @@ def fit_exponents(
     if not 0.0 < ci < 1.0:
         raise ValueError(f"ci must be in (0, 1), got {ci}")
 
-    grouped = runs.groupby(by, dropna=False, sort=True)
-    gid = grouped.ngroup().to_numpy()
-    n_groups = int(gid.max()) + 1 if len(gid) else 0
-    keys = (
-        runs[by].assign(_g=gid).drop_duplicates("_g").sort_values("_g")[by].reset_index(drop=True)
-    )
+    sums = _group_seed_sums(runs, by, x, y, exclude_status)
+    fit = _ols(sums)
+    bslope = _paired_bootstrap(sums, fit["slope"], fit["n_seeds"], n_boot, seed)
+    return _exponent_frames(sums, fit, bslope, ci)
 
-    xv = pd.to_numeric(runs[x], errors="coerce").to_numpy(dtype=float)
-    yv = pd.to_numeric(runs[y], errors="coerce").to_numpy(dtype=float)
-    keep = np.isfinite(xv) & np.isfinite(yv) & (xv > 0) & (yv > 0)
-    if exclude_status:
-        keep &= ~runs["status"].isin(list(exclude_status)).to_numpy()
-    n_excluded = np.bincount(gid[~keep], minlength=n_groups)
 
-    g = gid[keep]
-    lx, ly = np.log(xv[keep]), np.log(yv[keep])
-    # centre per group (the slope is shift-invariant; this keeps the sums well conditioned)
-    cnt = np.bincount(g, minlength=n_groups).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mx = np.bincount(g, lx, minlength=n_groups) / cnt
-        my = np.bincount(g, ly, minlength=n_groups) / cnt
-    cx, cy = lx - mx[g], ly - my[g]
-
-    seeds, sid = np.unique(runs["seed"].to_numpy()[keep], return_inverse=True)
-    widths, wid = np.unique(xv[keep], return_inverse=True)
-    n_k, n_w = len(seeds), len(widths)
-    # per (group, seed) sums: n, Σx, Σy, Σx², Σxy, Σy²
-    flat = g * n_k + sid
-    feats = (np.ones_like(cx), cx, cy, cx * cx, cx * cy, cy * cy)
-    stats = np.stack(
-        [np.bincount(flat, f, minlength=n_groups * n_k) for f in feats], axis=-1
-    ).reshape(n_groups, n_k, 6)
-    present = np.zeros((n_groups, n_k, n_w))
-    present[g, sid, wid] = 1.0
-
-    tot = stats.sum(axis=1)
-    n, sx, sy, sxx, sxy, syy = (tot[:, i] for i in range(6))
-    n_m = present.any(axis=1).sum(axis=1)
-    n_seeds = (stats[:, :, 0] > 0).sum(axis=1)
-    slope = np.where(n_m >= 2, _ls_slope(n, sx, sy, sxx, sxy), np.nan)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        intercept = (sy - slope * sx) / n + my - slope * mx
-        vxx, vyy, vxy = sxx - sx * sx / n, syy - sy * sy / n, sxy - sx * sy / n
-        r2 = np.where(np.isfinite(slope) & (vyy > 0), vxy * vxy / (vxx * vyy), np.nan)
-
-    if n_boot > 0 and n_groups > 0 and n_k > 0:
-        rng = np.random.default_rng(seed)
-        draws = rng.integers(0, n_k, size=(n_boot, n_k))
-        counts = (
-            np.bincount((draws + n_k * np.arange(n_boot)[:, None]).ravel(), minlength=n_boot * n_k)
-            .reshape(n_boot, n_k)
-            .astype(float)
-        )
-        bs = np.einsum("bk,gkf->gbf", counts, stats)
-        bw = np.einsum("bk,gkw->gbw", (counts > 0).astype(float), present)
-        bslope = _ls_slope(bs[..., 0], bs[..., 1], bs[..., 2], bs[..., 3], bs[..., 4])
-        ok = ((bw > 0).sum(axis=-1) >= 2) & (n_seeds >= 2)[:, None] & np.isfinite(slope)[:, None]
-        bslope = np.where(ok, bslope, np.nan)
+def _exponent_frames(
+    sums: _SeedSums, fit: dict[str, np.ndarray], bslope: np.ndarray, ci: float
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``(exponents, boot)`` frames of :func:`fit_exponents`."""
+    n_groups = len(sums.keys)
+    if bslope.size:
+        ci_low, ci_high = _percentile_interval(bslope, ci)
     else:
-        bslope = np.full((n_groups, max(n_boot, 0)), np.nan)
-    ci_low, ci_high = (
-        _percentile_interval(bslope, ci)
-        if bslope.size
-        else (
-            np.full(n_groups, np.nan),
-            np.full(n_groups, np.nan),
-        )
-    )
-
-    exponents = keys.assign(
-        slope=slope,
-        intercept=intercept,
+        ci_low, ci_high = np.full(n_groups, np.nan), np.full(n_groups, np.nan)
+    exponents = sums.keys.assign(
+        slope=fit["slope"],
+        intercept=fit["intercept"],
         ci_low=ci_low,
         ci_high=ci_high,
-        r2=r2,
-        n_obs=cnt.astype(int),
-        n_m=n_m.astype(int),
-        n_seeds=n_seeds.astype(int),
-        n_excluded=n_excluded.astype(int),
+        r2=fit["r2"],
+        n_obs=sums.cnt.astype(int),
+        n_m=fit["n_m"].astype(int),
+        n_seeds=fit["n_seeds"].astype(int),
+        n_excluded=sums.n_excluded.astype(int),
         n_boot=np.isfinite(bslope).sum(axis=1).astype(int),
     )
     n_b = bslope.shape[1]
-    boot = keys.loc[np.repeat(np.arange(n_groups), n_b)].reset_index(drop=True)
+    boot = sums.keys.loc[np.repeat(np.arange(n_groups), n_b)].reset_index(drop=True)
     boot["boot"] = np.tile(np.arange(n_b), n_groups)
     boot["slope"] = bslope.ravel()
     return exponents, boot
@@ -245,78 +282,92 @@ def thresholds(
     exps["_thr"] = exps.groupby(by, dropna=False, sort=True).ngroup().to_numpy()
     bt = boot.merge(exps[[*fit_keys, "_fit"]], on=fit_keys, how="inner")
 
-    rows = []
-    for _, grp in exps.groupby("_thr", sort=True):
-        grp = grp.sort_values(s)
-        key = grp.iloc[0][by].to_dict()
-        s_all = grp[s].to_numpy(dtype=float)
-        if np.unique(s_all).size != s_all.size:
-            raise ValueError(f"group {key}: several exponents share one {s}; add a column to by")
-        slope_all = grp["slope"].to_numpy(dtype=float)
-        pos = s_all > 0
-        lazy = bool(pos.any() and np.all(slope_all[pos] < 0))
-        lazy_ci = bool(pos.any() and np.all(grp["ci_high"].to_numpy(dtype=float)[pos] < 0))
+    rows = [_threshold_row(grp, bt, by, s, ci) for _, grp in exps.groupby("_thr", sort=True)]
+    return pd.DataFrame(rows, columns=[*by, *_THRESHOLD_COLUMNS])
 
-        fin = np.isfinite(slope_all)
-        grid, slopes = s_all[fin], slope_all[fin]
-        star, n_cross = _zero_crossing(grid, slopes[None, :])
-        star, n_cross = float(star[0]), int(n_cross[0])
 
-        lo = hi = np.nan
-        frac = 0.0
-        sub = bt[bt["_fit"].isin(grp["_fit"].to_numpy()[fin])]
-        if len(sub) and grid.size >= 2:
-            mat = sub.pivot_table(index="boot", columns=s, values="slope", dropna=False)
-            mat = mat.reindex(columns=grid).to_numpy(dtype=float)
-            bstar, _ = _zero_crossing(grid, mat)
-            crossed = np.isfinite(bstar)
-            frac = float(crossed.mean())
-            if crossed.any():
-                lo, hi = _percentile_interval(bstar[crossed][None, :], ci)
-                lo, hi = float(lo[0]), float(hi[0])
+#: The columns of :func:`thresholds` after the ``by`` columns.
+_THRESHOLD_COLUMNS = (
+    "s_star",
+    "s_star_low",
+    "s_star_high",
+    "frac_boot_cross",
+    "n_crossings",
+    "lazy_side_negative",
+    "lazy_side_ci_negative",
+    "s_min",
+    "s_max",
+    "n_s",
+    "note",
+)
 
-        if grid.size < 2:
-            note = f"{NO_CROSSING} (fewer than 2 finite exponents)"
-        elif n_cross == 0:
-            note = NO_CROSSING
-        elif n_cross == 1:
-            note = ""
-        else:
-            note = (
-                f"{n_cross} crossings from >= 0 to < 0; reported the largest s "
-                "(onset of the lazy side)"
-            )
-        rows.append(
-            {
-                **key,
-                "s_star": star,
-                "s_star_low": lo,
-                "s_star_high": hi,
-                "frac_boot_cross": frac,
-                "n_crossings": n_cross,
-                "lazy_side_negative": lazy,
-                "lazy_side_ci_negative": lazy_ci,
-                "s_min": float(np.min(s_all)) if s_all.size else np.nan,
-                "s_max": float(np.max(s_all)) if s_all.size else np.nan,
-                "n_s": int(fin.sum()),
-                "note": note,
-            }
-        )
-    cols = [
-        *by,
-        "s_star",
-        "s_star_low",
-        "s_star_high",
-        "frac_boot_cross",
-        "n_crossings",
-        "lazy_side_negative",
-        "lazy_side_ci_negative",
-        "s_min",
-        "s_max",
-        "n_s",
-        "note",
-    ]
-    return pd.DataFrame(rows, columns=cols)
+
+def _threshold_row(
+    grp: pd.DataFrame, bt: pd.DataFrame, by: list[str], s: str, ci: float
+) -> dict[str, object]:
+    """The :func:`thresholds` row of one group ``grp`` of exponents (``bt``: the bootstrap
+    replicates joined to the exponents' row number ``_fit``)."""
+    grp = grp.sort_values(s)
+    key = grp.iloc[0][by].to_dict()
+    s_all = grp[s].to_numpy(dtype=float)
+    if np.unique(s_all).size != s_all.size:
+        raise ValueError(f"group {key}: several exponents share one {s}; add a column to by")
+    slope_all = grp["slope"].to_numpy(dtype=float)
+    pos = s_all > 0
+    lazy = bool(pos.any() and np.all(slope_all[pos] < 0))
+    lazy_ci = bool(pos.any() and np.all(grp["ci_high"].to_numpy(dtype=float)[pos] < 0))
+
+    fin = np.isfinite(slope_all)
+    grid, slopes = s_all[fin], slope_all[fin]
+    star, n_cross = _zero_crossing(grid, slopes[None, :])
+    star, n_cross = float(star[0]), int(n_cross[0])
+    sub = bt[bt["_fit"].isin(grp["_fit"].to_numpy()[fin])]
+    lo, hi, frac = _boot_crossings(sub, grid, s, ci)
+    return {
+        **key,
+        "s_star": star,
+        "s_star_low": lo,
+        "s_star_high": hi,
+        "frac_boot_cross": frac,
+        "n_crossings": n_cross,
+        "lazy_side_negative": lazy,
+        "lazy_side_ci_negative": lazy_ci,
+        "s_min": float(np.min(s_all)) if s_all.size else np.nan,
+        "s_max": float(np.max(s_all)) if s_all.size else np.nan,
+        "n_s": int(fin.sum()),
+        "note": _crossing_note(grid.size, n_cross),
+    }
+
+
+def _boot_crossings(
+    sub: pd.DataFrame, grid: np.ndarray, s: str, ci: float
+) -> tuple[float, float, float]:
+    """``(low, high, fraction)``: the ``ci`` interval of the crossings of the replicates in
+    ``sub`` that cross along ``grid``, and the fraction that cross (NaN, NaN, 0 without any)."""
+    lo = hi = np.nan
+    frac = 0.0
+    if len(sub) and grid.size >= 2:
+        mat = sub.pivot_table(index="boot", columns=s, values="slope", dropna=False)
+        mat = mat.reindex(columns=grid).to_numpy(dtype=float)
+        bstar, _ = _zero_crossing(grid, mat)
+        crossed = np.isfinite(bstar)
+        frac = float(crossed.mean())
+        if crossed.any():
+            lo, hi = _percentile_interval(bstar[crossed][None, :], ci)
+            lo, hi = float(lo[0]), float(hi[0])
+    return lo, hi, frac
+
+
+def _crossing_note(n_grid: int, n_cross: int) -> str:
+    """The ``note`` of a threshold row with ``n_grid`` finite exponents and ``n_cross``
+    crossings."""
+    if n_grid < 2:
+        return f"{NO_CROSSING} (fewer than 2 finite exponents)"
+    if n_cross == 0:
+        return NO_CROSSING
+    if n_cross == 1:
+        return ""
+    return f"{n_cross} crossings from >= 0 to < 0; reported the largest s (onset of the lazy side)"
 
 
 def linearized_rate(lambda_min, n):

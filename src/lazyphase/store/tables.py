@@ -91,97 +91,111 @@ def limit_lambda_min(run: Run) -> float:
     return float(np.linalg.eigvalsh(theta)[0])
 
 
+#: The ``runs`` columns that ``traj`` repeats on every snapshot (with ``n`` and the settings).
+_TRAJ_KEYS = (
+    "experiment",
+    "m",
+    "depth",
+    "s",
+    "scheme",
+    "activation",
+    "seed",
+    "replica",
+    "status",
+    "lambda_min_theta0",
+)
+
+
 def run_tables(path: str, experiment: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The ``runs`` and ``traj`` rows of one run file."""
     run = load_run(path)
     a = run.attrs
-    n_rep = len(a["seeds"])
-    depth = int(a["depth"])
-    names = layer_names(depth)
+    names = layer_names(int(a["depth"]))
     base = {
         "experiment": experiment,
         **{k: a[k] for k in CELL_COLUMNS},
         **{k: a.get(k, math.nan) for k in SETTING_COLUMNS},
     }
+    drift = gram_drift(run["gram/theta"])
+    lam_limit = limit_lambda_min(run)
+    rows, traj = [], []
+    for r in range(len(a["seeds"])):
+        total = rd_total(run, r)
+        common = {**base, **_replica_columns(run, r, total, lam_limit)}
+        rows += _replica_rows(run, r, common, names, drift, path)
+        traj.append(_traj_frame(run, r, common, names, total))
+    return pd.DataFrame(rows), pd.concat(traj, ignore_index=True)
+
+
+def _replica_columns(run: Run, r: int, total: np.ndarray, lam_limit: float) -> dict[str, object]:
+    """The per-replica values of the ``runs`` rows of replica ``r`` (``total``: its
+    :func:`rd_total`; ``lam_limit``: the file's :func:`limit_lambda_min`)."""
+    n_rep = len(run.attrs["seeds"])
     reps = {
         k: run.arrays.get(f"replicas/{k}", np.full(n_rep, np.nan))
         for k in ("best_test_loss", "best_test_step", "tail_train_loss")
     }
-    drift = gram_drift(run["gram/theta"])
-    lam_limit = limit_lambda_min(run)
     eig = run["replicas/theta0_eigvals"]
+    return {
+        "seed": int(run["replicas/seed"][r]),
+        "replica": r,
+        "status": run.attrs["status"][r],
+        "final_step": int(run["replicas/final_step"][r]),
+        "lambda_min_theta0": float(eig[r, 0]),
+        "lambda_max_theta0": float(eig[r, -1]),
+        "lambda_min_limit": lam_limit,
+        "test_loss_best": float(reps["best_test_loss"][r]),
+        "best_step": float(reps["best_test_step"][r]),
+        "tail_train_loss": float(reps["tail_train_loss"][r]),
+        "rd_total_final": float(total[-1]),
+    }
+
+
+def _replica_rows(
+    run: Run, r: int, common: dict, names: Sequence[str], drift: np.ndarray, path: str
+) -> list[dict[str, object]]:
+    """The ``runs`` rows of replica ``r``, one per layer."""
     steps = run["trajectory/step"]
-    final = run["replicas/final_step"]
-    rows, traj = [], []
-    for r in range(n_rep):
-        # the snapshot that holds the replica's final state (frozen after its final step)
-        last = int(np.searchsorted(steps, final[r]))
-        last = min(last, len(steps) - 1)
-        total = rd_total(run, r)
-        common = {
-            **base,
-            "seed": int(run["replicas/seed"][r]),
-            "replica": r,
-            "status": a["status"][r],
-            "final_step": int(final[r]),
-            "lambda_min_theta0": float(eig[r, 0]),
-            "lambda_max_theta0": float(eig[r, -1]),
-            "lambda_min_limit": lam_limit,
-            "test_loss_best": float(reps["best_test_loss"][r]),
-            "best_step": float(reps["best_test_step"][r]),
-            "tail_train_loss": float(reps["tail_train_loss"][r]),
-            "rd_total_final": float(total[-1]),
+    # the snapshot that holds the replica's final state (frozen after its final step)
+    last = int(np.searchsorted(steps, run["replicas/final_step"][r]))
+    last = min(last, len(steps) - 1)
+    return [
+        {
+            **common,
+            "layer": li + 1,
+            "layer_name": name,
+            "rd_final": float(run["trajectory/rd"][r, -1, li]),
+            "gram_drift": float(drift[r, li]),
+            "t_final": float(run["trajectory/t"][r, last]),
+            "train_loss0": float(run["trajectory/train_loss"][r, 0]),
+            "train_loss_final": float(run["trajectory/train_loss"][r, -1]),
+            "test_loss_final": float(run["trajectory/test_loss"][r, -1]),
+            "lr0": float(run["replicas/lr0"][r]),
+            "output_std0": float(run["replicas/output_std0"][r]),
+            "file": path,
         }
-        for li, name in enumerate(names):
-            rows.append(
-                {
-                    **common,
-                    "layer": li + 1,
-                    "layer_name": name,
-                    "rd_final": float(run["trajectory/rd"][r, -1, li]),
-                    "gram_drift": float(drift[r, li]),
-                    "t_final": float(run["trajectory/t"][r, last]),
-                    "train_loss0": float(run["trajectory/train_loss"][r, 0]),
-                    "train_loss_final": float(run["trajectory/train_loss"][r, -1]),
-                    "test_loss_final": float(run["trajectory/test_loss"][r, -1]),
-                    "lr0": float(run["replicas/lr0"][r]),
-                    "output_std0": float(run["replicas/output_std0"][r]),
-                    "file": path,
-                }
-            )
-        upto = steps <= final[r]
-        traj.append(
-            pd.DataFrame(
-                {
-                    **{
-                        k: common[k]
-                        for k in (
-                            "experiment",
-                            "m",
-                            "depth",
-                            "s",
-                            "scheme",
-                            "activation",
-                            "seed",
-                            "replica",
-                            "status",
-                            "lambda_min_theta0",
-                            *SETTING_COLUMNS,
-                        )
-                    },
-                    "n": int(a["n"]),
-                    "step": steps[upto],
-                    "t": run["trajectory/t"][r, upto],
-                    "train_loss": run["trajectory/train_loss"][r, upto],
-                    "test_loss": run["trajectory/test_loss"][r, upto],
-                    **{
-                        f"rd_{nm}": run["trajectory/rd"][r, upto, li] for li, nm in enumerate(names)
-                    },
-                    "rd_total": total[upto],
-                }
-            )
-        )
-    return pd.DataFrame(rows), pd.concat(traj, ignore_index=True)
+        for li, name in enumerate(names)
+    ]
+
+
+def _traj_frame(
+    run: Run, r: int, common: dict, names: Sequence[str], total: np.ndarray
+) -> pd.DataFrame:
+    """The ``traj`` rows of replica ``r``: its snapshots up to its final step."""
+    steps = run["trajectory/step"]
+    upto = steps <= run["replicas/final_step"][r]
+    return pd.DataFrame(
+        {
+            **{k: common[k] for k in (*_TRAJ_KEYS, *SETTING_COLUMNS)},
+            "n": int(run.attrs["n"]),
+            "step": steps[upto],
+            "t": run["trajectory/t"][r, upto],
+            "train_loss": run["trajectory/train_loss"][r, upto],
+            "test_loss": run["trajectory/test_loss"][r, upto],
+            **{f"rd_{nm}": run["trajectory/rd"][r, upto, li] for li, nm in enumerate(names)},
+            "rd_total": total[upto],
+        }
+    )
 
 
 def rd_total(run: Run, r: int) -> np.ndarray:

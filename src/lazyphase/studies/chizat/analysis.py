@@ -224,65 +224,67 @@ def landscape_tables(
     landscape around the mean of its final solutions: ``(grid, points)``, ``grid`` with columns
     ``m, chizat_alpha_power, chizat_multiplier, i, j, u, v, test_loss`` and ``points`` the
     solutions' ``u, v`` and test loss per ``seed``, with ``sigma_u, sigma_v``."""
-    grids, points = [], []
-    for path in paths:
-        run = load_run(path, gram=False)
-        a = run.attrs
-        if "weights/final/W1" not in run.arrays:
-            raise ValueError(f"{path}: no weights stored (raise weights_cap)")
-        x, y = run["data/x_test"], run["data/y_test"]
-        if not (
-            np.array_equal(x, x[:1].repeat(len(x), 0))
-            and np.array_equal(y, y[:1].repeat(len(y), 0))
-        ):
-            raise ValueError(
-                f"{path}: replicas have different test sets (set resample_data: false)"
-            )
-        m, mult = int(a["m"]), float(a["chizat_multiplier"])
-        w, av = run["weights/final/W1"], run["weights/final/a"]
-        sol = np.concatenate([w.reshape(len(w), -1), av], axis=1)
-        fn = chizat_test_loss(x[0], y[0], m, mult)
-        land = landscape(sol, fn, n_grid=n_grid, span=span)
-        key = {
-            "m": m,
-            "chizat_alpha_power": float(a["chizat_alpha_power"]),
-            "chizat_multiplier": mult,
+    parts = [_run_landscape(path, n_grid, span) for path in paths]
+    return (
+        pd.concat([p[0] for p in parts], ignore_index=True),
+        pd.concat([p[1] for p in parts], ignore_index=True),
+    )
+
+
+def _shared_test_set(run, path: str) -> tuple[np.ndarray, np.ndarray]:
+    """The test set of the run's replicas (``(x, y)`` of the first), which must all share it."""
+    x, y = run["data/x_test"], run["data/y_test"]
+    if not (
+        np.array_equal(x, x[:1].repeat(len(x), 0)) and np.array_equal(y, y[:1].repeat(len(y), 0))
+    ):
+        raise ValueError(f"{path}: replicas have different test sets (set resample_data: false)")
+    return x[0], y[0]
+
+
+def _run_landscape(path: str, n_grid: int, span: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The ``grid`` and ``points`` rows of :func:`landscape_tables` of one run file."""
+    run = load_run(path, gram=False)
+    a = run.attrs
+    if "weights/final/W1" not in run.arrays:
+        raise ValueError(f"{path}: no weights stored (raise weights_cap)")
+    x, y = _shared_test_set(run, path)
+    m, mult = int(a["m"]), float(a["chizat_multiplier"])
+    w, av = run["weights/final/W1"], run["weights/final/a"]
+    sol = np.concatenate([w.reshape(len(w), -1), av], axis=1)
+    fn = chizat_test_loss(x, y, m, mult)
+    land = landscape(sol, fn, n_grid=n_grid, span=span)
+    key = {"m": m, "chizat_alpha_power": float(a["chizat_alpha_power"]), "chizat_multiplier": mult}
+    ii, jj = np.meshgrid(np.arange(n_grid), np.arange(n_grid), indexing="ij")
+    grid = pd.DataFrame(
+        {
+            **key,
+            "i": ii.ravel(),
+            "j": jj.ravel(),
+            "u": land.u[ii.ravel()],
+            "v": land.v[jj.ravel()],
+            "test_loss": land.loss.ravel(),
         }
-        ii, jj = np.meshgrid(np.arange(n_grid), np.arange(n_grid), indexing="ij")
-        grids.append(
-            pd.DataFrame(
-                {
-                    **key,
-                    "i": ii.ravel(),
-                    "j": jj.ravel(),
-                    "u": land.u[ii.ravel()],
-                    "v": land.v[jj.ravel()],
-                    "test_loss": land.loss.ravel(),
-                }
-            )
-        )
-        points.append(
-            pd.DataFrame(
-                {
-                    **key,
-                    "seed": run["replicas/seed"],
-                    "u": land.coords[:, 0],
-                    "v": land.coords[:, 1],
-                    "test_loss": fn(sol),
-                    "sigma_u": land.sigma[0],
-                    "sigma_v": land.sigma[1],
-                }
-            )
-        )
-        log.info(
-            "%s: m=%d A=%.3g landscape min %.3e max %.3e",
-            path,
-            m,
-            mult,
-            land.loss.min(),
-            land.loss.max(),
-        )
-    return pd.concat(grids, ignore_index=True), pd.concat(points, ignore_index=True)
+    )
+    points = pd.DataFrame(
+        {
+            **key,
+            "seed": run["replicas/seed"],
+            "u": land.coords[:, 0],
+            "v": land.coords[:, 1],
+            "test_loss": fn(sol),
+            "sigma_u": land.sigma[0],
+            "sigma_v": land.sigma[1],
+        }
+    )
+    log.info(
+        "%s: m=%d A=%.3g landscape min %.3e max %.3e",
+        path,
+        m,
+        mult,
+        land.loss.min(),
+        land.loss.max(),
+    )
+    return grid, points
 
 
 # ----------------------------------------------------------------------------- C4: cover

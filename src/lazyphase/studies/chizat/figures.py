@@ -39,24 +39,122 @@ def _band(ax, tab: pd.DataFrame, x: str, color, label: str, ls: str = "-") -> No
     ax.fill_between(tab[x], lo, tab["mean"] + tab["std"], color=color, alpha=0.15, lw=0)
 
 
+#: Centering → the words of the labels.
+_CENTERING = {
+    "none": "non-symmetrized init",
+    "symmetric": "symmetrized init (f₀ = 0)",
+    "subtract_initial": "f − f₀ trained (f₀ frozen)",
+}
+#: step_on → what the GD steps act on (the suptitles).
+_STEP_ON = {
+    "F_alpha": "on F_A = R(A h)/A²",
+    "R": "on R",
+    "mean_field": "on the mean-field time scale (step on R = η/A)",
+}
+
+
 def _centering_label(c: str) -> str:
-    return "symmetrized init (f₀ = 0)" if c == "symmetric" else "non-symmetrized init"
+    return _CENTERING.get(c, str(c))
+
+
+def _values(df: pd.DataFrame, col: str, fmt: str = "g") -> str:
+    """The distinct non-missing values of ``col`` as ``7`` or ``5, 7`` ("" if none or absent)."""
+    if col not in df.columns:
+        return ""
+    vals = sorted(df[col].dropna().unique())
+    return ", ".join(format(v, fmt) if isinstance(v, (int, float, np.number)) else str(v)
+                     for v in vals)  # fmt: skip
+
+
+def _join(*parts: str) -> str:
+    return ", ".join(p for p in parts if p)
+
+
+def _setting(df: pd.DataFrame, col: str, name: str | None = None) -> str:
+    """``name=values`` of :func:`_values` ("" when ``df`` has no value of ``col``)."""
+    vals = _values(df, col)
+    return f"{name or col}={vals}" if vals else ""
+
+
+def _centering_text(df: pd.DataFrame) -> str:
+    """The centerings of ``df`` in words ("" when it has no ``centering`` column)."""
+    if "centering" not in df.columns:
+        return ""
+    return ", ".join(_centering_label(c) for c in sorted(df["centering"].dropna().unique()))
+
+
+def _step_on_text(df: pd.DataFrame) -> str:
+    """What the GD steps of ``df`` act on ("" when ``step_on`` is absent)."""
+    if "step_on" not in df.columns:
+        return ""
+    return ", ".join(_STEP_ON.get(s, f"on {s}") for s in sorted(df["step_on"].dropna().unique()))
+
+
+def _eta_from_step_on_r(df: pd.DataFrame, step_r) -> np.ndarray:
+    """The step rule's ``η`` from the step actually taken on ``R`` (``lr0``, or ``t/step``):
+    ``η = step_R · A²`` (``step_on: F_alpha``), ``· A`` (``mean_field``), ``· 1`` (``R``), with
+    ``A = chizat_multiplier`` (:func:`lazyphase.core.train.objective_divisor`); NaN where a
+    column is missing."""
+    step_r = np.asarray(step_r, dtype=float)
+    if not {"step_on", "chizat_multiplier"} <= set(df.columns):
+        return np.full(len(df), np.nan)
+    mult = pd.to_numeric(df["chizat_multiplier"], errors="coerce").to_numpy(float)
+    on = df["step_on"].to_numpy()
+    factor = np.select(
+        [on == "F_alpha", on == "mean_field", on == "R"], [mult**2, mult, 1.0], np.nan
+    )
+    return step_r * factor
+
+
+def _lr_cap(df: pd.DataFrame, uncapped: np.ndarray) -> float | None:
+    """The cap ``lr_max`` of a ``min(lr_max, …)`` step rule as the runs show it: the median
+    ``η`` of the runs whose ``η`` (from ``lr0``) is below the uncapped value; ``None`` when no
+    run is capped, NaN when ``η`` cannot be derived (``lr_max`` is not a column of the table)."""
+    if "lr0" not in df.columns:
+        return np.nan
+    eta = _eta_from_step_on_r(df, pd.to_numeric(df["lr0"], errors="coerce"))
+    if not (np.isfinite(eta).all() and np.isfinite(uncapped).all()):
+        return np.nan
+    capped = eta < np.asarray(uncapped, dtype=float) * (1 - 1e-6)
+    return float(np.median(eta[capped])) if capped.any() else None
+
+
+def _capped_rule(cap: float | None, rule: str) -> str:
+    """``η = min(cap, rule)``; ``η = rule`` when no run reached the cap; ``η_max`` when unknown."""
+    if cap is None:
+        return f"η = {rule} (cap not reached)"
+    return f"η = min({cap:g}, {rule})" if np.isfinite(cap) else f"η = min(η_max, {rule})"
 
 
 def _policy_label(df: pd.DataFrame) -> str:
+    """The step rule of the runs ``df`` (one ``lr_policy``), its constants read from the table."""
     row = df.iloc[0]
+    tau = pd.to_numeric(df["tau"], errors="coerce").to_numpy(float)
     if row["lr_policy"] == "chizat":
-        return f"η = min({row.get('lr_max', 10):g}, {row['lr_c']:g}/τ²)"
+        return _capped_rule(_lr_cap(df, df["lr_c"].to_numpy(float) / tau**2), f"{row['lr_c']:g}/τ²")
     if row["lr_policy"] == "fixed":
         return f"η = {row['lr']:g} (fixed)"
     if row["lr_policy"] == "width":
         return f"η = {row['lr_c']:g}/m"
     if row["lr_policy"] == "chizat_alpha":
-        return f"η = min(10, {row['lr_c']:g}/(τA)²)"
+        mult = pd.to_numeric(df["chizat_multiplier"], errors="coerce").to_numpy(float)
+        uncapped = df["lr_c"].to_numpy(float) / (tau * mult) ** 2
+        return _capped_rule(_lr_cap(df, uncapped), f"{row['lr_c']:g}/(τA)²")
     return str(row["lr_policy"])
 
 
-def plot_tau(runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequence[str]) -> None:
+def _initial_eta(d: pd.DataFrame) -> float:
+    """``η`` of one trajectory from its first snapshot after step 0: ``t/step`` is the mean
+    step taken on ``R`` so far (:func:`_eta_from_step_on_r` turns it into ``η``)."""
+    d = d[d["step"] > 0].sort_values("step").head(1)
+    if d.empty:
+        return np.nan
+    return float(_eta_from_step_on_r(d, d["t"].to_numpy(float) / d["step"].to_numpy(float))[0])
+
+
+def plot_tau(
+    runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequence[str] = ("chizat",)
+) -> None:
     """C1 (``policies = [chizat]``) and C7 (all step rules): test loss against ``τ``, end of
     training (solid) and best so far (dotted), mean ± std over trials; one panel per centering."""
     df = one_row_per_replica(runs)
@@ -81,17 +179,16 @@ def plot_tau(runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequen
             n_tr = int(sub.groupby(["tau", "lr_policy"]).size().min())
             ax.set_title(f"{_centering_label(cent)}, {n_tr} trials", fontsize="small")
             ax.legend(fontsize="x-small")
-        r = df.iloc[0]
         what = (
             "C1 test loss vs τ"
             if list(policies) == ["chizat"]
             else "C7 step-size rule vs fixed step"
         )
-        suptitle(
-            fig,
-            f"{what}: m={r['m']}, d={r['d']}, n={r['n']}, A={r['chizat_multiplier']:g}, "
-            f"{int(df['final_step'].max())} GD steps on F_A = R(A h)/A²",
+        steps = f"{int(df['final_step'].max())} GD steps {_step_on_text(df)}".strip()
+        setting = _join(
+            *(_setting(df, c) for c in ("m", "d", "n")), _setting(df, "chizat_multiplier", "A")
         )
+        suptitle(fig, f"{what}: {_join(setting, steps)}")
         save(fig, out_pdf, out_png)
 
 
@@ -122,14 +219,19 @@ def plot_width(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
                 ax.plot(tab["m"], tab["mean"], color=color, marker="o", ms=3, label=lab)
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
-            ax.set_xlabel("width m (log scale; m0 = 3 teacher neurons)")
+            ax.set_xlabel("width m (log scale)")
             ax.set_ylabel(ylab)
             ax.legend(fontsize="x-small")
-        r = df.iloc[0]
+        setting = _join(
+            _setting(df, "d"),
+            _setting(df, "n"),
+            _setting(df, "teacher_scale"),
+            _setting(df, "tau", "τ"),
+            _centering_text(df),
+        )
         suptitle(
             fig,
-            f"C2 test loss vs width: d={r['d']}, n={r['n']}, teacher ×{r['teacher_scale']:g}, "
-            f"τ={r['tau']:g}, non-symmetrized, {int(df['final_step'].max())} GD steps, "
+            f"C2 test loss vs width: {setting}, {int(df['final_step'].max())} GD steps, "
             f"{df.groupby(['m', 'chizat_alpha_power']).size().min()} trials",
         )
         save(fig, out_pdf, out_png)
@@ -145,7 +247,8 @@ def plot_trajectories(traj: pd.DataFrame, out_pdf: str, out_png: str) -> None:
         for (tau, seed), d in traj.groupby(["tau", "seed"]):
             d = d.sort_values("step")
             lazy = "lazy" if tau == max(taus) else "non-lazy"
-            lab = f"τ={tau:g} ({lazy}), η={min(10.0, d['lr_c'].iloc[0] / tau**2):.3g}"
+            eta = _initial_eta(d)
+            lab = f"τ={tau:g} ({lazy})" + (f", η={eta:.3g}" if np.isfinite(eta) else "")
             lab = lab if seed == traj["seed"].min() else None
             axes[0, 0].plot(d["step"] + 1, d["rd_total"], color=colors[tau], lw=1, label=lab)
             axes[0, 1].plot(
@@ -158,12 +261,10 @@ def plot_trajectories(traj: pd.DataFrame, out_pdf: str, out_png: str) -> None:
             ax.set_xscale("log")
             ax.set_xlabel("GD step + 1 (log scale)")
             ax.legend(fontsize="x-small")
-        r = traj.iloc[0]
-        suptitle(
-            fig,
-            f"C5 trajectories: m={r['m']}, d=100, non-symmetrized, early stopping on the test loss "
-            f"(patience {r['patience']:g} steps)",
-        )
+        setting = _join(_setting(traj, "m"), _setting(traj, "d"), _centering_text(traj))
+        patience = _values(traj, "patience")
+        stopping = f"early stopping on the test loss (patience {patience} steps)"
+        suptitle(fig, f"C5 trajectories: {_join(setting, stopping if patience else '')}")
         save(fig, out_pdf, out_png)
 
 

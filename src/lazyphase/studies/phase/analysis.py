@@ -104,7 +104,24 @@ def phase_table(
     if w.empty:
         raise ValueError(f"runs has no rows of layer {LAYER}")
     exps, boot = analysis.fit_exponents(w, n_boot=n_boot, ci=ci, seed=seed)
-    per_cell = w.groupby(["scheme", "s"]).agg(
+    phase = _phase_frame(exps, _cell_counts(w), r2_min)
+    thr = analysis.thresholds(exps, boot, ci=ci)
+    boundary = pd.DataFrame([_boundary_row(r, phase) for r in thr.itertuples()])
+    boundary = boundary.sort_values("gamma_prime").reset_index(drop=True)
+    return phase, boundary
+
+
+#: The columns of :func:`phase_table`'s ``phase``, in order.
+_PHASE_COLUMNS = (
+    *("gamma_prime", "gamma", "s", "scheme", "activation", "S_w", "S_w_low", "S_w_high"),
+    *("r2", "n_m", "m_min", "m_max", "n_seeds", "n_replicas", "n_converged", "n_diverged"),
+    *("round", "regime", "hatched"),
+)
+
+
+def _cell_counts(w: pd.DataFrame) -> pd.DataFrame:
+    """Per ``(scheme, s)`` (the index): replica and status counts, first round, width range."""
+    return w.groupby(["scheme", "s"]).agg(
         n_replicas=("status", "size"),
         n_converged=("status", lambda v: int((v == "converged").sum())),
         n_diverged=("status", lambda v: int((v == "diverged").sum())),
@@ -112,6 +129,10 @@ def phase_table(
         m_min=("m", "min"),
         m_max=("m", "max"),
     )
+
+
+def _phase_frame(exps: pd.DataFrame, per_cell: pd.DataFrame, r2_min: float) -> pd.DataFrame:
+    """The ``phase`` table: the exponents as ``S_w`` with coordinates, counts, regime, hatch."""
     phase = with_coordinates(exps.merge(per_cell.reset_index(), on=["scheme", "s"], how="left"))
     phase["S_w"] = -phase["slope"]
     phase["S_w_low"], phase["S_w_high"] = -phase["ci_high"], -phase["ci_low"]
@@ -125,47 +146,39 @@ def phase_table(
         | (phase["r2"].fillna(0.0) < r2_min)
         | (phase["n_converged"] < phase["n_replicas"])
     )
-    cols = ["gamma_prime", "gamma", "s", "scheme", "activation", "S_w", "S_w_low", "S_w_high"]
-    cols += ["r2", "n_m", "m_min", "m_max", "n_seeds", "n_replicas", "n_converged", "n_diverged"]
-    cols += ["round"]
-    cols += ["regime", "hatched"]
-    phase = phase[cols].sort_values(["gamma_prime", "gamma"]).reset_index(drop=True)
+    return phase[list(_PHASE_COLUMNS)].sort_values(["gamma_prime", "gamma"]).reset_index(drop=True)
 
-    thr = analysis.thresholds(exps, boot, ci=ci)
-    rows = []
-    for r in thr.itertuples():
-        gp = luo_coordinates(r.scheme, 0.0)[0]
-        grid = np.sort(phase.loc[phase["scheme"] == r.scheme, "gamma"].to_numpy(dtype=float))
-        star = 1.0 - r.s_star
-        lo, hi = _bracket(grid, star)
-        g_lo, g_hi = 1.0 - r.s_star_high, 1.0 - r.s_star_low
-        luo, scal = float(luo_boundary(gp)), float(scaling_boundary(gp))
-        nearer = ""
-        if np.isfinite(star):
-            nearer = "luo" if abs(star - luo) <= abs(star - scal) else "scaling"
-            if gp <= 0:
-                nearer = "both (gamma = 1)"
-        rows.append(
-            {
-                "gamma_prime": gp,
-                "gamma_star": star,
-                "gamma_star_low": g_lo,
-                "gamma_star_high": g_hi,
-                "frac_boot_cross": r.frac_boot_cross,
-                "n_crossings": r.n_crossings,
-                "bracket_low": lo,
-                "bracket_high": hi,
-                "n_gamma": len(grid),
-                "luo_line": luo,
-                "scaling_line": scal,
-                "nearer": nearer,
-                "luo_in_ci": bool(g_lo <= luo <= g_hi),
-                "scaling_in_ci": bool(g_lo <= scal <= g_hi),
-                "note": r.note,
-            }
-        )
-    boundary = pd.DataFrame(rows).sort_values("gamma_prime").reset_index(drop=True)
-    return phase, boundary
+
+def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
+    """The ``boundary`` row of one :func:`analysis.thresholds` row ``r`` (``s* → γ* = 1 − s*``)."""
+    gp = luo_coordinates(r.scheme, 0.0)[0]
+    grid = np.sort(phase.loc[phase["scheme"] == r.scheme, "gamma"].to_numpy(dtype=float))
+    star = 1.0 - r.s_star
+    lo, hi = _bracket(grid, star)
+    g_lo, g_hi = 1.0 - r.s_star_high, 1.0 - r.s_star_low
+    luo, scal = float(luo_boundary(gp)), float(scaling_boundary(gp))
+    nearer = ""
+    if np.isfinite(star):
+        nearer = "luo" if abs(star - luo) <= abs(star - scal) else "scaling"
+        if gp <= 0:
+            nearer = "both (gamma = 1)"
+    return {
+        "gamma_prime": gp,
+        "gamma_star": star,
+        "gamma_star_low": g_lo,
+        "gamma_star_high": g_hi,
+        "frac_boot_cross": r.frac_boot_cross,
+        "n_crossings": r.n_crossings,
+        "bracket_low": lo,
+        "bracket_high": hi,
+        "n_gamma": len(grid),
+        "luo_line": luo,
+        "scaling_line": scal,
+        "nearer": nearer,
+        "luo_in_ci": bool(g_lo <= luo <= g_hi),
+        "scaling_in_ci": bool(g_lo <= scal <= g_hi),
+        "note": r.note,
+    }
 
 
 def _bracket(grid: np.ndarray, star: float) -> tuple[float, float]:

@@ -79,14 +79,7 @@ def _width_scaling(
     status = runs["status"] if "status" in runs.columns else pd.Series("", index=runs.index)
     diverged = runs[status == DIVERGED]
     n_div = replica_count(diverged) if len(diverged) else 0
-
-    lookup: dict[tuple, float] = {}
-    skeys = [c for c in (*ROW_KEYS, "layer_name", "s") if slopes is not None and c in slopes]
-    skeys = [c for c in skeys if c in runs.columns]
-    if slopes is not None and len(slopes) and "slope" in slopes.columns:
-        for r in slopes.itertuples(index=False):
-            k = tuple(norm_key(getattr(r, c)) for c in skeys)
-            lookup.setdefault(k, float(r.slope))
+    labels = _SlopeLabels(runs, slopes)
 
     with plot_style():
         fig, axes = panel_grid(len(rows), len(layers))
@@ -98,52 +91,8 @@ def _width_scaling(
                     sub = sub[sub["layer_name"].astype(str) == lname]
                 head = f"{group_label(rcols, rkey, varying)} — {layer_math(lname)}".strip(" —")
                 ax.set_title(head, fontsize="small")
-                if sub.empty or not positive_mask(sub[ycol]).any():
-                    mark_empty(ax)
-                    continue
-                for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
-                    d = select_rows(sub, ["s"], (s_val,))
-                    d = d[positive_mask(d[ycol])]
-                    color = pal[s_val]
-                    bad = (
-                        d["status"] == DIVERGED
-                        if "status" in d.columns
-                        else pd.Series(False, index=d.index)
-                    )
-                    good = d[~bad]
-                    if bad.any():
-                        ax.scatter(
-                            d.loc[bad, "m"],
-                            d.loc[bad, ycol],
-                            marker="x",
-                            s=28,
-                            color=color,
-                            linewidths=1.0,
-                        )
-                    if good.empty:
-                        continue
-                    ax.scatter(good["m"], good[ycol], s=9, color=color, alpha=0.35, linewidths=0)
-                    gm = np.exp(np.log(good[ycol].astype(float)).groupby(good["m"]).mean())
-                    ctx = dict(zip([*rcols, "layer_name", "s"], (*rkey, lname, s_val)))
-                    k = tuple(norm_key(ctx[c]) for c in skeys)
-                    slope = lookup.get(k, np.nan)
-                    label = f"s={fmt_s(s_val)}" + (
-                        f": slope {fmt_num(slope)}" if slopes is not None else ""
-                    )
-                    ax.plot(
-                        gm.index,
-                        gm.to_numpy(),
-                        marker="o",
-                        ms=3.5,
-                        lw=1.3,
-                        color=color,
-                        label=label,
-                    )
-                ax.set_xscale("log", base=2)
-                ax.set_yscale("log")
-                ax.set_xlabel(M_LABEL)
-                ax.set_ylabel(ylabel.format(layer=layer_math(lname)))
-                legend_outside(ax)
+                ctx = dict(zip([*rcols, "layer_name"], (*rkey, lname)))
+                _draw_width_panel(ax, sub, ycol, ylabel, lname, pal, labels, ctx)
         const = constant_label(runs, rcols)
         suptitle(
             fig,
@@ -153,6 +102,56 @@ def _width_scaling(
             fontsize="medium",
         )
         save(fig, out_pdf, out_png)
+
+
+class _SlopeLabels:
+    """Legend labels ``s=…: slope …`` of :func:`_width_scaling` from a table of slopes (the
+    first slope of each ``(scheme, activation, depth, layer_name, s)`` key it has)."""
+
+    def __init__(self, runs: pd.DataFrame, slopes: pd.DataFrame | None) -> None:
+        self.given = slopes is not None
+        keys = [c for c in (*ROW_KEYS, "layer_name", "s") if self.given and c in slopes]
+        self.keys = [c for c in keys if c in runs.columns]
+        self.lookup: dict[tuple, float] = {}
+        if self.given and len(slopes) and "slope" in slopes.columns:
+            for r in slopes.itertuples(index=False):
+                k = tuple(norm_key(getattr(r, c)) for c in self.keys)
+                self.lookup.setdefault(k, float(r.slope))
+
+    def __call__(self, ctx: dict, s_val) -> str:
+        ctx = {**ctx, "s": s_val}
+        slope = self.lookup.get(tuple(norm_key(ctx[c]) for c in self.keys), np.nan)
+        return f"s={fmt_s(s_val)}" + (f": slope {fmt_num(slope)}" if self.given else "")
+
+
+def _draw_width_panel(ax, sub, ycol, ylabel, lname, pal, labels: _SlopeLabels, ctx) -> None:
+    """One panel of :func:`_width_scaling`: the rows ``sub`` of one layer, one series per ``s``."""
+    if sub.empty or not positive_mask(sub[ycol]).any():
+        mark_empty(ax)
+        return
+    for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
+        d = select_rows(sub, ["s"], (s_val,))
+        d = d[positive_mask(d[ycol])]
+        _width_series(ax, d, ycol, pal[s_val], labels(ctx, s_val))
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(M_LABEL)
+    ax.set_ylabel(ylabel.format(layer=layer_math(lname)))
+    legend_outside(ax)
+
+
+def _width_series(ax, d: pd.DataFrame, ycol: str, color, label: str) -> None:
+    """Diverged replicas ('x'), the other seeds (dots) and their geometric mean over seeds per
+    ``m`` (line, labelled)."""
+    bad = d["status"] == DIVERGED if "status" in d.columns else pd.Series(False, index=d.index)
+    good = d[~bad]
+    if bad.any():
+        ax.scatter(d.loc[bad, "m"], d.loc[bad, ycol], marker="x", s=28, color=color, linewidths=1.0)
+    if good.empty:
+        return
+    ax.scatter(good["m"], good[ycol], s=9, color=color, alpha=0.35, linewidths=0)
+    gm = np.exp(np.log(good[ycol].astype(float)).groupby(good["m"]).mean())
+    ax.plot(gm.index, gm.to_numpy(), marker="o", ms=3.5, lw=1.3, color=color, label=label)
 
 
 def plot_theta_lazy_rd(
@@ -233,72 +232,9 @@ def plot_theta_lazy_threshold(
             for j, ckey in enumerate(cols):
                 ax = axes[i, j]
                 sub = select_rows(select_rows(exponents, rcols, rkey), ccols, ckey)
-                ax.set_title(
-                    ", ".join(
-                        x for x in (group_label(rcols, rkey, set()), group_label(ccols, ckey, set())) if x
-                    ),
-                    fontsize="small",
-                )
-                if sub.empty or not np.isfinite(sub["slope"].to_numpy(float)).any():
-                    mark_empty(ax)
-                    continue
-                present = layer_order(sub["layer_name"]) if "layer_name" in sub else ["(all)"]
-                no_cross = []
-                for k, lname in enumerate(present):
-                    d = sub[sub["layer_name"].astype(str) == lname] if "layer_name" in sub else sub
-                    d = d.sort_values("s")
-                    y = d["slope"].to_numpy(float)
-                    lo = np.clip(y - d["ci_low"].to_numpy(float), 0, None)
-                    hi = np.clip(d["ci_high"].to_numpy(float) - y, 0, None)
-                    yerr = np.nan_to_num(np.vstack([lo, hi]), nan=0.0)
-                    dx = (k - (len(present) - 1) / 2) * 0.012 * span
-                    ok = np.isfinite(y)
-                    color = lcolor.get(lname, "k")
-                    if ok.any():
-                        ax.errorbar(
-                            d["s"].to_numpy(float)[ok] + dx,
-                            y[ok],
-                            yerr=yerr[:, ok],
-                            marker="o",
-                            ms=3.5,
-                            lw=1.1,
-                            capsize=2.5,
-                            color=color,
-                            label=f"{layer_math(lname)}",
-                        )
-                    ctx = dict(zip([*rcols, *ccols, "layer_name"], (*rkey, *ckey, lname)))
-                    tr = select_rows(thresholds, tcols, tuple(norm_key(ctx[c]) for c in tcols))
-                    star = float(tr["s_star"].iloc[0]) if len(tr) else np.nan
-                    if np.isfinite(star):
-                        slo, shi = (float(tr[c].iloc[0]) for c in ("s_star_low", "s_star_high"))
-                        if np.isfinite(slo) and np.isfinite(shi):
-                            ax.axvspan(slo, shi, color=color, alpha=0.15, lw=0)
-                        ax.axvline(
-                            star,
-                            color=color,
-                            ls=":",
-                            lw=1.4,
-                            label=f"s* ({layer_math(lname)}) = {fmt_num(star)} "
-                            f"[{fmt_num(slo)}, {fmt_num(shi)}]",
-                        )
-                    else:
-                        no_cross.append(layer_math(lname))
-                ax.axhline(0.0, color="0.3", lw=0.8)
-                ax.axvline(0.0, color="k", ls="--", lw=1.0, label="s = 0 (theta-lazy boundary)")
-                if no_cross:
-                    ax.text(
-                        0.02,
-                        0.03,
-                        "no crossing: " + ", ".join(no_cross),
-                        transform=ax.transAxes,
-                        fontsize="x-small",
-                        color="0.25",
-                        va="bottom",
-                        ha="left",
-                    )
-                ax.set_xlabel(S_LABEL)
-                ax.set_ylabel("RD exponent: slope of log RD_final vs log m")
-                legend_outside(ax)
+                ax.set_title(_facet_title(rcols, rkey, ccols, ckey), fontsize="small")
+                ctx = dict(zip([*rcols, *ccols], (*rkey, *ckey)))
+                _draw_threshold_panel(ax, sub, thresholds, tcols, ctx, lcolor, span)
         suptitle(
             fig,
             "A2 regime exponent against s (< 0 lazy, ≈ 0 critical, > 0 condensed)\n"
@@ -307,6 +243,87 @@ def plot_theta_lazy_threshold(
             fontsize="medium",
         )
         save(fig, out_pdf, out_png)
+
+
+def _facet_title(rcols, rkey: tuple, ccols, ckey: tuple) -> str:
+    """``row values, column values`` of a panel (the empty parts left out)."""
+    parts = (group_label(rcols, rkey, set()), group_label(ccols, ckey, set()))
+    return ", ".join(x for x in parts if x)
+
+
+def _draw_threshold_panel(ax, sub, thresholds, tcols, ctx: dict, lcolor, span: float) -> None:
+    """One panel of A2 (``ctx``: its row and column keys): per layer the exponents with error
+    bars and the crossing ``s*`` of ``thresholds`` (matched on ``tcols``)."""
+    if sub.empty or not np.isfinite(sub["slope"].to_numpy(float)).any():
+        mark_empty(ax)
+        return
+    present = layer_order(sub["layer_name"]) if "layer_name" in sub else ["(all)"]
+    no_cross = []
+    for k, lname in enumerate(present):
+        d = sub[sub["layer_name"].astype(str) == lname] if "layer_name" in sub else sub
+        color = lcolor.get(lname, "k")
+        dx = (k - (len(present) - 1) / 2) * 0.012 * span
+        _exponent_series(ax, d.sort_values("s"), dx, color, lname)
+        key = {**ctx, "layer_name": lname}
+        tr = select_rows(thresholds, tcols, tuple(norm_key(key[c]) for c in tcols))
+        if not _crossing_marker(ax, tr, color, lname):
+            no_cross.append(layer_math(lname))
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.axvline(0.0, color="k", ls="--", lw=1.0, label="s = 0 (theta-lazy boundary)")
+    if no_cross:
+        ax.text(
+            0.02,
+            0.03,
+            "no crossing: " + ", ".join(no_cross),
+            transform=ax.transAxes,
+            fontsize="x-small",
+            color="0.25",
+            va="bottom",
+            ha="left",
+        )
+    ax.set_xlabel(S_LABEL)
+    ax.set_ylabel("RD exponent: slope of log RD_final vs log m")
+    legend_outside(ax)
+
+
+def _exponent_series(ax, d: pd.DataFrame, dx: float, color, lname: str) -> None:
+    """The exponents of one layer against ``s`` (shifted by ``dx``) with their intervals."""
+    y = d["slope"].to_numpy(float)
+    lo = np.clip(y - d["ci_low"].to_numpy(float), 0, None)
+    hi = np.clip(d["ci_high"].to_numpy(float) - y, 0, None)
+    yerr = np.nan_to_num(np.vstack([lo, hi]), nan=0.0)
+    ok = np.isfinite(y)
+    if ok.any():
+        ax.errorbar(
+            d["s"].to_numpy(float)[ok] + dx,
+            y[ok],
+            yerr=yerr[:, ok],
+            marker="o",
+            ms=3.5,
+            lw=1.1,
+            capsize=2.5,
+            color=color,
+            label=f"{layer_math(lname)}",
+        )
+
+
+def _crossing_marker(ax, tr: pd.DataFrame, color, lname: str) -> bool:
+    """Draw the crossing ``s*`` of threshold row ``tr`` (dotted) and its interval (band);
+    ``False`` when there is none."""
+    star = float(tr["s_star"].iloc[0]) if len(tr) else np.nan
+    if not np.isfinite(star):
+        return False
+    slo, shi = (float(tr[c].iloc[0]) for c in ("s_star_low", "s_star_high"))
+    if np.isfinite(slo) and np.isfinite(shi):
+        ax.axvspan(slo, shi, color=color, alpha=0.15, lw=0)
+    ax.axvline(
+        star,
+        color=color,
+        ls=":",
+        lw=1.4,
+        label=f"s* ({layer_math(lname)}) = {fmt_num(star)} [{fmt_num(slo)}, {fmt_num(shi)}]",
+    )
+    return True
 
 
 # ----------------------------------------------------------------------------- A3
@@ -360,66 +377,10 @@ def plot_loss_decay(
                 m_used = m if m is not None else (sub["m"].max() if len(sub) else None)
                 if m_used is not None and pd.notna(m_used):
                     sub = sub[sub["m"] == m_used]
-                title = ", ".join(
-                    x for x in (group_label(rcols, rkey, set()), group_label(ccols, ckey, set())) if x
+                ax.set_title(
+                    f"{_facet_title(rcols, rkey, ccols, ckey)}, m={m_used}", fontsize="small"
                 )
-                ax.set_title(f"{title}, m={m_used}", fontsize="small")
-                if sub.empty or not positive_mask(sub["train_loss"]).any():
-                    mark_empty(ax)
-                    continue
-                ymin, ymax = np.inf, -np.inf
-                for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
-                    d = select_rows(sub, ["s"], (s_val,))
-                    grid, med = _seed_median(d)
-                    if grid.size == 0:
-                        continue
-                    color = pal[s_val]
-                    first = d.sort_values("t").groupby("seed" if "seed" in d else "s").first()
-                    r0 = median_of(first["train_loss"])
-                    lam = median_of(first["lambda_min_theta0"])
-                    n = median_of(first["n"])
-                    pred = float(linearized_rate(lam, n))
-                    ratio = (
-                        measured_decay_rate(d) / pred if np.isfinite(pred) and pred > 0 else np.nan
-                    )
-                    label = f"s={fmt_s(s_val)}" + (
-                        f": rate ×{fmt_num(ratio)}" if np.isfinite(ratio) else ""
-                    )
-                    ax.plot(grid, med, color=color, lw=1.5, label=label)
-                    ymin, ymax = min(ymin, med.min()), max(ymax, med.max())
-                    if np.isfinite(r0) and np.isfinite(lam) and np.isfinite(n):
-                        ax.plot(
-                            grid,
-                            loss_decay_prediction(grid, r0, lam, n),
-                            color=color,
-                            ls="--",
-                            lw=1.0,
-                        )
-                    if has_limit:
-                        lim = median_of(first["lambda_min_limit"])
-                        if np.isfinite(lim) and np.isfinite(r0):
-                            ax.plot(
-                                grid,
-                                loss_decay_prediction(grid, r0, lim, n),
-                                color=color,
-                                ls=":",
-                                lw=1.0,
-                            )
-                if not np.isfinite(ymin):
-                    mark_empty(ax)
-                    continue
-                ax.set_yscale("log")
-                ax.set_ylim(ymin / 3.0, ymax * 3.0)
-                ax.set_xlabel(T_LABEL)
-                ax.set_ylabel("training loss R(t)")
-                handles, labels = ax.get_legend_handles_labels()
-                styles = [("-", "seed median"), ("--", "R0·exp(−2 λ_min(Θ0) t / n)")]
-                if has_limit:
-                    styles.append((":", "same with limiting kernel λ_min"))
-                for ls, text in styles:
-                    handles.append(Line2D([], [], color="0.3", ls=ls))
-                    labels.append(text)
-                ax.legend(handles, labels, fontsize="x-small", loc="best", framealpha=0.8)
+                _draw_decay_panel(ax, sub, pal, has_limit)
         suptitle(
             fig,
             "A3 loss decay against the linearized dynamics (log R vs t); "
@@ -428,6 +389,57 @@ def plot_loss_decay(
             fontsize="medium",
         )
         save(fig, out_pdf, out_png)
+
+
+def _draw_decay_panel(ax, sub: pd.DataFrame, pal: dict, has_limit: bool) -> None:
+    """One panel of A3: per ``s`` the seed-median loss and its linearized predictions."""
+    if sub.empty or not positive_mask(sub["train_loss"]).any():
+        mark_empty(ax)
+        return
+    ymin, ymax = np.inf, -np.inf
+    for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
+        med = _decay_series(ax, select_rows(sub, ["s"], (s_val,)), s_val, pal[s_val], has_limit)
+        if med is not None:
+            ymin, ymax = min(ymin, med.min()), max(ymax, med.max())
+    if not np.isfinite(ymin):
+        mark_empty(ax)
+        return
+    ax.set_yscale("log")
+    ax.set_ylim(ymin / 3.0, ymax * 3.0)
+    ax.set_xlabel(T_LABEL)
+    ax.set_ylabel("training loss R(t)")
+    handles, labels = ax.get_legend_handles_labels()
+    styles = [("-", "seed median"), ("--", "R0·exp(−2 λ_min(Θ0) t / n)")]
+    if has_limit:
+        styles.append((":", "same with limiting kernel λ_min"))
+    for ls, text in styles:
+        handles.append(Line2D([], [], color="0.3", ls=ls))
+        labels.append(text)
+    ax.legend(handles, labels, fontsize="x-small", loc="best", framealpha=0.8)
+
+
+def _decay_series(ax, d: pd.DataFrame, s_val, color, has_limit: bool) -> np.ndarray | None:
+    """The trajectories ``d`` of one ``s``: seed-median loss (labelled with measured/predicted
+    rate), prediction (dashed) and limiting-kernel prediction (dotted); the median curve, or
+    ``None`` when nothing is drawn."""
+    grid, med = _seed_median(d)
+    if grid.size == 0:
+        return None
+    first = d.sort_values("t").groupby("seed" if "seed" in d else "s").first()
+    r0 = median_of(first["train_loss"])
+    lam = median_of(first["lambda_min_theta0"])
+    n = median_of(first["n"])
+    pred = float(linearized_rate(lam, n))
+    ratio = measured_decay_rate(d) / pred if np.isfinite(pred) and pred > 0 else np.nan
+    label = f"s={fmt_s(s_val)}" + (f": rate ×{fmt_num(ratio)}" if np.isfinite(ratio) else "")
+    ax.plot(grid, med, color=color, lw=1.5, label=label)
+    if np.isfinite(r0) and np.isfinite(lam) and np.isfinite(n):
+        ax.plot(grid, loss_decay_prediction(grid, r0, lam, n), color=color, ls="--", lw=1.0)
+    if has_limit:
+        lim = median_of(first["lambda_min_limit"])
+        if np.isfinite(lim) and np.isfinite(r0):
+            ax.plot(grid, loss_decay_prediction(grid, r0, lim, n), color=color, ls=":", lw=1.0)
+    return med
 
 
 # ----------------------------------------------------------------------------- A4
@@ -454,7 +466,6 @@ def plot_gram_concentration(
     layers = layer_order(table["layer_name"]) or ["(none)"]
     lcolor = dict(zip(layers, sns.color_palette("deep", n_colors=max(len(layers), 1))))
     scols = [c for c in (*pcols, "layer_name") if c in summary.columns]
-    has_frac = "frac_ok" in summary.columns and "m" in summary.columns
 
     with plot_style():
         fig, axes = panel_grid(2, len(panels), panel_w=4.0, panel_h=3.3)
@@ -464,61 +475,15 @@ def plot_gram_concentration(
             head = group_label(pcols, pkey, set())
             lam_s = median_of(sub["lambda_S"]) if "lambda_S" in sub.columns else np.nan
             ax.set_title(head, fontsize="small")
-            btitle = f"{head}, λ_S = {lam_s:.3g}" if np.isfinite(lam_s) else head
-            bx.set_title(btitle, fontsize="small")
+            bx.set_title(
+                f"{head}, λ_S = {lam_s:.3g}" if np.isfinite(lam_s) else head, fontsize="small"
+            )
             if sub.empty or not positive_mask(sub["rel_error"]).any():
                 mark_empty(ax)
                 mark_empty(bx)
                 continue
-            first_medians = []
-            m_all = np.sort(pd.to_numeric(sub["m"], errors="coerce").dropna().unique())
-            for lname in layer_order(sub["layer_name"]):
-                d = sub[sub["layer_name"].astype(str) == lname]
-                d = d[positive_mask(d["rel_error"])]
-                if d.empty:
-                    continue
-                color = lcolor.get(lname, "k")
-                ax.scatter(d["m"], d["rel_error"], s=8, color=color, alpha=0.25, linewidths=0)
-                med = d.groupby("m")["rel_error"].median().sort_index()
-                first_medians.append(float(med.iloc[0]))
-                ctx = dict(zip([*pcols, "layer_name"], (*pkey, lname)))
-                fit = select_rows(summary, scols, tuple(norm_key(ctx[c]) for c in scols))
-                label = layer_math(lname)
-                if len(fit) and "slope" in fit.columns:
-                    r = fit.iloc[0]
-                    label += f": slope {fmt_num(float(r['slope']))}"
-                    if {"ci_low", "ci_high"} <= set(fit.columns):
-                        label += f" [{fmt_num(float(r['ci_low']))}, {fmt_num(float(r['ci_high']))}]"
-                style = dict(marker="o", ms=3.5, lw=1.4, color=color)
-                ax.plot(med.index, med.to_numpy(), label=label, **style)
-                if has_frac and len(fit):
-                    fr = fit.sort_values("m")
-                    mx, fy = fr["m"].to_numpy(float), fr["frac_ok"].to_numpy(float)
-                elif "ok" in d.columns:
-                    fr = d.groupby("m")["ok"].mean().sort_index()
-                    mx, fy = fr.index.to_numpy(float), fr.to_numpy(float)
-                else:
-                    mx, fy = np.array([]), np.array([])
-                if mx.size:
-                    bx.plot(mx, fy, label=layer_math(lname), **style)
-            if first_medians and m_all.size >= 2:
-                anchor = float(np.exp(np.mean(np.log(first_medians))))
-                ref = anchor * np.sqrt(m_all[0] / m_all)
-                ax.plot(m_all, ref, ls="--", color="0.2", lw=1.0, label="slope −½ (reference)")
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_xlabel(M_LABEL)
-            ax.set_ylabel("‖G[l](θ0) − K[l]‖_F / ‖K[l]‖_F")
-            legend_outside(ax)
-            bx.set_xscale("log", base=2)
-            bx.set_ylim(-0.05, 1.05)
-            bx.axhline(1.0, color="0.6", lw=0.8)
-            bx.set_xlabel(M_LABEL)
-            bx.set_ylabel("fraction of draws with λ_min(G[l]) ≥ ¾ λ_S")
-            if bx.get_legend_handles_labels()[0]:
-                bx.legend(fontsize="x-small", loc="lower right", framealpha=0.8)
-            else:
-                mark_empty(bx)
+            ctx = dict(zip(pcols, pkey))
+            _draw_concentration_panels(ax, bx, sub, summary, scols, ctx, lcolor)
         n_draws = table["seed"].nunique() if "seed" in table.columns else len(table)
         fig.suptitle(
             "A4 concentration of the per-layer Gram at initialization, "
@@ -529,3 +494,64 @@ def plot_gram_concentration(
             fontsize="medium",
         )
         save(fig, out_pdf, out_png)
+
+
+def _draw_concentration_panels(ax, bx, sub, summary, scols, ctx: dict, lcolor: dict) -> None:
+    """One column of A4 (``ctx``: its keys): per layer the error against ``m`` (``ax``) and
+    the fraction of good draws (``bx``), the slope −½ reference, the axes."""
+    has_frac = "frac_ok" in summary.columns and "m" in summary.columns
+    first_medians = []
+    m_all = np.sort(pd.to_numeric(sub["m"], errors="coerce").dropna().unique())
+    for lname in layer_order(sub["layer_name"]):
+        d = sub[sub["layer_name"].astype(str) == lname]
+        d = d[positive_mask(d["rel_error"])]
+        if d.empty:
+            continue
+        key = {**ctx, "layer_name": lname}
+        fit = select_rows(summary, scols, tuple(norm_key(key[c]) for c in scols))
+        color = lcolor.get(lname, "k")
+        first_medians.append(_concentration_layer(ax, bx, d, fit, has_frac, color, lname))
+    if first_medians and m_all.size >= 2:
+        anchor = float(np.exp(np.mean(np.log(first_medians))))
+        ref = anchor * np.sqrt(m_all[0] / m_all)
+        ax.plot(m_all, ref, ls="--", color="0.2", lw=1.0, label="slope −½ (reference)")
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(M_LABEL)
+    ax.set_ylabel("‖G[l](θ0) − K[l]‖_F / ‖K[l]‖_F")
+    legend_outside(ax)
+    bx.set_xscale("log", base=2)
+    bx.set_ylim(-0.05, 1.05)
+    bx.axhline(1.0, color="0.6", lw=0.8)
+    bx.set_xlabel(M_LABEL)
+    bx.set_ylabel("fraction of draws with λ_min(G[l]) ≥ ¾ λ_S")
+    if bx.get_legend_handles_labels()[0]:
+        bx.legend(fontsize="x-small", loc="lower right", framealpha=0.8)
+    else:
+        mark_empty(bx)
+
+
+def _concentration_layer(ax, bx, d, fit, has_frac: bool, color, lname: str) -> float:
+    """One layer's draws ``d`` and fit row(s) ``fit`` in both panels; its median error at the
+    smallest ``m``."""
+    ax.scatter(d["m"], d["rel_error"], s=8, color=color, alpha=0.25, linewidths=0)
+    med = d.groupby("m")["rel_error"].median().sort_index()
+    label = layer_math(lname)
+    if len(fit) and "slope" in fit.columns:
+        r = fit.iloc[0]
+        label += f": slope {fmt_num(float(r['slope']))}"
+        if {"ci_low", "ci_high"} <= set(fit.columns):
+            label += f" [{fmt_num(float(r['ci_low']))}, {fmt_num(float(r['ci_high']))}]"
+    style = dict(marker="o", ms=3.5, lw=1.4, color=color)
+    ax.plot(med.index, med.to_numpy(), label=label, **style)
+    if has_frac and len(fit):
+        fr = fit.sort_values("m")
+        mx, fy = fr["m"].to_numpy(float), fr["frac_ok"].to_numpy(float)
+    elif "ok" in d.columns:
+        fr = d.groupby("m")["ok"].mean().sort_index()
+        mx, fy = fr.index.to_numpy(float), fr.to_numpy(float)
+    else:
+        mx, fy = np.array([]), np.array([])
+    if mx.size:
+        bx.plot(mx, fy, label=layer_math(lname), **style)
+    return float(med.iloc[0])
