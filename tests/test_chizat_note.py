@@ -57,3 +57,51 @@ def test_note_keys_need_model_chizat():
     for key, value in (("step_on", "note_c6"), ("delta_on", "F_alpha")):
         with pytest.raises(ConfigError, match=key):
             validate_cell({"m": 8, key: value})
+
+
+def synthetic_c6(q: float, *, seeds=range(6), noise=0.02, rng_seed=0):
+    """Runs of both conventions whose log quantity is log A + q log τ plus seed noise: ours as
+    the final test R, the Note's as min_t R / A² (so its map is the same after the division)."""
+    import pandas as pd
+
+    rng = np.random.default_rng(rng_seed)
+    rows = []
+    for step_on in ("R", "note_c6"):
+        for tau in np.logspace(-2, 1, 7):
+            for a in np.logspace(0, 3, 7):
+                for s in seeds:
+                    value = 10 ** (np.log10(a) + q * np.log10(tau) + noise * rng.normal())
+                    scale = a**2 if step_on == "note_c6" else 1.0
+                    rows.append(dict(step_on=step_on, tau=tau, chizat_multiplier=a, seed=s,
+                                     layer=1, test_loss_final=value if scale == 1 else np.nan,
+                                     test_loss_best=value * scale))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_c6_quantity_and_seed_bootstrap_interval_cover_a_known_q():
+    from lazyphase.studies.chizat.analysis import alpha_tau_fit, c6_convention
+
+    runs = synthetic_c6(1.5)
+    conv = c6_convention(runs)
+    for name in ("ours", "note"):
+        res = alpha_tau_fit(runs[conv == name], n_boot=100)
+        assert res.fit.q == pytest.approx(1.5, abs=0.05), name
+        assert res.contains(1.5) and not res.contains(2.0), (name, res)
+        assert res.fitted == 1.0 and res.n_seeds == 6
+        assert res.q_high - res.q_low < 0.1
+
+
+def test_c6_one_seed_gives_no_interval():
+    from lazyphase.studies.chizat.analysis import alpha_tau_fit
+
+    res = alpha_tau_fit(synthetic_c6(2.0, seeds=[0]).query("step_on == 'R'"), n_boot=20)
+    assert res.fit.q == pytest.approx(2.0, abs=0.05)
+    assert np.isnan(res.q_low) and np.isnan(res.q_high) and not res.contains(2.0)
+
+
+def test_c6_figure_has_one_panel_per_convention(tmp_path):
+    from lazyphase.studies.chizat.figures import plot_alpha_tau
+
+    runs = synthetic_c6(2.0).assign(m=50, d=10)
+    plot_alpha_tau(runs, str(tmp_path / "c6.pdf"), str(tmp_path / "c6.png"))
+    assert (tmp_path / "c6.png").stat().st_size > 5000

@@ -40,8 +40,15 @@ def test_every_chizat_figure_is_drawn(chizat_run):
 
 def test_runs_table_carries_the_chizat_coordinates(chizat_run):
     runs = pd.read_parquet(chizat_run / "chizat_alpha_tau" / "runs.parquet")
-    one = runs[runs["layer"] == 1]
-    assert len(one) == 9  # 3 tau x 3 A x 1 seed
+    one = runs[(runs["layer"] == 1) & (runs["step_on"] == "R")]
+    assert len(one) == 9  # 3 tau x 3 A x 1 seed, ours (and as many in the Note's convention)
+    note = runs[(runs["layer"] == 1) & (runs["step_on"] == "note_c6")]
+    assert len(note) == 9 and (note["delta_on"] == "F_alpha").all()
+    # the Note's step on R is eta/A^3, ours eta: same cells, lr0 in the ratio 1/A^3
+    key = ["tau", "chizat_alpha"]
+    both = one.merge(note, on=key, suffixes=("", "_note"))
+    np.testing.assert_allclose(both["lr0_note"], both["lr0"] / both["chizat_multiplier"] ** 3,
+                               rtol=1e-12)  # fmt: skip
     # docs/conventions.md side: alpha = 1/A, kappa = m tau^2 A, s = log kappa / log m
     np.testing.assert_allclose(one["alpha"], 1 / one["chizat_multiplier"], rtol=1e-12)
     np.testing.assert_allclose(one["kappa"], 8 * one["tau"] ** 2 * one["chizat_alpha"], rtol=1e-12)

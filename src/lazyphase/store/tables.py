@@ -52,6 +52,7 @@ SETTING_COLUMNS = (
     "chizat_alpha_power",
     "chizat_multiplier",
     "step_on",
+    "delta_on",
     "init",
     "lr_policy",
     "lr_c",

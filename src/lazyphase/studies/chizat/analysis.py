@@ -129,11 +129,37 @@ def _first_crossing(x: np.ndarray, y: np.ndarray, level: float) -> float | None:
     return None
 
 
-def alpha_tau_grid(runs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(log10 τ (T,), log10 A (A,), log10 mean test loss (T, A))`` of a C6 ``runs`` table
-    (the test loss at the end of training: early stopped, converged or at ``max_steps``)."""
-    df = one_row_per_replica(runs)
-    tab = mean_std(df, ["tau", "chizat_multiplier"], "test_loss_final")
+#: The two C6 conventions: what is measured and how the run was stepped (docs/chizat.md).
+C6_CONVENTIONS = {
+    "ours": "final test R; step min(10, 0.1/(τA)²) on R, early stopping on R",
+    "note": "min over t of test F_A = R/A²; step η/A³ on R, early stopping on F_A (the Note)",
+}
+
+
+def c6_convention(runs: pd.DataFrame) -> pd.Series:
+    """Per row: ``"note"`` for the Note's C6 loop (``step_on: note_c6``), else ``"ours"``."""
+    step_on = runs["step_on"] if "step_on" in runs.columns else pd.Series("R", index=runs.index)
+    return step_on.eq("note_c6").map({True: "note", False: "ours"})
+
+
+def c6_quantity(runs: pd.DataFrame) -> pd.Series:
+    """The measured C6 quantity per replica row: the final test ``R`` (ours) or the Note's
+    ``min_t`` test ``F_A = min_t R_test / A²``."""
+    note = c6_convention(runs).eq("note")
+    f_alpha = runs["test_loss_best"] / runs["chizat_multiplier"] ** 2
+    return f_alpha.where(note, runs["test_loss_final"])
+
+
+def alpha_tau_grid(
+    runs: pd.DataFrame, seeds: Sequence[int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(log10 τ (T,), log10 A (A,), log10 mean quantity (T, A))`` of the C6 ``runs`` of one
+    convention (:func:`c6_quantity`), the mean over the replicas of ``seeds`` (default: all; a
+    seed listed twice counts twice, as in a bootstrap resample)."""
+    df = one_row_per_replica(runs).assign(quantity=lambda d: c6_quantity(d))
+    if seeds is not None:
+        df = pd.concat([df[df["seed"] == s] for s in seeds], ignore_index=True)
+    tab = mean_std(df, ["tau", "chizat_multiplier"], "quantity")
     piv = tab.pivot(index="tau", columns="chizat_multiplier", values="mean").sort_index()
     piv = piv[sorted(piv.columns)]
     return (
@@ -141,6 +167,52 @@ def alpha_tau_grid(runs: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarr
         np.log10(piv.columns.to_numpy(float)),
         np.log10(piv.to_numpy(float)),
     )
+
+
+@dataclass(frozen=True)
+class AlphaTauFit:
+    """The C6 fit of one convention: the level-line fit of the seed-mean map, and a percentile
+    interval of ``q`` over a bootstrap of the seeds.
+
+    Attributes:
+        fit: :func:`fit_level_lines` on the mean over all seeds.
+        q_low, q_high: the ``ci`` percentile interval over all ``n_boot`` resamples (a resample
+        whose map yields no level line counts as a failure; NaN when fewer than ``ci`` of the
+        resamples fit); fitted: that fraction; n_seeds: distinct seeds.
+    """
+
+    fit: LevelFit
+    q_low: float
+    q_high: float
+    fitted: float
+    n_seeds: int
+
+    def contains(self, q: float) -> bool:
+        return bool(self.q_low <= q <= self.q_high)
+
+
+def alpha_tau_fit(
+    runs: pd.DataFrame, *, n_boot: int = 200, ci: float = 0.9, seed: int = 0
+) -> AlphaTauFit:
+    """:class:`AlphaTauFit` of the C6 ``runs`` of one convention."""
+    lt, la, ll = alpha_tau_grid(runs)
+    fit = fit_level_lines(lt, la, ll, ci=ci)
+    seeds = np.sort(runs["seed"].unique())
+    rng = np.random.default_rng(seed)
+    qs = []
+    for _ in range(n_boot):
+        draw = rng.choice(seeds, size=len(seeds), replace=True)
+        try:
+            qs.append(fit_level_lines(*alpha_tau_grid(runs, draw), ci=ci).q)
+        except ValueError:
+            qs.append(np.nan)
+    qs = np.asarray(qs)
+    fitted = float(np.isfinite(qs).mean()) if n_boot else 0.0
+    # failures sort to the ends: percentiles over all resamples, NaN where a tail is a failure
+    lo, hi = np.quantile(np.where(np.isfinite(qs), qs, np.inf), [(1 - ci) / 2, (1 + ci) / 2])
+    if len(seeds) < 2 or not (np.isfinite(lo) and np.isfinite(hi)):
+        lo = hi = np.nan
+    return AlphaTauFit(fit, float(lo), float(hi), fitted, len(seeds))
 
 
 # ----------------------------------------------------------------------------- C8: landscape

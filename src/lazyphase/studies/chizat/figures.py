@@ -1,12 +1,13 @@
 """The C1–C8 figures (Chizat, Oyallon & Bach 2019 and the Note) from the aggregated tables.
 
 Each ``plot_*`` writes a PDF and a PNG with matplotlib's ``Figure`` (no pyplot) in the seaborn
-style of :mod:`lazyphase.figures`; the analyses they draw (level-line fit, landscape, neuron
-paths) are in :mod:`lazyphase.chizat`.
+style of :mod:`lazyphase.studies.plotting`; the analyses they draw (level-line fit, landscape,
+neuron paths) are in :mod:`lazyphase.studies.chizat.analysis`.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import numpy as np
@@ -14,14 +15,17 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lazyphase.studies.chizat.analysis import (
+    C6_CONVENTIONS,
     SCALING,
+    alpha_tau_fit,
     alpha_tau_grid,
-    fit_level_lines,
+    c6_convention,
     mean_std,
     one_row_per_replica,
 )
 from lazyphase.studies.plotting import plot_style, save, suptitle
 
+log = logging.getLogger("lazyphase.chizat")
 TAU_LABEL = "init scale τ (std of both layers, log scale)"
 TEST_LABEL = "test loss R_test (log scale)"
 
@@ -269,53 +273,62 @@ def plot_trajectories(traj: pd.DataFrame, out_pdf: str, out_png: str) -> None:
 
 
 def plot_alpha_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
-    """C6 (the Note's Fig. 5): heatmap of ``log10`` test loss over ``(τ, A)`` with the fitted
-    level lines ``A τ^q = const`` (solid) and the prediction ``q = 2`` (dashed)."""
-    lt, la, ll = alpha_tau_grid(runs)
-    fit = fit_level_lines(lt, la, ll)
+    """C6 (the Note's Fig. 5), one panel per convention present (ours, the Note's): heatmap of
+    ``log10`` of the measured quantity over ``(τ, A)`` with the fitted level lines
+    ``A τ^q = const`` (white) and the prediction ``q = 2`` (red dashed); the title of each panel
+    gives ``q`` with its seed-bootstrap interval and whether the interval holds 2."""
+    conv = c6_convention(runs)
+    present = [c for c in C6_CONVENTIONS if (conv == c).any()]
     with plot_style():
-        fig, axes = _fig(1, 1, w=6.0, h=4.8)
-        ax = axes[0, 0]
-        dt, da = (lt[1] - lt[0]) / 2, (la[1] - la[0]) / 2
-        im = ax.imshow(
-            ll.T,
-            origin="lower",
-            aspect="auto",
-            cmap="viridis",
-            extent=(lt[0] - dt, lt[-1] + dt, la[0] - da, la[-1] + da),
-        )
-        fig.colorbar(im, ax=ax, label="log10 test loss (mean over trials)")
-        xs = np.linspace(lt[0], lt[-1], 50)
-        for k in range(len(fit.levels)):
-            if not np.isfinite(fit.intercepts[k]):
-                continue
-            pk = fit.points[fit.points[:, 0] == k]
-            ax.plot(pk[:, 1], pk[:, 2], "wo", ms=3)
-            ax.plot(
-                xs,
-                fit.intercepts[k] - fit.q * xs,
-                "w-",
-                lw=1.2,
-                label=f"fit A τ^q = const, q = {fit.q:.2f}" if k == 0 else None,
-            )
-            ax.plot(
-                xs,
-                fit.intercepts[k] - 2 * (xs - pk[:, 1].mean()) - fit.q * pk[:, 1].mean(),
-                "r--",
-                lw=1,
-                label="prediction q = 2" if k == 0 else None,
-            )
-        ax.set_xlim(lt[0] - dt, lt[-1] + dt)
-        ax.set_ylim(la[0] - da, la[-1] + da)
-        ax.set_xlabel("log10 τ (init std of both layers)")
-        ax.set_ylabel("log10 A (output multiplier)")
-        ax.legend(fontsize="x-small", loc="lower left")
-        suptitle(
-            fig,
-            f"C6 test loss over (τ, A): level lines fitted q = {fit.q:.2f} "
-            f"[{fit.q_low:.2f}, {fit.q_high:.2f}] (90% CI), predicted 2",
-        )
+        fig, axes = _fig(1, len(present), w=6.0, h=5.0)
+        for ax, name in zip(axes[0], present):
+            part = runs[conv == name]
+            res = alpha_tau_fit(part)
+            _draw_alpha_tau(fig, ax, part, res, name)
+            log.info("C6 %s: q = %.3f [%.3f, %.3f] (%d seeds, %.0f%% of resamples fit)",
+                     name, res.fit.q, res.q_low, res.q_high, res.n_seeds, 100 * res.fitted)  # fmt: skip
+        suptitle(fig, f"C6 over (τ, A), m = {_values(runs, 'm')}, d = {_values(runs, 'd')}: "
+                      "level lines A τ^q = const, predicted q = 2")  # fmt: skip
         save(fig, out_pdf, out_png)
+
+
+def _values(df: pd.DataFrame, col: str) -> str:
+    return ", ".join(f"{v:g}" for v in sorted(df[col].unique()))
+
+
+def _q_text(res) -> str:
+    if not np.isfinite(res.q_low):
+        why = "one seed" if res.n_seeds < 2 else f"only {100 * res.fitted:.0f}% of resamples fit"
+        return f"q = {res.fit.q:.2f} (no interval: {why})"
+    verdict = "holds 2" if res.contains(2.0) else "excludes 2"
+    return (f"q = {res.fit.q:.2f} [{res.q_low:.2f}, {res.q_high:.2f}] ({res.n_seeds} seeds), "
+            f"{verdict}")  # fmt: skip
+
+
+def _draw_alpha_tau(fig, ax, runs: pd.DataFrame, res, name: str) -> None:
+    lt, la, ll = alpha_tau_grid(runs)
+    fit = res.fit
+    dt, da = (lt[1] - lt[0]) / 2, (la[1] - la[0]) / 2
+    extent = (lt[0] - dt, lt[-1] + dt, la[0] - da, la[-1] + da)
+    im = ax.imshow(ll.T, origin="lower", aspect="auto", cmap="viridis", extent=extent)
+    label = "final test $R$" if name == "ours" else r"$\min_t$ test $F_A = R/A^2$"
+    fig.colorbar(im, ax=ax, label=f"log10 {label} (mean over seeds)")
+    xs = np.linspace(lt[0], lt[-1], 50)
+    for k in np.flatnonzero(np.isfinite(fit.intercepts)):
+        pk = fit.points[fit.points[:, 0] == k]
+        ax.plot(pk[:, 1], pk[:, 2], "wo", ms=3)
+        ax.plot(xs, fit.intercepts[k] - fit.q * xs, "w-", lw=1.2,
+                label=f"fit A τ^q = const, q = {fit.q:.2f}" if k == 0 else None)  # fmt: skip
+        mid = pk[:, 1].mean()
+        ax.plot(xs, fit.intercepts[k] - fit.q * mid - 2 * (xs - mid), "r--", lw=1,
+                label="prediction q = 2" if k == 0 else None)  # fmt: skip
+    ax.set_xlim(extent[:2])
+    ax.set_ylim(extent[2:])
+    ax.set_xlabel("log10 τ (init std of both layers)")
+    ax.set_ylabel("log10 A (output multiplier)")
+    ax.legend(fontsize="x-small", loc="lower left")
+    who = "ours (Chizat's step rule read on R)" if name == "ours" else "the Note's C6 loop"
+    ax.set_title(f"{who}\n{C6_CONVENTIONS[name]}\n{_q_text(res)}", fontsize="small")
 
 
 def plot_landscape(grid: pd.DataFrame, points: pd.DataFrame, out_pdf: str, out_png: str) -> None:
