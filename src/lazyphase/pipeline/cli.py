@@ -28,6 +28,7 @@ def _train_cell(args: argparse.Namespace) -> int:
             gpus=args.gpus,
             checkpoint=args.checkpoint or f"{args.out}.ckpt.pt",
             checkpoint_every=args.checkpoint_every,
+            log_every=args.log_every,
         )
     except TrainingInterrupted as exc:
         print(f"lazyphase: {exc}; run the same command again to resume", file=sys.stderr)
@@ -134,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument(
         "--checkpoint-every", type=float, default=10.0, help="minutes between checkpoints"
     )
+    t.add_argument("--log-every", type=float, default=10.0, help="seconds between progress lines")
     t.set_defaults(func=_train_cell)
     i = sub.add_parser("inspect", help="print a run file's parameters, status and trajectories")
     i.add_argument("file")

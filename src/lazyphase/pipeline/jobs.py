@@ -91,9 +91,11 @@ def train_cells(
                 signal=pending,
                 stop_at=stop_at,
             )
+        t_train = time.perf_counter()
         run = train_replicas(
             valid, device=device, log_every=log_every, datasets=data, checkpoint=ckpt
         )
+        t_train = time.perf_counter() - t_train
     lines = []
     offset = 0
     for cell, out in zip(valid, outs):
@@ -112,7 +114,7 @@ def train_cells(
     )  # fmt: skip
     if ckpt is not None:
         log.info(
-            "steps trained by this job: %d (%s)", ckpt.steps_trained,
+            "steps trained by this job: %d in %.2fs (%s)", ckpt.steps_trained, t_train,
             "started over" if ckpt.resumed_from is None else f"resumed at {ckpt.resumed_from}",
         )  # fmt: skip
         ckpt.remove()
