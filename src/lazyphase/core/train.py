@@ -327,7 +327,10 @@ class _Safeguard:
         self.events: list[Event] = []
 
     def state(self) -> dict[str, Any]:
-        return {"halvings": list(self.halvings), "events": [dataclasses.astuple(e) for e in self.events]}
+        return {
+            "halvings": list(self.halvings),
+            "events": [dataclasses.astuple(e) for e in self.events],
+        }
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self.halvings = list(state["halvings"])
@@ -537,7 +540,9 @@ class TrainingInterrupted(Exception):
     checkpoint holds."""
 
     def __init__(self, signum: int, step: int, path: str) -> None:
-        super().__init__(f"training interrupted (signal {signum}) at step {step}; checkpoint {path}")
+        super().__init__(
+            f"training interrupted (signal {signum}) at step {step}; checkpoint {path}"
+        )
         self.signum, self.step, self.path = signum, step, path
 
 
@@ -570,7 +575,7 @@ class Checkpointing:
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - a torn or foreign file: start over
+        except Exception as exc:  # a torn or foreign file: start over
             log.warning("checkpoint %s unreadable (%s); starting over", self.path, exc)
             return None
         if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
