@@ -183,6 +183,9 @@ def run_sigterm_at(tmp_path: Path, cell: dict, fraction: float) -> dict[str, flo
     trained, t_rerun_train = int(m.group(1)), float(m.group(2))
     t_full_train = float(re.search(r"steps trained by this job: \d+ in ([\d.]+)s", full_log)[1])
     assert trained == total - saved
+    assert re.search(
+        rf"training segments: 0->{saved} \([\d.]+s, signal 15\), {saved}->{total} \(", again_log
+    ), again_log[-2000:]
     assert not (tmp_path / "resumed.h5.ckpt.pt").exists()
     assert_same_files([tmp_path / "full.h5"], [tmp_path / "resumed.h5"])
     return dict(

@@ -566,8 +566,12 @@ class Checkpointing:
     #: filled by :func:`train`: the step it resumed from (None: started over), steps trained
     resumed_from: int | None = None
     steps_trained: int = 0
+    #: the training segments of the run so far, one per job: ``{"from", "to"}`` steps,
+    #: ``seconds`` of training in that job and ``signal`` (0: it was not stopped by a signal)
+    history: list[dict[str, Any]] = field(default_factory=list)
     _first: int = field(default=0, repr=False)
     _last_save: float = field(default=0.0, repr=False)
+    _began: float = field(default=0.0, repr=False)
 
     def load(self) -> dict[str, Any] | None:
         """The checkpoint's state if there is a valid one for ``key``, else None (saying why)."""
@@ -598,7 +602,8 @@ class Checkpointing:
         state = self.load()
         self.resumed_from = None if state is None else int(state["step"])
         self.steps_trained = 0
-        self._last_save = time.perf_counter()
+        self._last_save = self._began = time.perf_counter()
+        self.history = [] if state is None else list(state["history"])
         if state is None:
             self._first = 0
             return 0, -1, 0.0
@@ -609,7 +614,10 @@ class Checkpointing:
             problem.sampler.set_state(state["sampler"])
         torch.set_rng_state(state["torch_rng"])
         self._first = int(state["step"])
-        log.info("resuming from checkpoint at step %d (%s)", self._first, self.path)
+        log.info(
+            "resuming from checkpoint at step %d (%s); earlier segments: %s",
+            self._first, self.path, self.segments(),
+        )  # fmt: skip
         return self._first, int(state["last_draw"]), float(state["elapsed"])
 
     def after_step(
@@ -630,8 +638,10 @@ class Checkpointing:
         now = time.perf_counter()
         if not stop and now - self._last_save < self.every:
             return
+        segment = {"from": self._first, "to": step, "seconds": now - self._began, "signal": signum}
         self.save(
             {
+                "history": [*self.history, segment],
                 "step": step,
                 "last_draw": last_draw,
                 "elapsed": now - start,
@@ -649,6 +659,23 @@ class Checkpointing:
         if stop:
             log.warning("stopping at step %d (signal %d); rerun to resume", step, signum)
             raise TrainingInterrupted(signum, step, self.path)
+
+    def finish(self, step: int) -> None:
+        """Called by :func:`train` at the end: the last segment joins :attr:`history`."""
+        self.steps_trained = step - self._first
+        seconds = time.perf_counter() - self._began
+        self.history.append({"from": self._first, "to": step, "seconds": seconds, "signal": 0})
+
+    def segments(self) -> str:
+        """:attr:`history` as text: ``0->1200 (31.0s, signal 15), ...``."""
+        return (
+            ", ".join(
+                f"{h['from']}->{h['to']} ({h['seconds']:.1f}s"
+                + (f", signal {h['signal']})" if h["signal"] else ")")
+                for h in self.history
+            )
+            or "none"
+        )
 
     def save(self, state: dict[str, Any]) -> None:
         """Write ``state`` atomically (fsynced temporary file renamed into place)."""
@@ -737,6 +764,8 @@ def train(
         step += 1
         if checkpoint is not None:
             checkpoint.after_step(step, last_draw, start, problem, ws, guard, rec)
+    if checkpoint is not None:
+        checkpoint.finish(step)
     return rec.result(problem, guard.events, start)
 
 

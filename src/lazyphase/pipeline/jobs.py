@@ -117,6 +117,7 @@ def train_cells(
             "steps trained by this job: %d in %.2fs (%s)", ckpt.steps_trained, t_train,
             "started over" if ckpt.resumed_from is None else f"resumed at {ckpt.resumed_from}",
         )  # fmt: skip
+        log.info("training segments: %s", ckpt.segments())
         ckpt.remove()
     return lines
 
