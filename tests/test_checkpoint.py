@@ -169,7 +169,9 @@ def run_sigterm_at(tmp_path: Path, cell: dict, fraction: float) -> dict[str, flo
     text = "".join(first_log)
     assert signalled_at is not None, text[-2000:]
     assert proc.returncode == 128 + signal.SIGTERM, text[-2000:]
-    saved = int(re.search(r"checkpoint at step (\d+) written", text).group(1))
+    m = re.search(r"checkpoint at step (\d+) written in ([\d.]+)s", text)
+    saved, t_write = int(m.group(1)), float(m.group(2))
+    ckpt_bytes = (tmp_path / "resumed.h5.ckpt.pt").stat().st_size
     assert saved >= signalled_at
     assert (tmp_path / "resumed.h5.ckpt.pt").exists() and not (tmp_path / "resumed.h5").exists()
 
@@ -191,7 +193,8 @@ def run_sigterm_at(tmp_path: Path, cell: dict, fraction: float) -> dict[str, flo
     return dict(
         total_steps=total, signalled_at=signalled_at, checkpoint_step=saved,
         rerun_steps=trained, t_full=t_full, t_first=t_first, t_rerun=t_again,
-        t_full_train=t_full_train, t_rerun_train=t_rerun_train,
+        t_full_train=t_full_train, t_rerun_train=t_rerun_train, t_write=t_write,
+        ckpt_bytes=ckpt_bytes,
     )  # fmt: skip
 
 
