@@ -12,6 +12,7 @@ others go on; the batch ends when none is active or at ``max_steps``.
 from __future__ import annotations
 
 import dataclasses
+import glob
 import logging
 import math
 import os
@@ -689,7 +690,10 @@ class Checkpointing:
         os.replace(tmp, self.path)
 
     def remove(self) -> None:
-        """Delete the checkpoint (the run files are complete)."""
+        """Delete the checkpoint (the run files are complete) and any temporary file a killed
+        write left behind."""
+        for tmp in glob.glob(f"{glob.escape(self.path)}.tmp-*"):
+            os.remove(tmp)
         if os.path.exists(self.path):
             os.remove(self.path)
             log.info("removed checkpoint %s", self.path)
