@@ -6,15 +6,30 @@ sm = snakemake  # noqa: F821
 to_log(sm.log[0])  # before importing the package, so import errors reach the log
 
 import logging  # noqa: E402
+import sys  # noqa: E402
 
-from lazyphase.pipeline.jobs import train_cells  # noqa: E402
+from lazyphase.pipeline.jobs import (  # noqa: E402
+    CHECKPOINT_EVERY_MIN,
+    TrainingInterrupted,
+    checkpoint_path,
+    train_cells,
+)
 
-for line in train_cells(
-    sm.params.cells,
-    sm.params.outs,
-    threads=sm.threads,
-    gpus=int(sm.resources.get("gpu", 0)),
-    dataset=sm.input.dataset,
-    mem_mb=sm.resources.get("mem_mb"),
-):
+# read from the config, not params: the interval changes no result and must not rerun jobs
+exp = sm.config["experiments"][sm.wildcards.experiment]
+try:
+    lines = train_cells(
+        sm.params.cells,
+        sm.params.outs,
+        threads=sm.threads,
+        gpus=int(sm.resources.get("gpu", 0)),
+        dataset=sm.input.dataset,
+        mem_mb=sm.resources.get("mem_mb"),
+        checkpoint=checkpoint_path(sm.wildcards.experiment, sm.wildcards.batch),
+        checkpoint_every=float(exp.get("checkpoint_every", CHECKPOINT_EVERY_MIN)),
+    )
+except TrainingInterrupted as exc:
+    logging.getLogger("lazyphase.jobs").warning("%s", exc)
+    sys.exit(128 + exc.signum if exc.signum else 1)
+for line in lines:
     logging.getLogger("lazyphase.jobs").info("summary %s", line)

@@ -11,8 +11,11 @@ others go on; the batch ends when none is active or at ``max_steps``.
 
 from __future__ import annotations
 
+import dataclasses
+import glob
 import logging
 import math
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -88,7 +91,7 @@ class Problem:
     f0_test: torch.Tensor
     masks: list[torch.Tensor | None] | None = None
     #: population SGD: global replica ids → a fresh batch ``(x: (R', B, d), y: (R', B))``
-    sampler: Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]] | None = None
+    sampler: BatchSampler | None = None
 
     def outputs(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """``f_θ(x)``, shape ``(R, n)``."""
@@ -224,10 +227,37 @@ class _WorkingSet:
         self.loss0: torch.Tensor | None = None
         self.last_loss: torch.Tensor | None = None
 
+    def state(self) -> dict[str, Any]:
+        """What a checkpoint needs to continue exactly: the working ids, ``Δθ`` and its previous
+        value (which :meth:`undo` restores) and every per-replica row except ``err`` (recomputed
+        by the next :meth:`train_loss`); tensors on the CPU."""
+        out: dict[str, Any] = {"ids": self.ids.copy()}
+        out["delta"] = [d.cpu() for d in self.delta]
+        out["spare"] = [d.cpu() for d in self.spare]
+        for name in self._ROWS[1:]:
+            val = getattr(self, name)
+            out[name] = None if val is None else val.cpu()
+        return out
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Continue from :meth:`state` (``self`` as built from the same problem)."""
+        self.ids = np.asarray(state["ids"])
+        keep = torch.as_tensor(self.ids, dtype=torch.long, device=self.dev)
+        self.prob = _select(self.prob, keep)
+        self.p0 = self.prob.params0
+        self.delta = [d.to(self.dev) for d in state["delta"]]
+        self.spare = [d.to(self.dev) for d in state["spare"]]
+        self.buf = [torch.empty_like(p) for p in self.p0]
+        for name in self._ROWS[1:]:
+            val = state[name]
+            setattr(self, name, None if val is None else val.to(self.dev))
+
     def draw_batch(self) -> None:
         """Population SGD: a fresh training batch for every working replica."""
         assert self.prob.sampler is not None
-        self.prob.x_train, self.prob.y_train = self.prob.sampler(self.ids)
+        x, y = self.prob.sampler(self.ids)
+        # a new Problem: the caller's keeps its training set (and a resumed run equals this one)
+        self.prob = dataclasses.replace(self.prob, x_train=x, y_train=y)
 
     def train_loss(self) -> torch.Tensor:
         """The training losses ``(R',)`` at ``θ0 + Δθ``; keeps ``params``, ``fwd`` and ``err``."""
@@ -296,6 +326,16 @@ class _Safeguard:
         self.factor, self.max_halvings = plan.factor, plan.max_halvings
         self.halvings = [0] * n_rep
         self.events: list[Event] = []
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "halvings": list(self.halvings),
+            "events": [dataclasses.astuple(e) for e in self.events],
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.halvings = list(state["halvings"])
+        self.events = [Event(*e) for e in state["events"]]
 
     def check(self, ws: _WorkingSet, loss: torch.Tensor, step: int) -> tuple[bool, dict[int, str]]:
         """Judge the training losses ``loss: (R',)`` of ``ws``; the first ones become ``loss0``.
@@ -379,6 +419,18 @@ class _Records:
         self.tail_cnt = np.zeros(n_rep, dtype=np.int64)
         self.w_now = [_host(p).copy() for p in p0] if weights else None
         self.w_rows: list[list[np.ndarray]] = []
+
+    def state(self) -> dict[str, Any]:
+        """Every record so far (host arrays and lists; ``final_delta`` on the CPU)."""
+        out = {k: v for k, v in vars(self).items() if k not in ("plan", "final_delta")}
+        out["final_delta"] = [d.cpu() for d in self.final_delta]
+        return out
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        dev = self.final_delta[0].device
+        for key, val in state.items():
+            setattr(self, key, val)
+        self.final_delta = [d.to(dev) for d in state["final_delta"]]
 
     def update(self, ids: np.ndarray, **values: torch.Tensor) -> None:
         for key, val in values.items():
@@ -483,12 +535,180 @@ def _host(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float64).numpy()
 
 
+class TrainingInterrupted(Exception):
+    """Training stopped on request (a signal, or :attr:`Checkpointing.stop_at` in tests) after
+    writing its checkpoint; ``signum`` is the signal (0 for ``stop_at``), ``step`` the step the
+    checkpoint holds."""
+
+    def __init__(self, signum: int, step: int, path: str) -> None:
+        super().__init__(
+            f"training interrupted (signal {signum}) at step {step}; checkpoint {path}"
+        )
+        self.signum, self.step, self.path = signum, step, path
+
+
+@dataclass
+class Checkpointing:
+    """Checkpoints of :func:`train` (docs/checkpoints.md).
+
+    ``path``: the checkpoint file (written atomically: a temporary name, then ``os.replace``);
+    ``key``: identifies the cells and code it is valid for (a checkpoint with another key is
+    refused with a warning and training starts over); ``every``: seconds between checkpoints;
+    ``signal``: returns the number of a pending stop signal (0: none), checked every step: a
+    checkpoint is written and :class:`TrainingInterrupted` raised; ``stop_at``: a test hook,
+    the same at this step.
+    """
+
+    path: str
+    key: str
+    every: float = 600.0
+    signal: Callable[[], int] = lambda: 0
+    stop_at: int | None = None
+    #: filled by :func:`train`: the step it resumed from (None: started over), steps trained
+    resumed_from: int | None = None
+    steps_trained: int = 0
+    #: the training segments of the run so far, one per job: ``{"from", "to"}`` steps,
+    #: ``seconds`` of training in that job and ``signal`` (0: it was not stopped by a signal)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    _first: int = field(default=0, repr=False)
+    _last_save: float = field(default=0.0, repr=False)
+    _began: float = field(default=0.0, repr=False)
+
+    def load(self) -> dict[str, Any] | None:
+        """The checkpoint's state if there is a valid one for ``key``, else None (saying why)."""
+        if not os.path.exists(self.path):
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=False)
+        except Exception as exc:  # a torn or foreign file: start over
+            log.warning("checkpoint %s unreadable (%s); starting over", self.path, exc)
+            return None
+        if not isinstance(state, dict) or state.get("format") != _CKPT_FORMAT:
+            log.warning("checkpoint %s has another format; starting over", self.path)
+            return None
+        if state.get("key") != self.key:
+            log.warning(
+                "checkpoint %s refused: it was written for other cell parameters or another code "
+                "fingerprint (key %s, this job %s); starting over",
+                self.path, state.get("key"), self.key,
+            )  # fmt: skip
+            return None
+        return state
+
+    def resume(
+        self, problem: Problem, ws: _WorkingSet, guard: _Safeguard, rec: _Records
+    ) -> tuple[int, int, float]:
+        """Restore the training state from a valid checkpoint; returns ``(step, last_draw,
+        elapsed seconds)``, ``(0, -1, 0.0)`` when there is none (training starts over)."""
+        state = self.load()
+        self.resumed_from = None if state is None else int(state["step"])
+        self.steps_trained = 0
+        self._last_save = self._began = time.perf_counter()
+        self.history = [] if state is None else list(state["history"])
+        if state is None:
+            self._first = 0
+            return 0, -1, 0.0
+        ws.restore(state["ws"])
+        guard.restore(state["guard"])
+        rec.restore(state["rec"])
+        if problem.sampler is not None:
+            problem.sampler.set_state(state["sampler"])
+        torch.set_rng_state(state["torch_rng"])
+        self._first = int(state["step"])
+        log.info(
+            "resuming from checkpoint at step %d (%s); earlier segments: %s",
+            self._first, self.path, self.segments(),
+        )  # fmt: skip
+        return self._first, int(state["last_draw"]), float(state["elapsed"])
+
+    def after_step(
+        self,
+        step: int,
+        last_draw: int,
+        start: float,
+        problem: Problem,
+        ws: _WorkingSet,
+        guard: _Safeguard,
+        rec: _Records,
+    ) -> None:
+        """Called by :func:`train` after each step (``step`` is the next one): write a
+        checkpoint when one is due or a stop is pending, then raise on a stop."""
+        self.steps_trained = step - self._first
+        signum = self.signal()
+        stop = signum != 0 or step == self.stop_at
+        now = time.perf_counter()
+        if not stop and now - self._last_save < self.every:
+            return
+        segment = {"from": self._first, "to": step, "seconds": now - self._began, "signal": signum}
+        self.save(
+            {
+                "history": [*self.history, segment],
+                "step": step,
+                "last_draw": last_draw,
+                "elapsed": now - start,
+                "ws": ws.state(),
+                "guard": guard.state(),
+                "rec": rec.state(),
+                "sampler": None if problem.sampler is None else problem.sampler.state(),
+                "torch_rng": torch.get_rng_state(),
+            }
+        )
+        self._last_save = time.perf_counter()
+        log.info(
+            "checkpoint at step %d written in %.2fs (%s)", step, self._last_save - now, self.path
+        )
+        if stop:
+            log.warning("stopping at step %d (signal %d); rerun to resume", step, signum)
+            raise TrainingInterrupted(signum, step, self.path)
+
+    def finish(self, step: int) -> None:
+        """Called by :func:`train` at the end: the last segment joins :attr:`history`."""
+        self.steps_trained = step - self._first
+        seconds = time.perf_counter() - self._began
+        self.history.append({"from": self._first, "to": step, "seconds": seconds, "signal": 0})
+
+    def segments(self) -> str:
+        """:attr:`history` as text: ``0->1200 (31.0s, signal 15), ...``."""
+        return (
+            ", ".join(
+                f"{h['from']}->{h['to']} ({h['seconds']:.1f}s"
+                + (f", signal {h['signal']})" if h["signal"] else ")")
+                for h in self.history
+            )
+            or "none"
+        )
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write ``state`` atomically (fsynced temporary file renamed into place)."""
+        folder = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(folder, exist_ok=True)
+        tmp = f"{self.path}.tmp-{os.getpid()}"
+        with open(tmp, "wb") as fh:
+            torch.save({"format": _CKPT_FORMAT, "key": self.key, **state}, fh)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+
+    def remove(self) -> None:
+        """Delete the checkpoint (the run files are complete) and any temporary file a killed
+        write left behind."""
+        for tmp in glob.glob(f"{glob.escape(self.path)}.tmp-*"):
+            os.remove(tmp)
+        if os.path.exists(self.path):
+            os.remove(self.path)
+            log.info("removed checkpoint %s", self.path)
+
+
+_CKPT_FORMAT = "lazyphase-train-checkpoint-1"
+
+
 def train(
     problem: Problem,
     lr0: torch.Tensor,
     settings: Mapping[str, Any],
     *,
     log_every: float = 10.0,
+    checkpoint: Checkpointing | None = None,
 ) -> TrainResult:
     """Run gradient descent on all replicas of ``problem``.
 
@@ -501,6 +721,10 @@ def train(
         settings: ``tol_rel, max_steps, patience, delta, n_snapshots, n_gram_snapshots,
             safeguard_factor, max_halvings`` (cell keys).
         log_every: seconds between progress lines on the ``lazyphase.train`` logger.
+        checkpoint: resume from its file when it holds a valid checkpoint, write one every
+            ``checkpoint.every`` seconds and on a stop signal (then raise
+            :class:`TrainingInterrupted`). The result is bit-identical to an uninterrupted
+            run's (``seconds`` aside).
     """
     start = time.perf_counter()
     n_rep = problem.params0[0].shape[0]
@@ -509,6 +733,9 @@ def train(
     guard = _Safeguard(n_rep, plan)
     ws = _WorkingSet(problem, lr0)
     step, last_log, last_draw = 0, start, -1
+    if checkpoint is not None:
+        step, last_draw, elapsed = checkpoint.resume(problem, ws, guard, rec)
+        start -= elapsed
     while len(ws.ids):
         if plan.sgd and step > last_draw:  # not again when a step is retaken
             ws.draw_batch()
@@ -539,6 +766,10 @@ def train(
             break
         ws.step()
         step += 1
+        if checkpoint is not None:
+            checkpoint.after_step(step, last_draw, start, problem, ws, guard, rec)
+    if checkpoint is not None:
+        checkpoint.finish(step)
     return rec.result(problem, guard.events, start)
 
 
@@ -670,11 +901,13 @@ def train_replicas(
     device: str | torch.device = "cpu",
     log_every: float = 10.0,
     datasets: Mapping[str, Dataset] | None = None,
+    checkpoint: Checkpointing | None = None,
 ) -> BatchRun:
     """Train every replica (seed) of every cell in one batch. Cells must agree on
     :data:`BATCH_KEYS`; they may differ in ``s``, ``scheme``, ``alpha``, ``kappa_via``, seeds,
     data and step-size policy. ``datasets`` (from :func:`lazyphase.store.read_datasets`) supplies
-    the data by :func:`~lazyphase.data.dataset_key`; missing ones are drawn here."""
+    the data by :func:`~lazyphase.data.dataset_key`; missing ones are drawn here.
+    ``checkpoint``: passed to :func:`train` (resume, periodic and on-signal checkpoints)."""
     check_batchable(cells)
     first = cells[0]
     reps = _replicas(cells, datasets)
@@ -686,7 +919,7 @@ def train_replicas(
         dtype=torch.float64,
     )
     settings = stop_settings(cells, [r.scales for r in reps])
-    result = train(problem, lr0, settings, log_every=log_every)
+    result = train(problem, lr0, settings, log_every=log_every, checkpoint=checkpoint)
     return BatchRun(
         replicas=reps,
         params0=[p.cpu() for p in problem.params0],
@@ -768,25 +1001,46 @@ def _theta0_eigs(problem: Problem, cells: Sequence[Mapping[str, Any]]) -> torch.
 
 def batch_sampler(
     replicas: Sequence[tuple[Mapping[str, Any], int]], device: str | torch.device, dtype: Any
-) -> Callable[[np.ndarray], tuple[torch.Tensor, torch.Tensor]]:
+) -> BatchSampler:
     """Fresh batches of population SGD: replica ``i`` (a ``(cell, seed)``) draws ``batch_size``
     points on the sphere from its own generator (seeded by its data parameters, so the stream
     does not depend on the other replicas) and labels them with its target.
 
     Returns ``sample(ids) -> (x: (len(ids), B, d), y: (len(ids), B))``."""
-    gens = [
-        generator(derive_seed({**data_params(c, seed), "batch_size": c["batch_size"]}, "batches"))
-        for c, seed in replicas
-    ]
-    targets = [make_target(c, seed) for c, seed in replicas]
-    size, d = replicas[0][0]["batch_size"], replicas[0][0]["d"]
+    return BatchSampler(replicas, device, dtype)
 
-    def sample(ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        xs = [sphere(size, d, gens[int(g)]) for g in ids]
-        ys = [targets[int(g)](x) for g, x in zip(ids, xs)]
+
+class BatchSampler:
+    """The sampler of :func:`batch_sampler`; :meth:`state` and :meth:`set_state` save and
+    restore its generators (checkpoints)."""
+
+    def __init__(
+        self,
+        replicas: Sequence[tuple[Mapping[str, Any], int]],
+        device: str | torch.device,
+        dtype: Any,
+    ) -> None:
+        self.gens = [
+            generator(
+                derive_seed({**data_params(c, seed), "batch_size": c["batch_size"]}, "batches")
+            )
+            for c, seed in replicas
+        ]
+        self.targets = [make_target(c, seed) for c, seed in replicas]
+        self.size, self.d = replicas[0][0]["batch_size"], replicas[0][0]["d"]
+        self.device, self.dtype = device, dtype
+
+    def __call__(self, ids: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        xs = [sphere(self.size, self.d, self.gens[int(g)]) for g in ids]
+        ys = [self.targets[int(g)](x) for g, x in zip(ids, xs)]
         return (
-            torch.stack(xs).to(device=device, dtype=dtype),
-            torch.stack(ys).to(device=device, dtype=dtype),
+            torch.stack(xs).to(device=self.device, dtype=self.dtype),
+            torch.stack(ys).to(device=self.device, dtype=self.dtype),
         )
 
-    return sample
+    def state(self) -> list[torch.Tensor]:
+        return [g.get_state() for g in self.gens]
+
+    def set_state(self, states: Sequence[torch.Tensor]) -> None:
+        for g, st in zip(self.gens, states):
+            g.set_state(st)

@@ -17,10 +17,23 @@ from lazyphase.store.runs import RunFileError, load_run
 
 
 def _train_cell(args: argparse.Namespace) -> int:
-    from lazyphase.pipeline.jobs import train_cells
+    from lazyphase.pipeline.jobs import TrainingInterrupted, train_cells
 
     cell = load_cell(args.config)
-    for line in train_cells([cell], [args.out], threads=args.threads, gpus=args.gpus):
+    try:
+        lines = train_cells(
+            [cell],
+            [args.out],
+            threads=args.threads,
+            gpus=args.gpus,
+            checkpoint=args.checkpoint or f"{args.out}.ckpt.pt",
+            checkpoint_every=args.checkpoint_every,
+            log_every=args.log_every,
+        )
+    except TrainingInterrupted as exc:
+        print(f"lazyphase: {exc}; run the same command again to resume", file=sys.stderr)
+        return 128 + exc.signum if exc.signum else 1
+    for line in lines:
         print(line)
     return 0
 
@@ -116,6 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="the HDF5 run file to write")
     t.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     t.add_argument("--gpus", type=int, default=0, help="lease this many GPUs (0: CPU)")
+    t.add_argument(
+        "--checkpoint", help="checkpoint file (default OUT.ckpt.pt; docs/checkpoints.md)"
+    )
+    t.add_argument(
+        "--checkpoint-every", type=float, default=10.0, help="minutes between checkpoints"
+    )
+    t.add_argument("--log-every", type=float, default=10.0, help="seconds between progress lines")
     t.set_defaults(func=_train_cell)
     i = sub.add_parser("inspect", help="print a run file's parameters, status and trajectories")
     i.add_argument("file")

@@ -6,20 +6,30 @@ call; it runs without Snakemake.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import json
 import logging
+import os
+import signal
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import torch
 
 from lazyphase.cells import validate_cell
 from lazyphase.core.model import effective_s
-from lazyphase.core.train import train_replicas
+from lazyphase.core.train import Checkpointing, TrainingInterrupted, train_replicas  # noqa: F401
 from lazyphase.pipeline.device import job_device
+from lazyphase.pipeline.fingerprint import code_fingerprint
 from lazyphase.store.runs import read_datasets, write_cell
 
 log = logging.getLogger("lazyphase.jobs")
+
+#: Minutes between the checkpoints of a training job (experiment key ``checkpoint_every``).
+CHECKPOINT_EVERY_MIN = 10.0
 
 
 def set_threads(threads: int) -> None:
@@ -40,12 +50,20 @@ def train_cells(
     log_every: float = 10.0,
     dataset: str | None = None,
     mem_mb: int | None = None,
+    checkpoint: str | None = None,
+    checkpoint_every: float = CHECKPOINT_EVERY_MIN,
+    stop_at: int | None = None,
 ) -> list[str]:
     """Train every replica of ``cells`` in one batch and write ``outs[i]`` for ``cells[i]``.
 
     ``dataset``: a data set file of :func:`lazyphase.store.write_datasets` to read the data from.
     ``mem_mb``: the memory granted to the job; the job refuses to start (``MemoryError`` naming
     the estimate and the cells) when :func:`estimate_mem_mb` exceeds it.
+    ``checkpoint``: a checkpoint file (docs/checkpoints.md): training resumes from it when it was
+    written for the same cells and code (:func:`checkpoint_key`), writes it every
+    ``checkpoint_every`` minutes and on SIGTERM/SIGINT (then raises
+    :class:`~lazyphase.core.train.TrainingInterrupted`; the caller exits non-zero), and removes
+    it once every run file is written. ``stop_at``: a test hook, the same as a signal at that step.
 
     Returns the per-cell status summaries (one line each).
     """
@@ -61,9 +79,23 @@ def train_cells(
         )
     set_threads(threads)
     start = time.perf_counter()
-    with job_device(gpus) as device:
+    ckpt = None
+    with job_device(gpus) as device, stop_signals() as pending:
         data = read_datasets(dataset) if dataset else None
-        run = train_replicas(valid, device=device, log_every=log_every, datasets=data)
+        if checkpoint is not None:
+            log.info("job pid %d, checkpoint %s", os.getpid(), checkpoint)
+            ckpt = Checkpointing(
+                checkpoint,
+                checkpoint_key(valid, device),
+                every=60.0 * checkpoint_every,
+                signal=pending,
+                stop_at=stop_at,
+            )
+        t_train = time.perf_counter()
+        run = train_replicas(
+            valid, device=device, log_every=log_every, datasets=data, checkpoint=ckpt
+        )
+        t_train = time.perf_counter() - t_train
     lines = []
     offset = 0
     for cell, out in zip(valid, outs):
@@ -80,7 +112,53 @@ def train_cells(
         "trained %d replicas of %d cells on %s in %.1fs (training %.1fs)",
         len(run.replicas), len(cells), device, time.perf_counter() - start, run.result.seconds,
     )  # fmt: skip
+    if ckpt is not None:
+        log.info(
+            "steps trained by this job: %d in %.2fs (%s)", ckpt.steps_trained, t_train,
+            "started over" if ckpt.resumed_from is None else f"resumed at {ckpt.resumed_from}",
+        )  # fmt: skip
+        log.info("training segments: %s", ckpt.segments())
+        ckpt.remove()
     return lines
+
+
+def checkpoint_path(experiment: str, batch: str) -> str:
+    """Where the checkpoint of a ``train_cell`` job lives: beside, not inside, its output
+    directory, which Snakemake deletes when the job fails."""
+    return f"results/{experiment}/checkpoints/{batch}.pt"
+
+
+def checkpoint_key(cells: Sequence[Mapping[str, Any]], device: str) -> str:
+    """The key a checkpoint must carry to be resumed: a hash of the validated cells (seeds
+    included), the code fingerprint, the torch version and the device type."""
+    h = hashlib.sha256()
+    h.update(json.dumps(list(cells), sort_keys=True, default=repr).encode())
+    h.update(code_fingerprint().encode())
+    h.update(torch.__version__.encode())
+    h.update(str(torch.device(device).type).encode())
+    return h.hexdigest()[:16]
+
+
+@contextlib.contextmanager
+def stop_signals() -> Iterator[Callable[[], int]]:
+    """While open, SIGTERM and SIGINT only set a flag; yields a function returning the pending
+    signal's number (0: none), which the training loop polls every step. Outside the main thread
+    (where handlers cannot be installed) nothing is installed and it always returns 0."""
+    pending = [0]
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: 0
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        pending[0] = signum  # nothing else: the loop logs, writes and stops
+
+    sigs = (signal.SIGTERM, signal.SIGINT)
+    old = {s: signal.signal(s, handler) for s in sigs}
+    try:
+        yield lambda: pending[0]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
 
 
 def estimate_mem_mb(cells: Sequence[Mapping[str, Any]]) -> int:
