@@ -5,6 +5,7 @@ from snakemake.utils import validate
 from lazyphase.cells import ConfigError
 from lazyphase.pipeline.grid import expand_config
 from lazyphase.pipeline.budget import (
+    budget_block,
     budget_from_config,
     job_mem_mb,
     job_runtime_min,
@@ -14,6 +15,9 @@ from lazyphase.pipeline.jobs import estimate_mem_mb
 from lazyphase.pipeline.fingerprint import code_fingerprint
 from lazyphase.studies.catalog import FIGURES
 
+# `--config budget={...}` (the profiles) gives strings: typed before the schema sees them
+if config.get("budget"):
+    config["budget"] = budget_block(config["budget"])
 validate(config, schema="../schemas/config.schema.yaml")
 
 try:

@@ -61,9 +61,25 @@ PRESETS: dict[str, Budget] = {
 }
 
 
+_TYPES = {"mem_mb": int, "runtime_min": int, "device_mem_mb": int, "safety": float, "device": str}
+
+
+def budget_block(raw: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``budget`` block with numeric strings (``--config budget={...}`` parses to strings)
+    turned into numbers; other values are left for the schema to report."""
+    out = dict(raw)
+    for key, kind in _TYPES.items():
+        if isinstance(out.get(key), str) and kind is not str:
+            try:
+                out[key] = kind(out[key])
+            except ValueError:
+                pass
+    return out
+
+
 def budget_from_config(config: Mapping[str, Any]) -> Budget:
     """The :class:`Budget` of a workflow configuration's ``budget`` block (a ``preset`` name and/or
-    keys of :class:`Budget`); :data:`DEFAULT_BUDGET` without one."""
+    keys of :class:`Budget`, numbers or numeric strings); :data:`DEFAULT_BUDGET` without one."""
     raw = dict(config.get("budget") or {})
     preset = raw.pop("preset", None)
     if preset is not None and preset not in PRESETS:
@@ -72,6 +88,10 @@ def budget_from_config(config: Mapping[str, Any]) -> Budget:
     unknown = [k for k in raw if k not in Budget.__dataclass_fields__]
     if unknown:
         raise ConfigError(f"budget: unknown keys {unknown}; allowed: preset, {', '.join(asdict(base))}")
+    try:  # `--config budget={...}` (profiles) gives strings
+        raw = {k: _TYPES[k](v) for k, v in raw.items()}
+    except ValueError as exc:
+        raise ConfigError(f"budget: {exc}") from None
     out = replace(base, **raw)
     if out.device not in ("cpu", "cuda"):
         raise ConfigError(f"budget.device: {out.device!r}; allowed: cpu, cuda")
@@ -92,6 +112,11 @@ class Throughput:
     step_s: float
     replica_s: float
     source: str = "default"
+    #: fixed seconds per job (first torch calls, data, initialization, NTK at init, writing)
+    job_s: float = 5.0
+    #: nanoseconds per activation element (σ and σ' of the ``n m L`` pre-activations of a
+    #: replica-step; measured with tanh, the costliest; ReLU is cheaper)
+    elem_ns: float = 10.0
 
 
 #: Used without a calibration. CPU: one core of the benchmark machine reaches 20–60 GFLOP/s on
@@ -102,8 +127,8 @@ class Throughput:
 DEFAULT_THROUGHPUT: dict[tuple[str, str], Throughput] = {
     ("cpu", "float64"): Throughput(10.0, 3e-4, 3e-5),
     ("cpu", "float32"): Throughput(20.0, 3e-4, 3e-5),
-    ("cuda", "float64"): Throughput(5000.0, 1e-3, 1e-5),
-    ("cuda", "float32"): Throughput(10000.0, 1e-3, 1e-5),
+    ("cuda", "float64"): Throughput(5000.0, 1e-3, 1e-5, job_s=30.0, elem_ns=0.05),
+    ("cuda", "float32"): Throughput(10000.0, 1e-3, 1e-5, job_s=30.0, elem_ns=0.05),
 }
 
 ENV_CALIBRATION = "LAZYPHASE_CALIBRATION"
@@ -130,6 +155,8 @@ def load_calibration(path: str | os.PathLike | None = None) -> dict[tuple[str, s
             out[(dev, dtype)] = Throughput(
                 float(entry["gflops"]), float(entry["step_s"]), float(entry["replica_s"]),
                 source=f"{p} ({data.get('date', '?')}, {data.get('host', '?')})",
+                job_s=float(entry.get("job_s", DEFAULT_THROUGHPUT[(dev, dtype)].job_s)),
+                elem_ns=float(entry.get("elem_ns", DEFAULT_THROUGHPUT[(dev, dtype)].elem_ns)),
             )  # fmt: skip
     return out
 
@@ -147,7 +174,10 @@ def save_calibration(
             data = json.load(fh)
     tp = data.setdefault("throughput", {})
     for (dev, dtype), t in entries.items():
-        tp[f"{dev}/{dtype}"] = {"gflops": t.gflops, "step_s": t.step_s, "replica_s": t.replica_s}
+        tp[f"{dev}/{dtype}"] = {
+            "gflops": t.gflops, "step_s": t.step_s, "replica_s": t.replica_s, "job_s": t.job_s,
+            "elem_ns": t.elem_ns,
+        }  # fmt: skip
     data.update(meta)
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(".tmp")
@@ -171,6 +201,11 @@ def step_flops(cell: Mapping[str, Any]) -> float:
     gradient and update 2nP; benchmarks/RESULTS.md b)."""
     n = cell["batch_size"] or cell["n"]
     return 6.0 * n * n_params(cell)
+
+
+def step_elements(cell: Mapping[str, Any]) -> int:
+    """Activation elements of one GD step of one replica: ``n m L`` (σ and σ' each)."""
+    return (cell["batch_size"] or cell["n"]) * cell["m"] * cell["depth"]
 
 
 def _item(cell: Mapping[str, Any]) -> int:
@@ -215,8 +250,8 @@ def chunk_replicas(cells: Sequence[Mapping[str, Any]], budget: Budget | None) ->
         return total
     c = cells[0]
     dev = replica_device_bytes(c) / MB
-    if budget.gpu:
-        room = budget.device_mem_mb - DEVICE_BASE_MB
+    if budget.gpu:  # 10 % of the device left for fragmentation
+        room = 0.9 * budget.device_mem_mb - DEVICE_BASE_MB
     else:
         cell_reps = max(len(x["seeds"]) for x in cells)
         room = budget.mem_mb - BASE_MB["cpu"] - cell_reps * replica_host_bytes(c) / MB
@@ -255,16 +290,24 @@ def job_seconds(
     chunk: int | None = None,
     fraction: float = 1.0,
 ) -> float:
-    """Estimated training seconds of a job: ``fraction`` = 1 is the upper bound (every replica
-    runs ``max_steps``); the expected cost scales the replica steps by ``fraction``. Each of the
-    ``ceil(R / chunk)`` sequential chunks pays the per-step overhead."""
+    """Estimated seconds of a job: ``job_s`` plus the steps; ``fraction`` = 1 is the upper bound
+    (every replica runs ``max_steps``); the expected cost scales the steps by ``fraction``. Each of
+    the ``ceil(R / chunk)`` sequential chunks pays the per-step overhead."""
     c = cells[0]
     reps = sum(len(x["seeds"]) for x in cells)
     chunk = chunk or reps
     steps = c["max_steps"]
-    per_rep = step_flops(c) / (throughput.gflops * 1e9) + throughput.replica_s
+    per_rep = (
+        step_flops(c) / (throughput.gflops * 1e9)
+        + step_elements(c) * throughput.elem_ns * 1e-9
+        + throughput.replica_s
+    )
     n_chunks = math.ceil(reps / chunk)
-    return n_chunks * steps * fraction * throughput.step_s + reps * steps * fraction * per_rep
+    return (
+        throughput.job_s
+        + n_chunks * steps * fraction * throughput.step_s
+        + reps * steps * fraction * per_rep
+    )
 
 
 def throughput_for(
@@ -294,11 +337,11 @@ def check_replica(cell: Mapping[str, Any], budget: Budget, where: str) -> None:
     dev = replica_device_bytes(cell) / MB
     host = replica_host_bytes(cell) / MB
     if budget.gpu:
-        if DEVICE_BASE_MB + dev > budget.device_mem_mb:
+        if DEVICE_BASE_MB + dev > 0.9 * budget.device_mem_mb:
             raise BudgetError(
                 f"{where}: one replica (m={cell['m']}, depth={cell['depth']}, {cell['dtype']}) "
                 f"needs about {DEVICE_BASE_MB + dev:.0f} MB of device memory but "
-                f"budget.device_mem_mb={budget.device_mem_mb}"
+                f"budget.device_mem_mb={budget.device_mem_mb} (docs/scale.md)"
             )
         need = BASE_MB["cuda"] + len(cell["seeds"]) * host + host
         what = f"{len(cell['seeds'])} replicas' host copies"
@@ -308,7 +351,8 @@ def check_replica(cell: Mapping[str, Any], budget: Budget, where: str) -> None:
     if need > budget.mem_mb:
         raise BudgetError(
             f"{where}: {what} (m={cell['m']}, depth={cell['depth']}, {cell['dtype']}) need about "
-            f"{need:.0f} MB of host memory but budget.mem_mb={budget.mem_mb}"
+            f"{need:.0f} MB of host memory but budget.mem_mb={budget.mem_mb}; a GPU budget "
+            "(profiles gpu-workstation, slurm) or a larger budget.mem_mb holds it (docs/scale.md)"
         )
 
 
@@ -349,7 +393,76 @@ def split_batch(
                 f"{where}: the {len(c['seeds'])} replicas of cell m={c['m']}, depth={c['depth']} "
                 f"need {job_runtime_min([c], budget, cal)} min (upper bound x {budget.safety}) "
                 f"but budget.runtime_min={budget.runtime_min}; use fewer seeds per cell, a "
-                f"faster device (budget.device) or a calibration (lazyphase calibrate)"
+                f"faster device (budget.device) or a calibration (lazyphase calibrate); the profiles "
+                "gpu-workstation and slurm set GPU budgets (docs/scale.md)"
             )
     jobs.append(current)
     return jobs
+
+
+# --------------------------------------------------------------------------- calibration
+
+#: The calibration runs: (m, depth, replicas, steps), tanh. Two overhead-bound runs of a tiny
+#: network (1 and 16 replicas), an activation-bound run (wide, one layer) and a FLOP-bound run
+#: give ``step_s``, ``replica_s``, ``elem_ns`` and the rate.
+CALIBRATION_RUNS = {
+    "cpu": [(16, 1, 1, 400), (16, 1, 16, 400), (4096, 1, 4, 150), (1024, 2, 2, 150)],
+    "cuda": [(16, 1, 1, 400), (16, 1, 64, 400), (65536, 1, 16, 200), (4096, 2, 16, 100)],
+}
+
+
+def measure_job_seconds(device: str = "cpu") -> float:
+    """Seconds of a one-step job of a tiny cell through :func:`lazyphase.pipeline.jobs.train_cells`
+    (data, initialization, NTK at init, writing the run file): call it first in a fresh process,
+    so the first torch calls are counted as a job pays them."""
+    import tempfile
+    import time
+
+    from lazyphase.pipeline.jobs import train_cells
+
+    cell = dict(m=16, depth=1, n=32, d=8, s=0.0, max_steps=1, seeds=[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train_cells([cell], [f"{tmp}/x.h5"], gpus=1 if device == "cuda" else 0, log_every=1e9)
+        return time.perf_counter() - start
+
+
+def measure_throughput(device: str = "cpu", dtype: str = "float64", *, scale: float = 1.0) -> Throughput:
+    """Time the trainer itself (:func:`lazyphase.core.train.train_replicas`, every replica to
+    ``max_steps``) on the :data:`CALIBRATION_RUNS` and solve the cost model for
+    ``(step_s, replica_s, 1/rate)``. ``scale`` multiplies the step counts (tests use less)."""
+    import logging
+    import time
+
+    import numpy as np
+    import torch
+
+    from lazyphase.cells import validate_cell
+    from lazyphase.core.train import train_replicas
+
+    logging.getLogger("lazyphase.train").setLevel(logging.WARNING)
+    rows, times = [], []
+    for m, depth, reps, steps in CALIBRATION_RUNS[device]:
+        steps = max(int(steps * scale), 5)
+        cell = validate_cell(
+            dict(m=m, depth=depth, n=32, d=8, n_test=32, s=0.0, dtype=dtype, max_steps=steps,
+                 activation="tanh",
+                 tol_rel=1e-300, n_gram_snapshots=0, n_snapshots=2, seeds=list(range(reps)))
+        )  # fmt: skip
+        train_replicas([cell], device=device, log_every=1e9)  # warm-up (allocator, kernels)
+        cpu0 = time.process_time()
+        run = train_replicas([cell], device=device, log_every=1e9)
+        cpu = time.process_time() - cpu0
+        rows.append([1.0, reps, reps * step_flops(cell) / 1e9, reps * step_elements(cell) * 1e-9])
+        # on the CPU with one thread, the process's CPU time: what the job would take alone on
+        # its core (a machine shared with other work stretches wall time, not CPU time)
+        one_core = device == "cpu" and torch.get_num_threads() == 1
+        times.append((cpu if one_core else run.result.seconds) / steps)
+    step_s, replica_s, inv_rate, elem_ns = np.linalg.solve(np.array(rows), np.array(times))
+    # the overheads are small differences of noisy times: keep them non-negative
+    step_s, replica_s, elem_ns = max(step_s, 0.0), max(replica_s, 0.0), max(elem_ns, 0.0)
+    big = rows[-1]
+    if inv_rate <= 0:  # fall back to the FLOP-bound run alone
+        rest = times[-1] - step_s - big[1] * replica_s - big[3] * elem_ns
+        inv_rate = max(rest, 1e-12) / big[2]
+    return Throughput(1.0 / inv_rate, step_s, replica_s, source="measured", elem_ns=elem_ns)

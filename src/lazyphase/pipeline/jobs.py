@@ -137,6 +137,8 @@ def _train_chunked(
                 owners.append(i)
         log.info("chunk: replicas %d-%d of %d", lo, hi - 1, len(order))
         run = train_replicas(sub_cells, device=device, log_every=log_every, datasets=data)
+        # the trained replicas leave the device: later chunks get all of it
+        run.result.params_final = [p.cpu() for p in run.result.params_final]
         if len(piece) == 1 and device == "cpu":
             _batched_output_std0(run)
         offset = 0
