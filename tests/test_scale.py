@@ -64,8 +64,9 @@ def test_chunked_training_writes_the_same_run_files(tmp_path):
 
     with h5py.File(tmp_path / "cNone_2.h5") as f:
         assert len(f["events"]) > 0
-    with h5py.File(tmp_path / "cNone_1.h5") as f:
-        assert f["replicas/final_step"][()].max() < 200
+    with h5py.File(tmp_path / "cNone_1.h5") as f:  # replicas stop at different steps
+        steps = f["replicas/final_step"][()]
+        assert steps.min() < 100 and steps.max() == 200
 
 
 def test_two_budgets_give_identical_run_files_and_tables(tmp_path):
@@ -73,9 +74,9 @@ def test_two_budgets_give_identical_run_files_and_tables(tmp_path):
                fixed=dict(depth=2, n=16, d=4, n_test=16, max_steps=150, tol_rel=1e-3),
                batch_over=["s", "scheme"], figures=["theta_lazy_rd"])  # fmt: skip
     cfg = {"experiments": {"a": exp}}
-    slow = {("cpu", "float64"): Throughput(1e-4, 0.0, 0.0)}  # 60 s of upper bound per replica
+    slow = {("cpu", "float64"): Throughput(1e-4, 0.0, 0.0)}  # 100 s of upper bound per replica: a cell 11 min, two 15
     one = expand_config(cfg, budget=Budget(runtime_min=1000), calibration=slow)
-    three = expand_config(cfg, budget=Budget(runtime_min=10), calibration=slow)
+    three = expand_config(cfg, budget=Budget(runtime_min=12), calibration=slow)
     assert one["job"].nunique() == 1
     assert sorted(three["job"].unique()) == [f"m~24_part~{k}" for k in (1, 2, 3)]
     assert list(three["cell"]) == list(one["cell"])
@@ -92,9 +93,9 @@ def test_two_budgets_give_identical_run_files_and_tables(tmp_path):
         assert dataset_bytes(a) == dataset_bytes(b)
     runs_a, traj_a = collect(files["one"], "a")
     runs_b, traj_b = collect(files["three"], "a")
-    # the tables differ only in the file column (the job's directory)
-    pd.testing.assert_frame_equal(runs_a.drop(columns="file"), runs_b.drop(columns="file"))
-    pd.testing.assert_frame_equal(traj_a.drop(columns="file"), traj_b.drop(columns="file"))
+    # the tables are equal (but for a file column, the job directory, where there is one)
+    pd.testing.assert_frame_equal(runs_a.drop(columns="file", errors="ignore"), runs_b.drop(columns="file", errors="ignore"))
+    pd.testing.assert_frame_equal(traj_a.drop(columns="file", errors="ignore"), traj_b.drop(columns="file", errors="ignore"))
 
 
 def test_a_replica_that_cannot_fit_is_named_before_any_job():
@@ -146,7 +147,7 @@ def test_cost_model_numbers():
     big = validate_cell(dict(m=8192, depth=4, n=32, d=8, n_test=128, seeds=list(range(10))))
     per_rep_mb = 1.5 * (5 * n_params(big) + 3 * 4 * (32 + 128 + 32) * 8192
                         + (6 + 3) * 5 * 32 * 32) * 8 / 2**20  # fmt: skip
-    assert round(per_rep_mb) == 11740
+    assert round(per_rep_mb) == 11741
     assert chunk_replicas([big], gpu) == int((0.9 * 80000 - 1000) // per_rep_mb) == 6
     assert job_runtime_min([c], Budget(), {("cpu", "float64"): tp}) == int(-(-(5 + 1.5 * upper / 60) // 1))
 

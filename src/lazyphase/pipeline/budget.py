@@ -411,22 +411,6 @@ CALIBRATION_RUNS = {
 }
 
 
-def measure_job_seconds(device: str = "cpu") -> float:
-    """Seconds of a one-step job of a tiny cell through :func:`lazyphase.pipeline.jobs.train_cells`
-    (data, initialization, NTK at init, writing the run file): call it first in a fresh process,
-    so the first torch calls are counted as a job pays them."""
-    import tempfile
-    import time
-
-    from lazyphase.pipeline.jobs import train_cells
-
-    cell = dict(m=16, depth=1, n=32, d=8, s=0.0, max_steps=1, seeds=[0])
-    with tempfile.TemporaryDirectory() as tmp:
-        start = time.perf_counter()
-        train_cells([cell], [f"{tmp}/x.h5"], gpus=1 if device == "cuda" else 0, log_every=1e9)
-        return time.perf_counter() - start
-
-
 def measure_throughput(device: str = "cpu", dtype: str = "float64", *, scale: float = 1.0) -> Throughput:
     """Time the trainer itself (:func:`lazyphase.core.train.train_replicas`, every replica to
     ``max_steps``) on the :data:`CALIBRATION_RUNS` and solve the cost model for

@@ -144,7 +144,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     from dataclasses import replace
 
-    from lazyphase.pipeline.budget import measure_job_seconds
+    from lazyphase.pipeline.jobs import measure_job_seconds
 
     entries = {}
     job_s = {dev: measure_job_seconds(dev) for dev in devices}  # first: a cold process

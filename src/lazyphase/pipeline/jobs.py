@@ -169,7 +169,7 @@ def _batched_output_std0(run: BatchRun) -> None:
 
 
 def subset_run(run: BatchRun, idx: Sequence[int]) -> BatchRun:
-    """The replicas ``idx`` of ``run`` (the batch's snapshot steps kept)."""
+    """The replicas ``idx`` of ``run``, with their own snapshot steps (:func:`merge_runs`)."""
     return merge_runs([(run, list(idx))])
 
 
@@ -178,28 +178,26 @@ def merge_runs(parts: Sequence[tuple[BatchRun, Sequence[int]]]) -> BatchRun:
     they had been trained in one batch.
 
     A replica's arithmetic does not depend on its batch (``core.model._matvec``); what does is the
-    list of snapshot steps: a batch records the schedule steps up to the step ``D`` at which its
-    last replica stopped, plus ``D``. The merged steps are those of the part that ran longest;
-    a part that stopped earlier is frozen afterwards, so its last row repeats (as the records of
-    a stopped replica do inside a batch). The same holds for the Gram and weight snapshots.
-    Events keep the batch order (by step, then replica)."""
+    list of snapshot steps: a batch records the scheduled steps up to the step ``D`` at which its
+    last replica stopped, plus ``D``. The result keeps the steps of the selected replicas alone:
+    the scheduled steps before the step ``D'`` at which the last of them stopped, plus ``D'`` (as
+    if they had been trained without the others); a stopped replica is frozen, so its row at a
+    step is the batch's first row at or after it. The same holds for the Gram and weight
+    snapshots. Events keep the batch order (by step, then replica)."""
     res = [p[0].result for p in parts]
     longest = max(range(len(parts)), key=lambda k: (res[k].steps[-1], len(res[k].steps)))
-    steps = res[longest].steps
-    gram_steps = res[longest].gram_steps
+    # the cell's own last step: its file must not depend on which other cells shared its batch
+    last = int(max(int(r.final_step[i]) for (run, idx), r in zip(parts, res) for i in idx))
+    steps = np.asarray([s for s in res[longest].steps if s < last] + [last], dtype=np.int64)
+    gram_steps = np.asarray(
+        [s for s in res[longest].gram_steps if s < last] + [last], dtype=np.int64
+    )
 
     def rows(part_steps: np.ndarray, full: np.ndarray) -> np.ndarray:
-        pos = {int(s): j for j, s in enumerate(part_steps)}
-        last = len(part_steps) - 1
-        out = []
-        for s in full:
-            j = pos.get(int(s))
-            if j is None:
-                if s <= part_steps[-1]:
-                    raise AssertionError(f"step {s} missing from a chunk that ran to {part_steps[-1]}")
-                j = last
-            out.append(j)
-        return np.asarray(out, dtype=np.int64)
+        # the first row at or after each step (a replica's record holds its final value from its
+        # stop on), else the last row (the part stopped before: all its replicas are frozen)
+        j = np.searchsorted(part_steps, full, side="left")
+        return np.minimum(j, len(part_steps) - 1)
 
     def cat(get, along_steps=None):
         arrs = []
@@ -284,3 +282,17 @@ def estimate_runtime_min(cells: Sequence[Mapping[str, Any]], budget: Budget | No
     """The ``runtime`` resource of a job in minutes: the calibrated upper bound (every replica
     runs ``max_steps``) × ``budget.safety`` + 5 (:func:`lazyphase.pipeline.budget.job_runtime_min`)."""
     return job_runtime_min(cells, budget)
+
+
+def measure_job_seconds(device: str = "cpu") -> float:
+    """Seconds of a one-step job of a tiny cell through :func:`lazyphase.pipeline.jobs.train_cells`
+    (data, initialization, NTK at init, writing the run file): call it first in a fresh process,
+    so the first torch calls are counted as a job pays them."""
+    import tempfile
+    import time
+
+    cell = dict(m=16, depth=1, n=32, d=8, s=0.0, max_steps=1, seeds=[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train_cells([cell], [f"{tmp}/x.h5"], gpus=1 if device == "cuda" else 0, log_every=1e9)
+        return time.perf_counter() - start
