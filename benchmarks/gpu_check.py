@@ -113,7 +113,7 @@ def check_slice(device):
     diff = float(np.abs(exps["float64"] - exps["float32"]).max())
     row(f"lazy-side RD exponents, float64 vs float32, {device}",
         "f64 " + ", ".join(f"{e:.3f}" for e in exps["float64"])
-        + " | f32 " + ", ".join(f"{e:.3f}" for e in exps["float32"]), "|diff| < 0.05",
+        + " | f32 " + ", ".join(f"{e:.3f}" for e in exps["float32"]), "abs. diff < 0.05",
         diff < 0.05)  # fmt: skip
 
 
