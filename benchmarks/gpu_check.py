@@ -54,7 +54,7 @@ def setup(m, depth, n, dtype, device):
 
 
 def check_ntk(device):
-    cell, params, x, alpha, act = setup(64, 2, 16, torch.float64, device)
+    _cell, params, x, alpha, act = setup(64, 2, 16, torch.float64, device)
     ours = per_layer_ntk(params, x, act, alpha, False)[0]
 
     def f(ps, xi):
@@ -63,7 +63,12 @@ def check_ntk(device):
     jac = torch.func.vmap(torch.func.jacrev(f), in_dims=(None, 0))([p[0] for p in params], x[0])
     oracle = torch.stack([torch.einsum("i...,j...->ij", j, j) for j in jac])
     rel = float((ours - oracle).abs().max() / oracle.abs().max())
-    row(f"NTK per layer vs Jacobian, float64, {device}", f"max rel diff {rel:.1e}", "< 1e-10", rel < 1e-10)
+    row(
+        f"NTK per layer vs Jacobian, float64, {device}",
+        f"max rel diff {rel:.1e}",
+        "< 1e-10",
+        rel < 1e-10,
+    )
 
 
 def check_step(device):
@@ -91,7 +96,10 @@ def check_step(device):
 
         t = timed(step)
         flops = 6 * n * n_params(cell)
-        h, w = torch.randn(n, m, dtype=dtype, device=device), torch.randn(m, m, dtype=dtype, device=device)
+        h, w = (
+            torch.randn(n, m, dtype=dtype, device=device),
+            torch.randn(m, m, dtype=dtype, device=device),
+        )
         mm = 2 * n * m * m / timed(lambda: torch.mm(h, w)) / 1e9  # noqa: B023
         ach = flops / t / 1e9
         name = str(dtype).removeprefix("torch.")
@@ -160,7 +168,7 @@ def main():
     check_step(device)
     check_slice(device)
     check_lease()
-    print(f"\n| check | measured | target | result |\n|---|---|---|---|")
+    print("\n| check | measured | target | result |\n|---|---|---|---|")
     for r in ROWS:
         print("| " + " | ".join(r) + " |")
     print(f"\n{time.perf_counter() - start:.0f} s on {device}")

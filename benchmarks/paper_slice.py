@@ -99,8 +99,10 @@ def main() -> None:
             rb = np.exp(np.mean(np.log(b["rd_final"]), axis=0))
             slopes[str(a["s"])] = (np.log(rb / ra) / np.log(hi["m"] / lo["m"])).tolist()
         for s, sl in slopes.items():
-            print(f"s={s}: slope of log RD per layer (W1, a) in log m, L = 1: "
-                  + ", ".join(f"{x:.3f}" for x in sl))
+            print(
+                f"s={s}: slope of log RD per layer (W1, a) in log m, L = 1: "
+                + ", ".join(f"{x:.3f}" for x in sl)
+            )
     meta = dict(date=time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                 calibration=str(calibration_path()), throughput=tp.__dict__, uname=os.uname()[1],
                 loadavg=os.getloadavg())  # fmt: skip

@@ -7,8 +7,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-
 from conftest import dataset_bytes
+
 from lazyphase.cells import validate_cell
 from lazyphase.pipeline.budget import (
     DEFAULT_THROUGHPUT,
@@ -74,7 +74,9 @@ def test_two_budgets_give_identical_run_files_and_tables(tmp_path):
                fixed=dict(depth=2, n=16, d=4, n_test=16, max_steps=150, tol_rel=1e-3),
                batch_over=["s", "scheme"], figures=["theta_lazy_rd"])  # fmt: skip
     cfg = {"experiments": {"a": exp}}
-    slow = {("cpu", "float64"): Throughput(1e-4, 0.0, 0.0)}  # 100 s of upper bound per replica: a cell 11 min, two 15
+    slow = {
+        ("cpu", "float64"): Throughput(1e-4, 0.0, 0.0)
+    }  # 100 s of upper bound per replica: a cell 11 min, two 15
     one = expand_config(cfg, budget=Budget(runtime_min=1000), calibration=slow)
     three = expand_config(cfg, budget=Budget(runtime_min=12), calibration=slow)
     assert one["job"].nunique() == 1
@@ -83,7 +85,7 @@ def test_two_budgets_give_identical_run_files_and_tables(tmp_path):
     files = {}
     for name, frame, budget in (("one", one, Budget()), ("three", three, Budget(mem_mb=1000))):
         paths = []
-        for job, rows in frame.groupby("job", sort=False):
+        for _job, rows in frame.groupby("job", sort=False):
             outs = [str(tmp_path / name / p) for p in rows["path"]]
             train_cells(list(rows["params"]), outs, budget=budget)
             paths += outs
@@ -94,14 +96,20 @@ def test_two_budgets_give_identical_run_files_and_tables(tmp_path):
     runs_a, traj_a = collect(files["one"], "a")
     runs_b, traj_b = collect(files["three"], "a")
     # the tables are equal (but for a file column, the job directory, where there is one)
-    pd.testing.assert_frame_equal(runs_a.drop(columns="file", errors="ignore"), runs_b.drop(columns="file", errors="ignore"))
-    pd.testing.assert_frame_equal(traj_a.drop(columns="file", errors="ignore"), traj_b.drop(columns="file", errors="ignore"))
+    pd.testing.assert_frame_equal(
+        runs_a.drop(columns="file", errors="ignore"), runs_b.drop(columns="file", errors="ignore")
+    )
+    pd.testing.assert_frame_equal(
+        traj_a.drop(columns="file", errors="ignore"), traj_b.drop(columns="file", errors="ignore")
+    )
 
 
 def test_a_replica_that_cannot_fit_is_named_before_any_job():
     cfg = yaml.safe_load(PAPER.read_text())
     no_limit = dict(runtime_min=10**7)
-    with pytest.raises(BudgetError, match=r"theta_lazy.*m=8192, depth=2.*about \d+ MB of host memory"):
+    with pytest.raises(
+        BudgetError, match=r"theta_lazy.*m=8192, depth=2.*about \d+ MB of host memory"
+    ):
         expand_config(cfg, budget=Budget(mem_mb=16000, **no_limit), calibration=DEFAULT_THROUGHPUT)
     tiny_gpu = Budget(mem_mb=64000, device="cuda", device_mem_mb=8000, **no_limit)
     with pytest.raises(BudgetError, match=r"m=8192, depth=3.*about \d+ MB of device memory"):
@@ -149,7 +157,9 @@ def test_cost_model_numbers():
                         + (6 + 3) * 5 * 32 * 32) * 8 / 2**20  # fmt: skip
     assert round(per_rep_mb) == 11741
     assert chunk_replicas([big], gpu) == int((0.9 * 80000 - 1000) // per_rep_mb) == 6
-    assert job_runtime_min([c], Budget(), {("cpu", "float64"): tp}) == int(-(-(5 + 1.5 * upper / 60) // 1))
+    assert job_runtime_min([c], Budget(), {("cpu", "float64"): tp}) == int(
+        -(-(5 + 1.5 * upper / 60) // 1)
+    )
 
 
 def test_calibration_file_round_trip(tmp_path, monkeypatch):

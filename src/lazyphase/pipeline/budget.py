@@ -87,7 +87,9 @@ def budget_from_config(config: Mapping[str, Any]) -> Budget:
     base = PRESETS[preset] if preset else DEFAULT_BUDGET
     unknown = [k for k in raw if k not in Budget.__dataclass_fields__]
     if unknown:
-        raise ConfigError(f"budget: unknown keys {unknown}; allowed: preset, {', '.join(asdict(base))}")
+        raise ConfigError(
+            f"budget: unknown keys {unknown}; allowed: preset, {', '.join(asdict(base))}"
+        )
     try:  # `--config budget={...}` (profiles) gives strings
         raw = {k: _TYPES[k](v) for k, v in raw.items()}
     except ValueError as exc:
@@ -139,7 +141,11 @@ def calibration_path() -> Path:
     env = os.environ.get(ENV_CALIBRATION)
     if env:
         return Path(env)
-    return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "lazyphase" / "calibration.json"
+    return (
+        Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+        / "lazyphase"
+        / "calibration.json"
+    )
 
 
 def load_calibration(path: str | os.PathLike | None = None) -> dict[tuple[str, str], Throughput]:
@@ -329,7 +335,7 @@ def job_runtime_min(
     b = budget or DEFAULT_BUDGET
     tp = throughput_for(cells, b, calibration)
     secs = job_seconds(cells, tp, chunk=chunk_replicas(cells, budget))
-    return int(math.ceil(5 + b.safety * secs / 60))
+    return math.ceil(5 + b.safety * secs / 60)
 
 
 def check_replica(cell: Mapping[str, Any], budget: Budget, where: str) -> None:
@@ -381,7 +387,7 @@ def split_batch(
     jobs: list[list[int]] = []
     current: list[int] = []
     for i in range(len(cells)):
-        if current and fits(current + [i]):
+        if current and fits([*current, i]):
             current.append(i)
             continue
         if current:
@@ -411,7 +417,9 @@ CALIBRATION_RUNS = {
 }
 
 
-def measure_throughput(device: str = "cpu", dtype: str = "float64", *, scale: float = 1.0) -> Throughput:
+def measure_throughput(
+    device: str = "cpu", dtype: str = "float64", *, scale: float = 1.0
+) -> Throughput:
     """Time the trainer itself (:func:`lazyphase.core.train.train_replicas`, every replica to
     ``max_steps``) on the :data:`CALIBRATION_RUNS` and solve the cost model for
     ``(step_s, replica_s, 1/rate)``. ``scale`` multiplies the step counts (tests use less)."""

@@ -163,7 +163,7 @@ def _calibrate(args: argparse.Namespace) -> int:
     name = torch.cuda.get_device_name(0) if "cuda" in devices else platform.processor()
     path = save_calibration(
         entries, args.out,
-        date=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         host=f"{platform.node()} ({name or platform.machine()}), {args.threads} thread(s)",
         torch=torch.__version__,
     )  # fmt: skip

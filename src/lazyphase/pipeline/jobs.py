@@ -9,6 +9,7 @@ replicas train in sequential chunks that fit the device; a cell split over chunk
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -126,7 +127,7 @@ def _train_chunked(
     done_seeds: dict[int, int] = {}
     n_chunks = -(-len(order) // chunk)
     bounds = [round(k * len(order) / n_chunks) for k in range(n_chunks + 1)]  # even chunks
-    for lo, hi in zip(bounds[:-1], bounds[1:]):
+    for lo, hi in itertools.pairwise(bounds):
         piece = order[lo:hi]
         sub_cells, owners = [], []
         for i, seed in piece:
@@ -212,7 +213,7 @@ def merge_runs(parts: Sequence[tuple[BatchRun, Sequence[int]]]) -> BatchRun:
 
     events = []
     offset = 0
-    for (run, idx), r in zip(parts, res):
+    for (_run, idx), r in zip(parts, res):
         local = {int(g): offset + k for k, g in enumerate(idx)}
         for e in r.events:
             if e.replica in local:
@@ -226,7 +227,9 @@ def merge_runs(parts: Sequence[tuple[BatchRun, Sequence[int]]]) -> BatchRun:
         ]
 
     def tcat(get):
-        return torch.cat([get(run, r)[torch.as_tensor(list(idx))] for (run, idx), r in zip(parts, res)])
+        return torch.cat(
+            [get(run, r)[torch.as_tensor(list(idx))] for (run, idx), r in zip(parts, res)]
+        )
 
     n_layers = len(res[0].params_final)
     result = TrainResult(

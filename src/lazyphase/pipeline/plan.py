@@ -97,7 +97,9 @@ def format_plan(summary: pd.DataFrame, budget: Budget, source: str) -> str:
     tot = {"upper_h": 0.0, "cpu_h": 0.0, "gpu_h": 0.0}
     for r in summary.to_dict("records"):
         if pd.isna(r.get("upper_h", float("nan"))):
-            lines.append(f"{r['experiment']:<20}{r['jobs']:>5}{r['replicas']:>9}   (initialization only)")
+            lines.append(
+                f"{r['experiment']:<20}{r['jobs']:>5}{r['replicas']:>9}   (initialization only)"
+            )
             continue
         for k in tot:
             tot[k] += r[k]
