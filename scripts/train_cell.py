@@ -8,6 +8,7 @@ to_log(sm.log[0])  # before importing the package, so import errors reach the lo
 import logging  # noqa: E402
 import sys  # noqa: E402
 
+from lazyphase.pipeline.budget import Budget  # noqa: E402
 from lazyphase.pipeline.jobs import (  # noqa: E402
     CHECKPOINT_EVERY_MIN,
     TrainingInterrupted,
@@ -15,6 +16,9 @@ from lazyphase.pipeline.jobs import (  # noqa: E402
     train_cells,
 )
 
+res = sm.resources
+budget = Budget(mem_mb=int(res.get("budget_mem_mb", res.get("mem_mb", 16000))),
+                device_mem_mb=int(res.get("device_mem_mb", 0)))  # fmt: skip
 # read from the config, not params: the interval changes no result and must not rerun jobs
 exp = sm.config["experiments"][sm.wildcards.experiment]
 try:
@@ -25,6 +29,7 @@ try:
         gpus=int(sm.resources.get("gpu", 0)),
         dataset=sm.input.dataset,
         mem_mb=sm.resources.get("mem_mb"),
+        budget=budget,
         checkpoint=checkpoint_path(sm.wildcards.experiment, sm.wildcards.batch),
         checkpoint_every=float(exp.get("checkpoint_every", CHECKPOINT_EVERY_MIN)),
     )

@@ -4,14 +4,28 @@ from snakemake.utils import validate
 
 from lazyphase.cells import ConfigError
 from lazyphase.pipeline.grid import expand_config
-from lazyphase.pipeline.jobs import estimate_mem_mb, estimate_runtime_min
+from lazyphase.pipeline.budget import (
+    budget_block,
+    budget_from_config,
+    job_mem_mb,
+    job_runtime_min,
+    load_calibration,
+)
+from lazyphase.pipeline.jobs import estimate_mem_mb
 from lazyphase.pipeline.fingerprint import code_fingerprint
 from lazyphase.studies.catalog import FIGURES
 
+# `--config budget={...}` (the profiles) gives strings: typed before the schema sees them
+if config.get("budget"):
+    config["budget"] = budget_block(config["budget"])
 validate(config, schema="../schemas/config.schema.yaml")
 
 try:
-    CELLS = expand_config(config)
+    # the job budget (config `budget`, set by the profiles; docs/scale.md) and this machine's
+    # calibrated throughput split batches into jobs that fit and size their resources
+    BUDGET = budget_from_config(config)
+    CALIBRATION = load_calibration()
+    CELLS = expand_config(config, budget=BUDGET, calibration=CALIBRATION)
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
@@ -24,11 +38,16 @@ TRAIN_EXPERIMENTS = (
 PHASE_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "phase_diagram") or "(?!)"
 CONC_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "gram_concentration") or "(?!)"
 CODE = code_fingerprint()
-# (experiment, batch) -> cells and output paths, built once: input functions run per job
+# (experiment, job) -> cells and output paths, built once: input functions run per job. A job is
+# a batch, or a part `<batch>_part~<k>` of one that exceeds the budget; the rules' {batch}
+# wildcard takes the job names.
 BATCHES = {
     key: (list(frame["params"]), list(frame["path"]))
-    for key, frame in CELLS.groupby(["experiment", "batch"], sort=False)
+    for key, frame in CELLS.groupby(["experiment", "job"], sort=False)
 }
+# the budget reaches the training jobs as resources (not params: a new budget must not rerun
+# finished jobs; a job's results do not depend on its chunks, docs/scale.md)
+BUDGET_RESOURCES = dict(budget_mem_mb=BUDGET.mem_mb, device_mem_mb=BUDGET.device_mem_mb)
 
 
 wildcard_constraints:
@@ -44,30 +63,44 @@ def batch_outs(wildcards):
     return BATCHES[(wildcards.experiment, wildcards.batch)][1]
 
 
+def _retry(value, cap, attempt):
+    # a retry asks for more, but never past the budget (unless the estimate itself is above it)
+    return min(value * attempt, max(value, cap))
+
+
 def batch_mem_mb(wildcards, attempt):
+    # gram_concentration jobs (initialization only)
     return estimate_mem_mb(batch_cells(wildcards)) * attempt
 
 
-def batch_runtime(wildcards, attempt):
-    return estimate_runtime_min(batch_cells(wildcards)) * attempt
+def train_mem_mb(wildcards, attempt):
+    return _retry(job_mem_mb(batch_cells(wildcards), BUDGET), BUDGET.mem_mb, attempt)
+
+
+def train_runtime(wildcards, attempt):
+    est = job_runtime_min(batch_cells(wildcards), BUDGET, CALIBRATION)
+    return _retry(est, BUDGET.runtime_min, attempt)
+
+
+def refine_batches(wildcards):
+    # one bisection batch per width: every gamma' at one m (one new gamma each)
+    cells = experiment_cells(wildcards)
+    out = {}
+    for c in cells:
+        out.setdefault(c["m"], {}).setdefault(c["scheme"], c)
+    return [list(per.values()) for per in out.values()]
 
 
 def refine_mem_mb(wildcards, attempt):
-    # one bisection batch: every gamma' at the widest m
-    cells = experiment_cells(wildcards)
-    widest = max(c["m"] for c in cells)
-    return estimate_mem_mb([c for c in cells if c["m"] == widest]) * attempt
+    est = max(job_mem_mb(b, BUDGET) for b in refine_batches(wildcards))
+    return _retry(est, BUDGET.mem_mb, attempt)
 
 
 def refine_runtime(wildcards, attempt):
-    # each round trains one new gamma per gamma' at every width: 1/len(gamma) of the grid
-    exp = config["experiments"][wildcards.experiment]
-    cells = experiment_cells(wildcards)
-    share = exp["refine_rounds"] / max(len(exp["grid"]["gamma"]), 1)
-    total = sum(
-        estimate_runtime_min([c for c in cells if c["m"] == m]) for m in {c["m"] for c in cells}
-    )
-    return int(5 + share * total) * attempt
+    # each round trains one new gamma per gamma' at every width
+    rounds = config["experiments"][wildcards.experiment]["refine_rounds"]
+    per_round = sum(job_runtime_min(b, BUDGET, CALIBRATION) - 5 for b in refine_batches(wildcards))
+    return _retry(int(5 + rounds * per_round), BUDGET.runtime_min, attempt)
 
 
 def experiment_frame(wildcards):
@@ -79,7 +112,7 @@ def experiment_cells(wildcards):
 
 
 def experiment_batches(wildcards):
-    batches = experiment_frame(wildcards)["batch"].unique()
+    batches = experiment_frame(wildcards)["job"].unique()
     return [f"results/{wildcards.experiment}/runs/{b}" for b in batches]
 
 

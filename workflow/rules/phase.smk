@@ -20,6 +20,7 @@ rule refine_phase_boundary:
         mem_mb=refine_mem_mb,
         runtime=refine_runtime,
         gpu=0,
+        **BUDGET_RESOURCES,
     params:
         cells=experiment_cells,
         tol=experiment_setting("refine_tol"),

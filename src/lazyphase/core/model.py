@@ -283,8 +283,23 @@ def forward(
         h = act.fn(z)
     hin = _with_bias(h, bias)
     inputs.append(hin)
-    out = torch.bmm(hin, params[-1].unsqueeze(-1)).squeeze(-1) / alpha[:, None]
+    out = _matvec(hin, params[-1]) / alpha[:, None]
     return Forward(out, inputs, pre)
+
+
+def _matvec(h: torch.Tensor, a: torch.Tensor) -> torch.Tensor:
+    """``h @ a`` per replica, ``(R, n, k) × (R, k) → (R, n)``, with the same rounding for every R.
+
+    ``torch.bmm`` of a batch of one matrix–vector product takes another kernel (it rounds
+    differently from the same product inside a batch of two or more), so a replica's result would
+    depend on how many replicas are still training. A batch of one is computed as a batch of two
+    (a copy of itself) instead: a replica's trajectory is then the same whatever batch or chunk it
+    is trained in (docs/scale.md, "Splitting")."""
+    if h.shape[0] == 1:
+        h2 = torch.cat([h, h])
+        a2 = torch.cat([a, a])
+        return torch.bmm(h2, a2.unsqueeze(-1))[:1].squeeze(-1)
+    return torch.bmm(h, a.unsqueeze(-1)).squeeze(-1)
 
 
 def backward(

@@ -1,4 +1,4 @@
-"""Command line: ``lazyphase train-cell``, ``lazyphase inspect`` and the pipeline's steps."""
+"""Command line: ``lazyphase train-cell``, ``inspect``, ``plan``, ``calibrate`` and the pipeline's steps."""
 
 from __future__ import annotations
 
@@ -120,6 +120,70 @@ def _validate_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace) -> int:
+    import yaml
+
+    from lazyphase.pipeline.budget import budget_block, budget_from_config, load_calibration
+    from lazyphase.pipeline.config import validate_config
+    from lazyphase.pipeline.plan import format_plan, plan_jobs, plan_summary
+
+    with open(args.schema) as fh:
+        schema = yaml.safe_load(fh)
+    with open(args.configfile) as fh:
+        raw = yaml.safe_load(fh) or {}
+    if args.budget:  # the same `budget={...}` string as the profiles' --config
+        raw["budget"] = budget_block(yaml.safe_load(args.budget.removeprefix("budget=")))
+    cfg = validate_config(raw, schema)
+    budget = budget_from_config(cfg)
+    cal = load_calibration(args.calibration)
+    source = cal[(budget.device, "float64")].source
+    jobs = plan_jobs(cfg, budget, cal)
+    print(format_plan(plan_summary(jobs), budget, source))
+    if args.jobs:
+        jobs.to_csv(args.jobs, index=False)
+    return 0
+
+
+def _calibrate(args: argparse.Namespace) -> int:
+    import datetime
+    import platform
+
+    import torch
+
+    from lazyphase.pipeline.budget import measure_throughput, save_calibration
+    from lazyphase.pipeline.jobs import set_threads
+
+    set_threads(args.threads)
+    devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+    from dataclasses import replace
+
+    from lazyphase.pipeline.jobs import measure_job_seconds
+
+    entries = {}
+    job_s = {dev: measure_job_seconds(dev) for dev in devices}  # first: a cold process
+    for dev in devices:
+        if dev == "cuda":
+            from lazyphase.pipeline.device import strict_float32
+
+            strict_float32()
+        for dtype in args.dtype:
+            tp = replace(measure_throughput(dev, dtype, scale=args.scale), job_s=job_s[dev])
+            entries[(dev, dtype)] = tp
+            print(
+                f"{dev}/{dtype}: {tp.gflops:.1f} GFLOP/s, {tp.step_s * 1e6:.0f} us per step, "
+                f"{tp.replica_s * 1e6:.1f} us per replica-step, {tp.job_s:.1f} s per job"
+            )
+    name = torch.cuda.get_device_name(0) if "cuda" in devices else platform.processor()
+    path = save_calibration(
+        entries, args.out,
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        host=f"{platform.node()} ({name or platform.machine()}), {args.threads} thread(s)",
+        torch=torch.__version__,
+    )  # fmt: skip
+    print(f"calibration written to {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lazyphase", description=__doc__)
     p.add_argument("--version", action="version", version=f"lazyphase {__version__}")
@@ -148,6 +212,26 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.add_argument("--schema", default=_default_schema())
     v.set_defaults(func=_validate_config)
+    pl = sub.add_parser("plan", help="jobs, memory and hours of a configuration under a budget")
+    pl.add_argument("--configfile", default="config.yaml")
+    pl.add_argument(
+        "--budget",
+        help="a budget block as the profiles give it, e.g. '{preset: gpu-workstation}' "
+        "(default: the configuration's budget block)",
+    )
+    pl.add_argument("--calibration", help="calibration file (default: $LAZYPHASE_CALIBRATION "
+                    "or ~/.cache/lazyphase/calibration.json)")  # fmt: skip
+    pl.add_argument("--jobs", help="also write one row per job to this CSV")
+    pl.add_argument("--schema", default=_default_schema())
+    pl.set_defaults(func=_plan)
+    c = sub.add_parser("calibrate", help="measure this machine's training throughput")
+    c.add_argument("--device", action="append", choices=["cpu", "cuda"],
+                   help="repeatable; default: cpu, and cuda when available")  # fmt: skip
+    c.add_argument("--dtype", nargs="+", default=["float64", "float32"])
+    c.add_argument("--threads", type=int, default=1, help="torch threads (as the jobs use)")
+    c.add_argument("--scale", type=float, default=1.0, help="multiply the timed steps")
+    c.add_argument("--out", help="calibration file (default: as for plan)")
+    c.set_defaults(func=_calibrate)
     return p
 
 

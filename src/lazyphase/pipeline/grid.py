@@ -4,7 +4,9 @@ An experiment of ``config.yaml`` has a ``grid`` (cell keys → lists of values),
 (replicas of every cell), ``fixed`` settings (any cell key) and ``batch_over``: the grid keys
 whose cells are trained together in one job (they must keep the tensor shapes: e.g. ``s`` and
 ``scheme``) and ``exclude``: partial grid points (e.g. ``{depth: 2, m: 1024}``) left out.
-The run file of a cell is ``results/<experiment>/runs/<batch>/<cell>.h5``.
+The run file of a cell is ``results/<experiment>/runs/<job>/<cell>.h5``, where ``<job>`` is the
+batch, or ``<batch>_part~<k>`` when the configuration's job budget splits the batch into several
+jobs of whole cells (:mod:`lazyphase.pipeline.budget`, docs/scale.md).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pandas as pd
 from lazyphase.cells import ConfigError, validate_cell
 from lazyphase.core.schemes import luo_scheme
 from lazyphase.core.train import BATCH_KEYS
+from lazyphase.pipeline.budget import Budget, Throughput, budget_from_config, split_batch
 from lazyphase.studies.catalog import kind_figures
 
 
@@ -147,12 +150,23 @@ def luo_grid(name: str, exp: Mapping[str, Any]) -> dict[str, Any]:
     return {**exp, "grid": out, "exclude": exclude}
 
 
-def expand_config(config: Mapping[str, Any]) -> pd.DataFrame:
-    """All cells of all experiments (see :func:`expand_experiment`), with a ``kind`` column.
+def expand_config(
+    config: Mapping[str, Any],
+    *,
+    budget: Budget | None = None,
+    calibration: Mapping[tuple[str, str], Throughput] | None = None,
+) -> pd.DataFrame:
+    """All cells of all experiments (see :func:`expand_experiment`), with ``kind`` and ``job``
+    columns.
 
     A ``gram_concentration`` experiment batches over ``m`` (one job per activation, depth and
     scheme); its cells are only initialized. A ``phase_diagram`` experiment is a training grid
-    given in Luo et al.'s coordinates (:func:`luo_grid`)."""
+    given in Luo et al.'s coordinates (:func:`luo_grid`). A trained batch whose estimate exceeds
+    the job budget (``budget``, else the configuration's ``budget`` block) is split into jobs of
+    whole cells named ``<batch>_part~<k>`` (:func:`~lazyphase.pipeline.budget.split_batch`); the
+    ``path`` column uses the job. Raises :class:`~lazyphase.pipeline.budget.BudgetError` for a
+    replica that fits no job."""
+    budget = budget if budget is not None else budget_from_config(config)
     exps = config.get("experiments") or {}
     if not exps:
         raise ConfigError("experiments: no experiment defined")
@@ -171,5 +185,29 @@ def expand_config(config: Mapping[str, Any]) -> pd.DataFrame:
             exp = luo_grid(name, exp)
         frame = expand_experiment(name, exp, trains=kind != "gram_concentration")
         frame["kind"] = kind
+        frame["job"] = frame["batch"]
+        if kind != "gram_concentration":
+            _assign_jobs(frame, budget, calibration, name)
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def _assign_jobs(
+    frame: pd.DataFrame,
+    budget: Budget,
+    calibration: Mapping[tuple[str, str], Throughput] | None,
+    name: str,
+) -> None:
+    """Split the batches of ``frame`` that exceed ``budget``: set ``job`` and ``path`` in place."""
+    for batch, rows in frame.groupby("batch", sort=False):
+        cells = list(rows["params"])
+        parts = split_batch(cells, budget, calibration, where=f"experiments.{name} batch {batch}")
+        if len(parts) == 1:
+            continue
+        for k, part in enumerate(parts, start=1):
+            idx = rows.index[part]
+            job = f"{batch}_part~{k}"
+            frame.loc[idx, "job"] = job
+            frame.loc[idx, "path"] = [
+                f"results/{name}/runs/{job}/{cell}.h5" for cell in frame.loc[idx, "cell"]
+            ]

@@ -1,13 +1,17 @@
-"""One training job: validate cells, train their replicas in one batch, write one file per cell.
+"""One training job: validate cells, train their replicas, write one file per cell.
 
 This is the function the Snakemake rule, the ``lazyphase train-cell`` command and notebooks
-call; it runs without Snakemake.
+call; it runs without Snakemake. Under a job budget (:mod:`lazyphase.pipeline.budget`) the
+replicas train in sequential chunks that fit the device; a cell split over chunks is merged
+(:func:`merge_runs`) into the run file one batch would have written, bit for bit on the CPU
+(docs/scale.md, "Splitting").
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import json
 import logging
 import os
@@ -17,11 +21,20 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from lazyphase.cells import validate_cell
-from lazyphase.core.model import effective_s
-from lazyphase.core.train import Checkpointing, TrainingInterrupted, train_replicas  # noqa: F401
+from lazyphase.core import activations
+from lazyphase.core.model import effective_s, forward
+from lazyphase.core.train import (  # noqa: F401
+    BatchRun,
+    Checkpointing,
+    TrainingInterrupted,
+    TrainResult,
+    train_replicas,
+)
+from lazyphase.pipeline.budget import Budget, chunk_replicas, job_mem_mb, job_runtime_min
 from lazyphase.pipeline.device import job_device
 from lazyphase.pipeline.fingerprint import code_fingerprint
 from lazyphase.store.runs import read_datasets, write_cell
@@ -53,12 +66,18 @@ def train_cells(
     checkpoint: str | None = None,
     checkpoint_every: float = CHECKPOINT_EVERY_MIN,
     stop_at: int | None = None,
+    budget: Budget | None = None,
+    chunk: int | None = None,
 ) -> list[str]:
-    """Train every replica of ``cells`` in one batch and write ``outs[i]`` for ``cells[i]``.
+    """Train every replica of ``cells`` and write ``outs[i]`` for ``cells[i]``.
 
     ``dataset``: a data set file of :func:`lazyphase.store.write_datasets` to read the data from.
     ``mem_mb``: the memory granted to the job; the job refuses to start (``MemoryError`` naming
-    the estimate and the cells) when :func:`estimate_mem_mb` exceeds it.
+    the estimate and the cells) when the estimate exceeds it. ``budget``: train the replicas in
+    sequential chunks of :func:`~lazyphase.pipeline.budget.chunk_replicas` (on the device the job
+    gets: ``budget.device_mem_mb`` on a GPU, ``budget.mem_mb`` on the CPU); without it, in one
+    batch. ``chunk``: replicas per chunk, overriding the budget's. A cell's file is written as
+    soon as its last chunk is done.
     ``checkpoint``: a checkpoint file (docs/checkpoints.md): training resumes from it when it was
     written for the same cells and code (:func:`checkpoint_key`), writes it every
     ``checkpoint_every`` minutes and on SIGTERM/SIGINT (then raises
@@ -70,54 +89,64 @@ def train_cells(
     if len(cells) != len(outs):
         raise ValueError(f"{len(cells)} cells but {len(outs)} output paths")
     valid = [validate_cell(c, where=f"{o}: ") for c, o in zip(cells, outs)]
-    need = estimate_mem_mb(valid)
-    if mem_mb is not None and need > mem_mb:
-        raise MemoryError(
-            f"{len(valid)} cells (m={valid[0]['m']}, depth={valid[0]['depth']}, "
-            f"{sum(len(c['seeds']) for c in valid)} replicas) need about {need} MB but the job "
-            f"has mem_mb={mem_mb}; raise resources.mem_mb or split the batch (batch_over)"
-        )
     set_threads(threads)
     start = time.perf_counter()
-    ckpt = None
-    with job_device(gpus) as device, stop_signals() as pending:
-        data = read_datasets(dataset) if dataset else None
-        if checkpoint is not None:
-            log.info("job pid %d, checkpoint %s", os.getpid(), checkpoint)
-            ckpt = Checkpointing(
-                checkpoint,
-                checkpoint_key(valid, device),
-                every=60.0 * checkpoint_every,
-                signal=pending,
-                stop_at=stop_at,
-            )
-        t_train = time.perf_counter()
-        run = train_replicas(
-            valid, device=device, log_every=log_every, datasets=data, checkpoint=ckpt
-        )
-        t_train = time.perf_counter() - t_train
     lines = []
-    offset = 0
-    for cell, out in zip(valid, outs):
-        idx = list(range(offset, offset + len(cell["seeds"])))
-        offset += len(idx)
-        write_cell(out, run, idx, cell)
-        st = [run.result.status[i] for i in idx]
-        lines.append(
-            f"{out}: m={cell['m']} L={cell['depth']} "
-            f"s={effective_s(cell, run.replicas[idx[0]].scales):.4g} {cell['activation']} "
-            f"replicas={len(idx)} " + " ".join(f"{k}={st.count(k)}" for k in sorted(set(st)))
-        )
+    n_rep = sum(len(c["seeds"]) for c in valid)
+    ckpts: list[Checkpointing] = []
+    with job_device(gpus) as device, stop_signals() as pending:
+
+        def checkpointing(sub_cells: Sequence[Mapping[str, Any]], k: int | None):
+            # one file per chunk: each chunk resumes from its own last checkpoint
+            if checkpoint is None:
+                return None
+            path = checkpoint if k is None else f"{checkpoint}.chunk{k}"
+            log.info("job pid %d, checkpoint %s", os.getpid(), path)
+            ckpts.append(Checkpointing(path, checkpoint_key(sub_cells, device),
+                                       every=60.0 * checkpoint_every, signal=pending,
+                                       stop_at=stop_at))  # fmt: skip
+            return ckpts[-1]
+
+        job_budget = None
+        if budget is not None:
+            kind = "cuda" if str(device).startswith("cuda") else "cpu"
+            job_budget = Budget(
+                mem_mb=budget.mem_mb, runtime_min=budget.runtime_min, device=kind,
+                device_mem_mb=budget.device_mem_mb if kind == "cuda" else 0,
+            )  # fmt: skip
+        need = job_mem_mb(valid, job_budget)
+        if mem_mb is not None and need > mem_mb:
+            raise MemoryError(
+                f"{len(valid)} cells (m={valid[0]['m']}, depth={valid[0]['depth']}, "
+                f"{n_rep} replicas) need about {need} MB but the job has mem_mb={mem_mb}; raise "
+                "resources.mem_mb, set a job budget (docs/scale.md) or split the batch (batch_over)"
+            )
+        chunk = chunk or chunk_replicas(valid, job_budget)
+        data = read_datasets(dataset) if dataset else None
+        seconds = 0.0
+        t_train = time.perf_counter()
+        for i, run in _train_chunked(valid, chunk, device, log_every, data, checkpointing):
+            cell, out = valid[i], outs[i]
+            write_cell(out, run, list(range(len(cell["seeds"]))), cell)
+            seconds += run.result.seconds
+            st = run.result.status
+            lines.append(
+                f"{out}: m={cell['m']} L={cell['depth']} "
+                f"s={effective_s(cell, run.replicas[0].scales):.4g} {cell['activation']} "
+                f"replicas={len(st)} " + " ".join(f"{k}={st.count(k)}" for k in sorted(set(st)))
+            )
+        t_train = time.perf_counter() - t_train
     log.info(
-        "trained %d replicas of %d cells on %s in %.1fs (training %.1fs)",
-        len(run.replicas), len(cells), device, time.perf_counter() - start, run.result.seconds,
+        "trained %d replicas of %d cells in chunks of %d on %s in %.1fs (training %.1fs)",
+        n_rep, len(cells), chunk, device, time.perf_counter() - start, seconds,
     )  # fmt: skip
-    if ckpt is not None:
+    for ckpt in ckpts:
         log.info(
             "steps trained by this job: %d in %.2fs (%s)", ckpt.steps_trained, t_train,
             "started over" if ckpt.resumed_from is None else f"resumed at {ckpt.resumed_from}",
         )  # fmt: skip
         log.info("training segments: %s", ckpt.segments())
+    for ckpt in ckpts:
         ckpt.remove()
     return lines
 
@@ -159,6 +188,169 @@ def stop_signals() -> Iterator[Callable[[], int]]:
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+def _train_chunked(
+    cells: Sequence[Mapping[str, Any]],
+    chunk: int,
+    device: str,
+    log_every: float,
+    data: Any,
+    checkpointing: Callable[[Sequence[Mapping[str, Any]], int | None], Any] = lambda c, k: None,
+) -> Iterator[tuple[int, BatchRun]]:
+    """Yield ``(i, run)`` per cell ``cells[i]`` once all its replicas are trained, ``run``
+    holding exactly that cell's replicas; ``chunk`` replicas train at once, in order."""
+    # the replicas in order, as (cell index, seed)
+    order = [(i, seed) for i, c in enumerate(cells) for seed in c["seeds"]]
+    if chunk >= len(order):  # one batch: the historical path
+        run = train_replicas(
+            cells, device=device, log_every=log_every, datasets=data,
+            checkpoint=checkpointing(cells, None),
+        )  # fmt: skip
+        offset = 0
+        for i, cell in enumerate(cells):
+            idx = list(range(offset, offset + len(cell["seeds"])))
+            offset += len(idx)
+            yield i, subset_run(run, idx)
+        return
+    parts: dict[int, list[tuple[BatchRun, list[int]]]] = {}
+    done_seeds: dict[int, int] = {}
+    n_chunks = -(-len(order) // chunk)
+    bounds = [round(k * len(order) / n_chunks) for k in range(n_chunks + 1)]  # even chunks
+    for k, (lo, hi) in enumerate(itertools.pairwise(bounds)):
+        piece = order[lo:hi]
+        sub_cells, owners = [], []
+        for i, seed in piece:
+            if sub_cells and owners[-1] == i:
+                sub_cells[-1]["seeds"].append(seed)
+            else:
+                sub_cells.append({**cells[i], "seeds": [seed]})
+                owners.append(i)
+        log.info("chunk: replicas %d-%d of %d", lo, hi - 1, len(order))
+        run = train_replicas(
+            sub_cells, device=device, log_every=log_every, datasets=data,
+            checkpoint=checkpointing(sub_cells, k),
+        )  # fmt: skip
+        # the trained replicas leave the device: later chunks get all of it
+        run.result.params_final = [p.cpu() for p in run.result.params_final]
+        if len(piece) == 1 and device == "cpu":
+            _batched_output_std0(run)
+        offset = 0
+        for i, sub in zip(owners, sub_cells):
+            idx = list(range(offset, offset + len(sub["seeds"])))
+            offset += len(idx)
+            parts.setdefault(i, []).append((run, idx))
+            done_seeds[i] = done_seeds.get(i, 0) + len(idx)
+            if done_seeds[i] == len(cells[i]["seeds"]):
+                yield i, merge_runs(parts.pop(i))
+        del run
+
+
+def _batched_output_std0(run: BatchRun) -> None:
+    """Recompute ``output_std0`` of a one-replica run as a batch of several computes it.
+
+    ``Tensor.std(dim=1)`` of a single row takes another reduction path than the same row inside
+    a batch (a last-bit difference); the trajectories themselves do not depend on the batch. The
+    output at init is recomputed exactly (the same forward, on the CPU) and its std taken over a
+    batch of two copies."""
+    rep = run.replicas[0]
+    cell = rep.cell
+    dtype = getattr(torch, cell["dtype"])
+    x = rep.data.x_train.to(dtype=dtype)[None]
+    alpha = torch.tensor([rep.scales.alpha], dtype=dtype)
+    f = forward(run.params0, x, activations.get(cell["activation"]), alpha, cell["bias"]).out
+    run.output_std0 = torch.cat([f, f]).to(torch.float64).std(dim=1)[:1].numpy()
+
+
+def subset_run(run: BatchRun, idx: Sequence[int]) -> BatchRun:
+    """The replicas ``idx`` of ``run``, with their own snapshot steps (:func:`merge_runs`)."""
+    return merge_runs([(run, list(idx))])
+
+
+def merge_runs(parts: Sequence[tuple[BatchRun, Sequence[int]]]) -> BatchRun:
+    """One :class:`BatchRun` of the replicas ``idx`` of each ``(run, idx)`` part, in order, as if
+    they had been trained in one batch.
+
+    A replica's arithmetic does not depend on its batch (``core.model._matvec``); what does is the
+    list of snapshot steps: a batch records the scheduled steps up to the step ``D`` at which its
+    last replica stopped, plus ``D``. The result keeps the steps of the selected replicas alone:
+    the scheduled steps before the step ``D'`` at which the last of them stopped, plus ``D'`` (as
+    if they had been trained without the others); a stopped replica is frozen, so its row at a
+    step is the batch's first row at or after it. The same holds for the Gram and weight
+    snapshots. Events keep the batch order (by step, then replica)."""
+    res = [p[0].result for p in parts]
+    longest = max(range(len(parts)), key=lambda k: (res[k].steps[-1], len(res[k].steps)))
+    # the cell's own last step: its file must not depend on which other cells shared its batch
+    last = int(max(int(r.final_step[i]) for (run, idx), r in zip(parts, res) for i in idx))
+    steps = np.asarray([s for s in res[longest].steps if s < last] + [last], dtype=np.int64)
+    gram_steps = np.asarray(
+        [s for s in res[longest].gram_steps if s < last] + [last], dtype=np.int64
+    )
+
+    def rows(part_steps: np.ndarray, full: np.ndarray) -> np.ndarray:
+        # the first row at or after each step (a replica's record holds its final value from its
+        # stop on), else the last row (the part stopped before: all its replicas are frozen)
+        j = np.searchsorted(part_steps, full, side="left")
+        return np.minimum(j, len(part_steps) - 1)
+
+    def cat(get, along_steps=None):
+        arrs = []
+        for (run, idx), r in zip(parts, res):
+            a = get(run, r)[np.asarray(idx)]
+            if along_steps == "traj":
+                a = a[:, rows(r.steps, steps)]
+            elif along_steps == "gram":
+                a = a[:, rows(r.gram_steps, gram_steps)]
+            arrs.append(a)
+        return np.concatenate(arrs)
+
+    events = []
+    offset = 0
+    for (_run, idx), r in zip(parts, res):
+        local = {int(g): offset + k for k, g in enumerate(idx)}
+        for e in r.events:
+            if e.replica in local:
+                events.append(type(e)(**{**e.__dict__, "replica": local[e.replica]}))
+        offset += len(idx)
+    events.sort(key=lambda e: (e.step, e.replica))
+    weights = None
+    if res[0].weights is not None:
+        weights = [
+            cat(lambda run, r, li=li: r.weights[li], "traj") for li in range(len(res[0].weights))
+        ]
+
+    def tcat(get):
+        return torch.cat(
+            [get(run, r)[torch.as_tensor(list(idx))] for (run, idx), r in zip(parts, res)]
+        )
+
+    n_layers = len(res[0].params_final)
+    result = TrainResult(
+        status=[r.status[i] for (run, idx), r in zip(parts, res) for i in idx],
+        final_step=cat(lambda run, r: r.final_step),
+        steps=steps,
+        t=cat(lambda run, r: r.t, "traj"),
+        lr=cat(lambda run, r: r.lr, "traj"),
+        train_loss=cat(lambda run, r: r.train_loss, "traj"),
+        test_loss=cat(lambda run, r: r.test_loss, "traj"),
+        rd=cat(lambda run, r: r.rd, "traj"),
+        gram_steps=gram_steps,
+        gram=cat(lambda run, r: r.gram, "gram"),
+        params_final=[tcat(lambda run, r, li=li: r.params_final[li]) for li in range(n_layers)],
+        events=events,
+        seconds=sum(r.seconds for r in res),
+        best_test_loss=cat(lambda run, r: r.best_test_loss),
+        best_test_step=cat(lambda run, r: r.best_test_step),
+        tail_train_loss=cat(lambda run, r: r.tail_train_loss),
+        weights=weights,
+    )
+    return BatchRun(
+        replicas=[run.replicas[i] for run, idx in parts for i in idx],
+        params0=[tcat(lambda run, r, li=li: run.params0[li]) for li in range(n_layers)],
+        lr0=cat(lambda run, r: run.lr0),
+        theta0_eigs=cat(lambda run, r: run.theta0_eigs),
+        output_std0=cat(lambda run, r: run.output_std0),
+        gram_normalization=cat(lambda run, r: run.gram_normalization),
+        result=result,
+    )
 
 
 def estimate_mem_mb(cells: Sequence[Mapping[str, Any]]) -> int:
@@ -180,11 +372,21 @@ def estimate_mem_mb(cells: Sequence[Mapping[str, Any]]) -> int:
     return int(600 + 1.5 * total / 2**20)
 
 
-def estimate_runtime_min(cells: Sequence[Mapping[str, Any]], gflops: float = 2.0) -> int:
-    """Upper bound of a job's run time in minutes: every replica running ``max_steps`` steps of
-    ``6 n (d m + (L−1) m²)`` FLOPs at ``gflops`` (a conservative one-core rate), plus 5 minutes."""
-    c = cells[0]
-    reps = sum(len(x["seeds"]) for x in cells)
-    m = c["m"]
-    flops = 6 * c["n"] * (c["d"] * m + (c["depth"] - 1) * m * m + m) * c["max_steps"] * reps
-    return int(5 + flops / (gflops * 1e9) / 60)
+def estimate_runtime_min(cells: Sequence[Mapping[str, Any]], budget: Budget | None = None) -> int:
+    """The ``runtime`` resource of a job in minutes: the calibrated upper bound (every replica
+    runs ``max_steps``) × ``budget.safety`` + 5 (:func:`lazyphase.pipeline.budget.job_runtime_min`)."""
+    return job_runtime_min(cells, budget)
+
+
+def measure_job_seconds(device: str = "cpu") -> float:
+    """Seconds of a one-step job of a tiny cell through :func:`lazyphase.pipeline.jobs.train_cells`
+    (data, initialization, NTK at init, writing the run file): call it first in a fresh process,
+    so the first torch calls are counted as a job pays them."""
+    import tempfile
+    import time
+
+    cell = dict(m=16, depth=1, n=32, d=8, s=0.0, max_steps=1, seeds=[0])
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        train_cells([cell], [f"{tmp}/x.h5"], gpus=1 if device == "cuda" else 0, log_every=1e9)
+        return time.perf_counter() - start

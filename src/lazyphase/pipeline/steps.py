@@ -90,14 +90,17 @@ def refine_phase(
     rounds: int,
     dataset: str | None = None,
     threads: int = 1,
+    gpus: int = 0,
+    budget: Any = None,
 ) -> None:
     """B1 bisection rounds after the coarse grid: run files under ``out_dir/round<r>/`` and
     their ``runs`` rows in ``out_dir/runs.parquet`` (empty when nothing needed refining)."""
     os.makedirs(out_dir, exist_ok=True)
     runs = pd.read_parquet(runs_path)
     new = bisect_boundary(
-        cells, runs, out_dir, experiment, tol=tol, rounds=rounds, dataset=dataset, threads=threads
-    )
+        cells, runs, out_dir, experiment, tol=tol, rounds=rounds, dataset=dataset, threads=threads,
+        gpus=gpus, budget=budget,
+    )  # fmt: skip
     new.to_parquet(os.path.join(out_dir, "runs.parquet"))
     log.info("%s: %d bisection cells", experiment, new.drop_duplicates(["scheme", "s"]).shape[0])
 
@@ -112,6 +115,8 @@ def bisect_boundary(
     rounds: int = 3,
     dataset: str | None = None,
     threads: int = 1,
+    gpus: int = 0,
+    budget: Any = None,
 ) -> pd.DataFrame:
     """Bisection in ``γ`` around the sign change of ``S_w``, one training round at a time.
 
@@ -149,7 +154,7 @@ def bisect_boundary(
                 )
                 for c in batch
             ]
-            train_cells(batch, outs, threads=threads, dataset=dataset)
+            train_cells(batch, outs, threads=threads, dataset=dataset, gpus=gpus, budget=budget)
             paths += outs
         part = collect(paths, experiment)[0].assign(round=r)
         new_parts.append(part)
