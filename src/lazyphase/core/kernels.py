@@ -115,4 +115,3 @@ def normalization(scales: Sequence[Scales], m: int) -> torch.Tensor:
     return torch.tensor(
         [[m * b * b / (sc.kappa**2) for b in sc.betas] for sc in scales], dtype=torch.float64
     )
-
