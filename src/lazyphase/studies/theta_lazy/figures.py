@@ -576,8 +576,8 @@ def _fdist_exponent_vs_s(ax, fexp: pd.DataFrame, thr: pd.DataFrame) -> None:
         if isinstance(neg, (bool, np.bool_)):
             text.append("D exponent < 0 for every s > 0: " + ("yes" if neg else "no"))
     if text:
-        ax.text(0.02, 0.03, "\n".join(text), transform=ax.transAxes, fontsize="xx-small",
-                color="0.2", va="bottom", ha="left")  # fmt: skip
+        ax.text(0.02, 0.97, "\n".join(text), transform=ax.transAxes, fontsize="xx-small",
+                color="0.2", va="top", ha="left")  # fmt: skip
     ax.set_xlabel(S_LABEL)
     ax.set_ylabel("slope of log D vs log m")
     ax.legend(fontsize="xx-small", loc="upper right", framealpha=0.8)
