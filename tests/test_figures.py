@@ -178,3 +178,50 @@ def test_empty_groups_and_nan_do_not_crash(tables, tmp_path):
     plot_gram_drift(runs.iloc[0:0], tmp_path / "e5.pdf", tmp_path / "e5.png")
     for name in ("e1", "e2", "e3", "e5"):
         assert (tmp_path / f"{name}.png").stat().st_size > 1000
+
+
+def _with_fdist(runs: pd.DataFrame, rng_seed: int = 1) -> pd.DataFrame:
+    """``fdist ∝ m^(0.1 − s)`` (crossing at s = 0.1) and the two test losses."""
+    rng = np.random.default_rng(rng_seed)
+    rep = runs.groupby(["scheme", "depth", "s", "m", "seed"]).ngroup().to_numpy()
+    noise = np.exp(rng.normal(0, 0.01, rep.max() + 1))[rep]
+    return runs.assign(
+        fdist=0.3 * runs["m"] ** (0.1 - runs["s"]) * noise,
+        test_loss_final=0.2 + 0.1 * runs["s"] ** 2,
+        test_loss_lin=0.25 + 0.05 * runs["s"],
+        test_loss_best=0.15,
+    )
+
+
+def test_function_distance_a6(tables, tmp_path):
+    from lazyphase.stats import function_exponents, with_function_threshold
+    from lazyphase.studies.theta_lazy.figures import plot_function_distance
+
+    runs, _, thr, _ = tables
+    runs = _with_fdist(runs)
+    fexps, fthr = function_exponents(runs, n_boot=100)
+    assert set(fexps["s"]) == set(S_GRID) and len(fexps) == 2 * 2 * len(S_GRID)
+    np.testing.assert_allclose(fexps["slope"], 0.1 - fexps["s"], atol=0.05)
+    assert np.allclose(fthr["s_star"], 0.1, atol=0.05) and fthr["lazy_side_negative"].all()
+    thr2 = with_function_threshold(thr, fthr)
+    assert len(thr2) == len(thr) and thr2["s_star_f"].notna().all()
+    plot_function_distance(runs, fexps, thr2, tmp_path / "a6.pdf", tmp_path / "a6.png")
+    _check(tmp_path / "a6.pdf", tmp_path / "a6.png")
+    # no linearized run anywhere (all NaN): still a figure
+    nan = runs.assign(fdist=np.nan, test_loss_lin=np.nan)
+    fe, ft = function_exponents(nan, n_boot=10)
+    assert fe["slope"].isna().all() and ft["s_star"].isna().all()
+    plot_function_distance(nan, fe, with_function_threshold(thr, ft), tmp_path / "e6")
+    _check(tmp_path / "e6.pdf", tmp_path / "e6.png")
+
+
+def test_loss_decay_with_linearized_curve_and_gap(tables, tmp_path):
+    from lazyphase.studies.theta_lazy.figures import loss_gap
+
+    traj = tables[3][tables[3]["scheme"] == "lecun"]
+    traj = traj.assign(train_loss_lin=traj["train_loss"] * 0.9)
+    plot_loss_decay(traj, tmp_path / "a3.pdf", tmp_path / "a3.png")
+    _check(tmp_path / "a3.pdf", tmp_path / "a3.png")
+    t = np.array([0.0, 1.0, 2.0])
+    assert loss_gap(t, np.array([1.0, 0.5, 0.3]), t, np.array([1.0, 0.5, 0.2])) == pytest.approx(0.5)
+    assert np.isnan(loss_gap(t, np.ones(3), [], []))

@@ -77,6 +77,29 @@ def test_incomplete_or_foreign_schema_is_refused(run_file, tmp_path):
             load_run(str(path))
 
 
+def test_linearized_group(run_file):
+    run = load_run(run_file)
+    n_snap = len(run["trajectory/step"])
+    assert run["linearized/test_output"].shape == (2, n_snap, 128)
+    assert run["linearized/train_loss"].shape == run["linearized/test_loss"].shape == (2, n_snap)
+    assert run["replicas/test_output_final"].shape == run["replicas/test_output0"].shape == (2, 128)
+    assert run.attrs["linearized_skipped"] == ""
+    # at step 0 the linearized model is the network
+    np.testing.assert_allclose(run["linearized/test_output"][:, 0], run["replicas/test_output0"])
+    np.testing.assert_allclose(
+        run["linearized/train_loss"][:, 0], run["trajectory/train_loss"][:, 0], rtol=1e-10
+    )
+
+
+def test_schema_1_file_is_refused_naming_file_and_version(run_file, tmp_path):
+    path = tmp_path / "v1.h5"
+    path.write_bytes(open(run_file, "rb").read())
+    with h5py.File(path, "a") as f:
+        f.attrs["schema_version"] = 1
+    with pytest.raises(RunFileError, match=r"v1\.h5: schema_version 1 .*reads 2.*rerun"):
+        load_run(str(path))
+
+
 def test_cli_train_cell_and_inspect(tmp_path):
     cfg = tmp_path / "CELL.yaml"
     cfg.write_text("m: 8\nseeds: [1]\nmax_steps: 50\nactivation: erf\n")

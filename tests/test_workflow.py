@@ -73,14 +73,19 @@ def test_tiny_tables(tiny_run):
     assert exps["slope"].notna().all()
     thr = pd.read_csv(res / "threshold.csv")
     assert len(thr) == 2 * 2  # scheme × layer
+    assert {"s_star_f", "s_star_f_low", "s_star_f_high"} <= set(thr.columns)
+    fexps = pd.read_csv(res / "function_exponents.csv")
+    assert len(fexps) == 2 * 2 and fexps["slope"].notna().all()  # scheme × s
+    assert runs["fdist"].gt(0).all() and runs["test_loss_lin"].gt(0).all()
     traj = pd.read_parquet(res / "trajectory.parquet")
-    assert {"t", "train_loss", "lambda_min_theta0"} <= set(traj.columns)
+    assert {"t", "train_loss", "lambda_min_theta0", "train_loss_lin"} <= set(traj.columns)
     assert (res / "dataset.h5").stat().st_size > 0
 
 
 def test_tiny_figures(tiny_run):
     figs = tiny_run / "results" / "theta_lazy" / "figures"
-    for name in ("theta_lazy_rd", "theta_lazy_threshold", "loss_decay", "gram_drift"):
+    for name in ("theta_lazy_rd", "theta_lazy_threshold", "loss_decay", "gram_drift",
+                 "function_distance"):  # fmt: skip
         for ext in ("pdf", "png"):
             assert (figs / f"{name}.{ext}").stat().st_size > 5000, name
 
@@ -189,6 +194,7 @@ def test_report_is_self_contained_with_every_figure(tiny_run):
         "theta_lazy_threshold",
         "loss_decay",
         "gram_drift",
+        "function_distance",
         "gram_concentration",
         "phase_diagram",
     ):

@@ -8,6 +8,9 @@
 * :func:`linearized_rate`, :func:`loss_decay_prediction` — the linearized dynamics
   ``de/dt = −(1/n) Θ0 e`` give ``R(t) ≤ R0 · exp(−2 λ_min(Θ0) t / n)``.
 * :func:`measured_decay_rate` — the initial rate ``−d log R / dt`` of a trajectory.
+* :func:`function_exponents`, :func:`with_function_threshold` — the same fit and crossing for
+  the function-space distance ``fdist`` to the linearized run (docs/conventions.md §5), giving
+  ``s*_f`` next to the RD-based ``s*``.
 
 All functions are pure; randomness only through an explicit ``seed``.
 """
@@ -423,3 +426,47 @@ def measured_decay_rate(traj_group: pd.DataFrame) -> float:
     return _single_decay_rate(
         traj_group["t"].to_numpy(dtype=float), traj_group["train_loss"].to_numpy(dtype=float)
     )
+
+
+#: Grouping of the function-space exponent: ``fdist`` is one number per replica, not per layer.
+FDIST_BY = ("scheme", "activation", "depth", "s")
+#: Grouping of its crossing ``s*_f``.
+FDIST_THRESHOLD_BY = ("scheme", "activation", "depth")
+
+
+def function_exponents(
+    runs: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.9, seed: int = 0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The exponent of ``fdist = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖`` against ``m`` per
+    :data:`FDIST_BY` (one row per replica of ``runs``; :func:`fit_exponents` with the same
+    paired bootstrap over seeds) and its crossing ``s*_f`` through 0 per
+    :data:`FDIST_THRESHOLD_BY` (:func:`thresholds`). Theta-lazy predicts a negative exponent for
+    every ``s > 0``. Returns ``(exponents, thresholds)``; groups without a finite ``fdist``
+    (linearized run skipped) get NaN."""
+    by = [c for c in FDIST_BY if c in runs.columns]
+    per_rep = runs[runs["layer"] == runs["layer"].min()] if "layer" in runs.columns else runs
+    status = ("diverged",) if "status" in per_rep.columns else ()
+    exps, boot = fit_exponents(
+        per_rep, y="fdist", by=by, n_boot=n_boot, ci=ci, seed=seed, exclude_status=status
+    )
+    thr_by = [c for c in FDIST_THRESHOLD_BY if c in by]
+    return exps, thresholds(exps, boot, by=thr_by, ci=ci)
+
+
+def with_function_threshold(threshold: pd.DataFrame, fthreshold: pd.DataFrame) -> pd.DataFrame:
+    """``threshold`` (RD-based ``s*`` per layer) with the function-space crossing of
+    :func:`function_exponents` added as ``s_star_f, s_star_f_low, s_star_f_high,
+    frac_boot_cross_f, lazy_side_negative_f, note_f`` (the same for every layer of a group)."""
+    keys = [c for c in FDIST_THRESHOLD_BY if c in threshold.columns and c in fthreshold.columns]
+    cols = {
+        "s_star": "s_star_f",
+        "s_star_low": "s_star_f_low",
+        "s_star_high": "s_star_f_high",
+        "frac_boot_cross": "frac_boot_cross_f",
+        "lazy_side_negative": "lazy_side_negative_f",
+        "note": "note_f",
+    }
+    right = fthreshold[[*keys, *cols]].rename(columns=cols)
+    if not keys:
+        return threshold.assign(**{c: np.nan for c in cols.values()})
+    return threshold.merge(right, on=keys, how="left")

@@ -9,6 +9,7 @@ rule aggregate_experiment:
         traj="results/{experiment}/trajectory.parquet",
         exponents="results/{experiment}/exponents.csv",
         threshold="results/{experiment}/threshold.csv",
+        fexponents="results/{experiment}/function_exponents.csv",
     log:
         "logs/aggregate_experiment/{experiment}.log",
     wildcard_constraints:

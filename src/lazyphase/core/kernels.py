@@ -55,6 +55,49 @@ def per_layer_ntk(
     return torch.stack(layers, dim=1)
 
 
+def cross_ntk(
+    params: Sequence[torch.Tensor],
+    x1: torch.Tensor,
+    x2: torch.Tensor,
+    act: activations.Activation,
+    alpha: torch.Tensor,
+    bias: bool,
+    masks: Sequence[torch.Tensor | None] | None = None,
+) -> torch.Tensor:
+    """Per-layer cross-kernel ``Θ[l](x1, x2)`` by the same layer identity as
+    :func:`per_layer_ntk`: ``(B_l(x1) B_l(x2)ᵀ) ⊙ (H_{l−1}(x1) H_{l−1}(x2)ᵀ)``.
+
+    Args:
+        x1: ``(R, n1, d)``; x2: ``(R, n2, d)``; the rest as in :func:`per_layer_ntk`.
+
+    Returns:
+        ``(R, L+1, n1, n2)``; ``cross_ntk(p, x, x, …)`` equals ``per_layer_ntk(p, x, …)``.
+    """
+    sides = []
+    for x in (x1, x2):
+        fwd = forward(params, x, act, alpha, bias)
+        sides.append((backward(params, fwd, act, alpha, torch.ones_like(fwd.out)), fwd.inputs))
+    (b1s, h1s), (b2s, h2s) = sides
+    masks = masks or [None] * len(b1s)
+    layers = []
+    for b1, b2, h1, h2, mask in zip(b1s, b2s, h1s, h2s, masks):
+        if mask is None:
+            layers.append(_cross(b1, b2) * _cross(h1, h2))
+            continue
+        total = b1.new_zeros(b1.shape[0], b1.shape[1], b2.shape[1])
+        for rows in _row_blocks(mask):
+            cols = torch.nonzero(mask[rows[0]]).flatten().to(h1.device)
+            total += _cross(b1[:, :, rows], b2[:, :, rows]) * _cross(
+                h1.index_select(2, cols), h2.index_select(2, cols)
+            )
+        layers.append(total)
+    return torch.stack(layers, dim=1)
+
+
+def _cross(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    return torch.bmm(a, b.transpose(1, 2))
+
+
 def _gram(a: torch.Tensor) -> torch.Tensor:
     return torch.bmm(a, a.transpose(1, 2))
 
@@ -72,4 +115,3 @@ def normalization(scales: Sequence[Scales], m: int) -> torch.Tensor:
     return torch.tensor(
         [[m * b * b / (sc.kappa**2) for b in sc.betas] for sc in scales], dtype=torch.float64
     )
-

@@ -36,6 +36,7 @@ from lazyphase.core.data import (
     sphere,
 )
 from lazyphase.core.kernels import normalization, per_layer_ntk
+from lazyphase.core.linearized import Linearized, linearize
 from lazyphase.core.model import (
     Scales,
     backward,
@@ -829,6 +830,8 @@ class BatchRun:
     output_std0: np.ndarray  # (R,) std_i f_θ0(x_i) on the training set (before any centering)
     gram_normalization: np.ndarray  # (R, L+1)
     result: TrainResult
+    #: the linearized (kernel) run of every replica (docs/conventions.md §5)
+    linearized: Linearized | None = None
 
 
 def initial_lr(cell: Mapping[str, Any], scales: Scales, lam_max: float) -> float:
@@ -920,6 +923,7 @@ def train_replicas(
     )
     settings = stop_settings(cells, [r.scales for r in reps])
     result = train(problem, lr0, settings, log_every=log_every, checkpoint=checkpoint)
+    lin = linearize(problem, result, lr0.tolist(), max_n=EIGS_MAX_N)
     return BatchRun(
         replicas=reps,
         params0=[p.cpu() for p in problem.params0],
@@ -928,6 +932,7 @@ def train_replicas(
         output_std0=f_train.to(torch.float64).std(dim=1).cpu().numpy(),
         gram_normalization=normalization([r.scales for r in reps], first["m"]).numpy(),
         result=result,
+        linearized=lin,
     )
 
 

@@ -26,6 +26,7 @@ import torch
 
 from lazyphase.cells import validate_cell
 from lazyphase.core import activations
+from lazyphase.core.linearized import Linearized
 from lazyphase.core.model import effective_s, forward
 from lazyphase.core.train import (  # noqa: F401
     BatchRun,
@@ -342,7 +343,20 @@ def merge_runs(parts: Sequence[tuple[BatchRun, Sequence[int]]]) -> BatchRun:
         tail_train_loss=cat(lambda run, r: r.tail_train_loss),
         weights=weights,
     )
+    linearized = None
+    if all(run.linearized is not None for run, _ in parts):
+        lin = [run.linearized for run, _ in parts]
+        skipped = sorted({x.skipped for x in lin if x.skipped})
+        linearized = Linearized(
+            test_output=cat(lambda run, r: run.linearized.test_output, "traj"),
+            train_loss=cat(lambda run, r: run.linearized.train_loss, "traj"),
+            test_loss=cat(lambda run, r: run.linearized.test_loss, "traj"),
+            test_output0=cat(lambda run, r: run.linearized.test_output0),
+            test_output_final=cat(lambda run, r: run.linearized.test_output_final),
+            skipped="; ".join(skipped),
+        )
     return BatchRun(
+        linearized=linearized,
         replicas=[run.replicas[i] for run, idx in parts for i in idx],
         params0=[tcat(lambda run, r, li=li: run.params0[li]) for li in range(n_layers)],
         lr0=cat(lambda run, r: run.lr0),

@@ -31,16 +31,21 @@ def aggregate_experiment(
     ci: float = 0.9,
     seed: int = 0,
 ) -> None:
-    """Run files → ``runs`` (parquet), ``traj`` (parquet), ``exponents`` and ``threshold`` (CSV)."""
+    """Run files → ``runs`` (parquet), ``traj`` (parquet), ``exponents``, ``threshold`` (with the
+    function-space ``s_star_f`` columns) and ``fexponents`` (the ``fdist`` exponents) (CSV)."""
     runs, traj = collect(paths, experiment)
     exps, boot = analysis.fit_exponents(runs, n_boot=n_boot, ci=ci, seed=seed)
     thr = analysis.thresholds(exps, boot, ci=ci)
+    fexps, fthr = analysis.function_exponents(runs, n_boot=n_boot, ci=ci, seed=seed)
+    thr = analysis.with_function_threshold(thr, fthr)
     for key in outs:
         os.makedirs(os.path.dirname(outs[key]) or ".", exist_ok=True)
     runs.to_parquet(outs["runs"])
     traj.to_parquet(outs["traj"])
     exps.to_csv(outs["exponents"], index=False)
     thr.to_csv(outs["threshold"], index=False)
+    if "fexponents" in outs:
+        fexps.to_csv(outs["fexponents"], index=False)
     counts = runs.drop_duplicates(["file", "replica"])["status"].value_counts().to_dict()
     log.info("%s: %d run files, replicas by status %s", experiment, len(paths), counts)
 

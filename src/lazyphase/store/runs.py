@@ -22,7 +22,8 @@ from lazyphase.core.schemes import luo_gamma_prime, scheme_label
 from lazyphase.core.train import BatchRun
 from lazyphase.store.h5 import atomic_h5
 
-SCHEMA_VERSION = 1
+#: 2: the ``linearized`` group and ``replicas/test_output0``/``test_output_final`` (issue 17).
+SCHEMA_VERSION = 2
 
 
 class RunFileError(RuntimeError):
@@ -101,6 +102,7 @@ def write_cell(path: str, run: BatchRun, index: Sequence[int], cell: Mapping[str
         _ds(gram, "theta", res.gram[idx])
         gram.attrs["normalization"] = run.gram_normalization[idx[0]]
         _write_events(f, res.events, idx)
+        _write_linearized(f, run, idx)
 
 
 _DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_kernel")
@@ -177,6 +179,22 @@ def _write_weights(f: h5py.File, run: BatchRun, idx: np.ndarray, cell: Mapping[s
                 _ds(g, name, arr[idx])
 
 
+def _write_linearized(f: h5py.File, run: BatchRun, idx: np.ndarray) -> None:
+    """The linearized run (docs/hdf5.md, docs/conventions.md §5) and the network's own test
+    outputs at init and at the end."""
+    lin = run.linearized
+    if lin is None:
+        raise ValueError("BatchRun without its linearized run (train_replicas computes it)")
+    rep = f["replicas"]
+    _ds(rep, "test_output0", lin.test_output0[idx])
+    _ds(rep, "test_output_final", lin.test_output_final[idx])
+    g = f.create_group("linearized")
+    _ds(g, "test_output", lin.test_output[idx])
+    _ds(g, "train_loss", lin.train_loss[idx])
+    _ds(g, "test_loss", lin.test_loss[idx])
+    g.attrs["skipped"] = lin.skipped
+
+
 def _write_events(f: h5py.File, events: Sequence[Any], idx: np.ndarray) -> None:
     local = {int(g): i for i, g in enumerate(idx)}
     rows = [e for e in events if e.replica in local]
@@ -213,6 +231,8 @@ _REQUIRED = (
     "trajectory/step", "trajectory/t", "trajectory/lr", "trajectory/train_loss",
     "trajectory/test_loss", "trajectory/rd", "gram/step", "gram/theta", "replicas/seed",
     "replicas/final_step", "data/x_train", "data/y_train", "data/x_kernel",
+    "replicas/test_output0", "replicas/test_output_final", "linearized/test_output",
+    "linearized/train_loss", "linearized/test_loss",
 )  # fmt: skip
 
 
@@ -235,9 +255,15 @@ def load_run(path: str, *, gram: bool = True) -> Run:
                 f"{path}: incomplete run file (attribute 'complete' missing); {hint}"
             )
         if attrs.get("schema_version") != SCHEMA_VERSION:
+            older = (
+                " (written before the linearized run was stored)"
+                if isinstance(attrs.get("schema_version"), int)
+                and attrs["schema_version"] < SCHEMA_VERSION
+                else ""
+            )
             raise RunFileError(
-                f"{path}: schema_version {attrs.get('schema_version')!r}, this lazyphase reads "
-                f"{SCHEMA_VERSION}; {hint}"
+                f"{path}: schema_version {attrs.get('schema_version')!r}{older}, this lazyphase "
+                f"reads {SCHEMA_VERSION}; {hint}"
             )
         arrays: dict[str, np.ndarray] = {}
 
@@ -248,6 +274,7 @@ def load_run(path: str, *, gram: bool = True) -> Run:
         try:
             f.visititems(visit)
             norm = np.asarray(f["gram"].attrs["normalization"])
+            attrs["linearized_skipped"] = _plain(f["linearized"].attrs.get("skipped", ""))
         except (OSError, KeyError) as exc:
             raise RunFileError(f"{path}: corrupt run file ({exc}); {hint}") from exc
     missing = [k for k in _REQUIRED if k not in arrays and (gram or k != "gram/theta")]
@@ -278,6 +305,10 @@ def _check_shapes(path: str, attrs: Mapping[str, Any], arrays: Mapping[str, np.n
         "trajectory/rd": (n_rep, n_snap, layers),
         "replicas/seed": (n_rep,),
         "data/y_train": (n_rep, int(attrs["n"])),
+        "linearized/train_loss": (n_rep, n_snap),
+        "linearized/test_loss": (n_rep, n_snap),
+        "linearized/test_output": (n_rep, n_snap, int(attrs["n_test"])),
+        "replicas/test_output_final": (n_rep, int(attrs["n_test"])),
     }
     if "gram/theta" in arrays:
         n_k = arrays["data/x_kernel"].shape[1]

@@ -9,12 +9,14 @@ Gram on the training set at init), ``lambda_min_limit`` (the same predicted by t
 kernels, NaN where the scheme has no such limit), ``lr0``, ``output_std0``, ``file``,
 ``test_loss_best`` and ``best_step`` (the minimum test loss over all evaluations and its step),
 ``tail_train_loss`` (training loss averaged over the last ``tail_steps`` steps),
-``rd_total_final`` (``‖Δθ‖/‖θ0‖`` over all layers at the end) and the settings
+``rd_total_final`` (``‖Δθ‖/‖θ0‖`` over all layers at the end), the linearized-run columns of
+:func:`linearized_columns` (``fdist, test_loss_lin, train_loss_lin_final``) and the settings
 of :data:`SETTING_COLUMNS` (``model, tau, chizat_alpha, …``).
 
 ``traj`` columns: ``experiment, m, depth, s, scheme, activation, seed, replica, step, t,
 train_loss, test_loss, lambda_min_theta0, n, status``, :data:`SETTING_COLUMNS`, ``rd_W1 … rd_a``
-(per-layer RD) and ``rd_total`` (``‖Δθ‖/‖θ0‖`` over all layers).
+(per-layer RD), ``rd_total`` (``‖Δθ‖/‖θ0‖`` over all layers) and ``train_loss_lin,
+test_loss_lin`` (the linearized run's losses at the same snapshots, NaN where it was skipped).
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ def _replica_columns(run: Run, r: int, total: np.ndarray, lam_limit: float) -> d
         "best_step": float(reps["best_test_step"][r]),
         "tail_train_loss": float(reps["tail_train_loss"][r]),
         "rd_total_final": float(total[-1]),
+        **linearized_columns(run, r),
     }
 
 
@@ -195,8 +198,26 @@ def _traj_frame(
             "test_loss": run["trajectory/test_loss"][r, upto],
             **{f"rd_{nm}": run["trajectory/rd"][r, upto, li] for li, nm in enumerate(names)},
             "rd_total": total[upto],
+            "train_loss_lin": run["linearized/train_loss"][r, upto],
+            "test_loss_lin": run["linearized/test_loss"][r, upto],
         }
     )
+
+
+def linearized_columns(run: Run, r: int) -> dict[str, float]:
+    """Replica ``r`` against its linearized run at the end of training (docs/conventions.md §5):
+    ``fdist = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖`` on the test set, ``test_loss_lin`` and
+    ``train_loss_lin_final`` (the kernel predictor's losses at the end); NaN where skipped."""
+    f_net = run["replicas/test_output_final"][r]
+    f_lin = run["linearized/test_output"][r, -1]
+    f0 = run["replicas/test_output0"][r]
+    den = float(np.linalg.norm(f_lin - f0))
+    num = float(np.linalg.norm(f_net - f_lin))
+    return {
+        "fdist": num / den if den > 0 else math.nan,
+        "test_loss_lin": float(run["linearized/test_loss"][r, -1]),
+        "train_loss_lin_final": float(run["linearized/train_loss"][r, -1]),
+    }
 
 
 def rd_total(run: Run, r: int) -> np.ndarray:

@@ -17,13 +17,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.lines import Line2D
 
-from lazyphase.stats import (
-    FIT_BY,
-    fit_exponents,
-    linearized_rate,
-    loss_decay_prediction,
-    measured_decay_rate,
-)
+from lazyphase.stats import FIT_BY, fit_exponents
 from lazyphase.studies.plotting import (
     DIVERGED,
     M_LABEL,
@@ -327,15 +321,15 @@ def _crossing_marker(ax, tr: pd.DataFrame, color, lname: str) -> bool:
 
 
 # ----------------------------------------------------------------------------- A3
-def _seed_median(d: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Seed-median ``R(t)``: each seed's ``log R`` interpolated on the union of the snapshot
-    times (held at its last value after the seed stopped), then the median over seeds."""
+def _seed_median(d: pd.DataFrame, col: str = "train_loss") -> tuple[np.ndarray, np.ndarray]:
+    """Seed-median ``R(t)`` (column ``col``): each seed's ``log R`` interpolated on the union of
+    the snapshot times (held at its last value after the seed stopped), then the median."""
     curves = []
     for _, g in d.groupby("seed", sort=True) if "seed" in d else [(0, d)]:
         g = g.sort_values("t")
-        ok = positive_mask(g["train_loss"]) & np.isfinite(g["t"].to_numpy(float))
+        ok = positive_mask(g[col]) & np.isfinite(g["t"].to_numpy(float))
         if ok.sum() >= 1:
-            curves.append((g["t"].to_numpy(float)[ok], np.log(g["train_loss"].to_numpy(float)[ok])))
+            curves.append((g["t"].to_numpy(float)[ok], np.log(g[col].to_numpy(float)[ok])))
     if not curves:
         return np.array([]), np.array([])
     grid = np.unique(np.concatenate([c[0] for c in curves]))
@@ -352,18 +346,19 @@ def plot_loss_decay(
 ) -> None:
     """A3 ``loss_decay``: training loss ``R(t)`` (log axis) against ``t = η·step`` for every
     ``s``, at width ``m`` (default: the largest ``m`` of each panel), seed-median (diverged
-    replicas left out), panels rows = scheme, columns = (activation, depth). Dashed: the
-    linearized prediction ``R0 · exp(−2 λ_min(Θ0) t / n)`` (seed medians of ``R0``, ``λ_min``,
-    ``n``); dotted, when ``traj`` has a column ``lambda_min_limit`` (on the scale of ``Θ0``): the
-    same with the limiting kernel's eigenvalue. The legend gives measured/predicted initial rate
-    (:func:`~lazyphase.analysis.measured_decay_rate` over :func:`~lazyphase.analysis.linearized_rate`).
+    replicas left out), panels rows = scheme, columns = (activation, depth). Dashed, when
+    ``traj`` has ``train_loss_lin``: the exact linearized loss
+    ``R_lin(t) = (1/2n) Σ_k Π_τ (1 − η_τ λ_k/n)² (u_k·e0)²`` over the full spectrum of ``Θ0``,
+    with the network's own step sizes (docs/conventions.md §5), seed median on the same grid.
+    The legend gives one number per curve, :func:`loss_gap`: the largest relative gap
+    ``max_t |R − R_lin| / R_lin`` over the snapshots.
     """
     rcols = present_cols(traj, ("scheme",))
     ccols = present_cols(traj, ("activation", "depth"))
     rows = group_keys(traj, rcols) or [()]
     cols = group_keys(traj, ccols) or [()]
     pal = s_palette(traj["s"] if "s" in traj.columns else [])
-    has_limit = "lambda_min_limit" in traj.columns
+    has_lin = "train_loss_lin" in traj.columns
     status = traj["status"] if "status" in traj.columns else pd.Series("", index=traj.index)
     n_div = replica_count(traj[status == DIVERGED]) if (status == DIVERGED).any() else 0
     kept = traj[status != DIVERGED]
@@ -380,25 +375,26 @@ def plot_loss_decay(
                 ax.set_title(
                     f"{_facet_title(rcols, rkey, ccols, ckey)}, m={m_used}", fontsize="small"
                 )
-                _draw_decay_panel(ax, sub, pal, has_limit)
+                _draw_decay_panel(ax, sub, pal, has_lin)
         suptitle(
             fig,
-            "A3 loss decay against the linearized dynamics (log R vs t); "
+            "A3 loss decay against the exact linearized dynamics (log R vs t); "
             f"{n_div} diverged replicas left out\n"
-            "legend: measured initial rate −d log R/dt (R/R0 > 1e-2) ÷ predicted 2 λ_min(Θ0)/n",
+            "dashed: R_lin(t) = (1/2n) Σ_k Π_τ (1 − η_τ λ_k/n)² (u_k·e0)², same steps as the "
+            "network; legend: gap = max_t |R − R_lin| / R_lin over the snapshots",
             fontsize="medium",
         )
         save(fig, out_pdf, out_png)
 
 
-def _draw_decay_panel(ax, sub: pd.DataFrame, pal: dict, has_limit: bool) -> None:
-    """One panel of A3: per ``s`` the seed-median loss and its linearized predictions."""
+def _draw_decay_panel(ax, sub: pd.DataFrame, pal: dict, has_lin: bool) -> None:
+    """One panel of A3: per ``s`` the seed-median loss and the exact linearized loss."""
     if sub.empty or not positive_mask(sub["train_loss"]).any():
         mark_empty(ax)
         return
     ymin, ymax = np.inf, -np.inf
     for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
-        med = _decay_series(ax, select_rows(sub, ["s"], (s_val,)), s_val, pal[s_val], has_limit)
+        med = _decay_series(ax, select_rows(sub, ["s"], (s_val,)), s_val, pal[s_val], has_lin)
         if med is not None:
             ymin, ymax = min(ymin, med.min()), max(ymax, med.max())
     if not np.isfinite(ymin):
@@ -409,37 +405,35 @@ def _draw_decay_panel(ax, sub: pd.DataFrame, pal: dict, has_limit: bool) -> None
     ax.set_xlabel(T_LABEL)
     ax.set_ylabel("training loss R(t)")
     handles, labels = ax.get_legend_handles_labels()
-    styles = [("-", "seed median"), ("--", "R0·exp(−2 λ_min(Θ0) t / n)")]
-    if has_limit:
-        styles.append((":", "same with limiting kernel λ_min"))
-    for ls, text in styles:
+    for ls, text in [("-", "network, seed median"), ("--", "linearized R_lin(t), exact")]:
         handles.append(Line2D([], [], color="0.3", ls=ls))
         labels.append(text)
     ax.legend(handles, labels, fontsize="x-small", loc="best", framealpha=0.8)
 
 
-def _decay_series(ax, d: pd.DataFrame, s_val, color, has_limit: bool) -> np.ndarray | None:
-    """The trajectories ``d`` of one ``s``: seed-median loss (labelled with measured/predicted
-    rate), prediction (dashed) and limiting-kernel prediction (dotted); the median curve, or
-    ``None`` when nothing is drawn."""
+def _decay_series(ax, d: pd.DataFrame, s_val, color, has_lin: bool) -> np.ndarray | None:
+    """The trajectories ``d`` of one ``s``: seed-median loss, labelled with its largest gap to
+    the linearized curve (dashed); the median curve, or ``None`` when nothing is drawn."""
     grid, med = _seed_median(d)
     if grid.size == 0:
         return None
-    first = d.sort_values("t").groupby("seed" if "seed" in d else "s").first()
-    r0 = median_of(first["train_loss"])
-    lam = median_of(first["lambda_min_theta0"])
-    n = median_of(first["n"])
-    pred = float(linearized_rate(lam, n))
-    ratio = measured_decay_rate(d) / pred if np.isfinite(pred) and pred > 0 else np.nan
-    label = f"s={fmt_s(s_val)}" + (f": rate ×{fmt_num(ratio)}" if np.isfinite(ratio) else "")
+    lgrid, lmed = _seed_median(d, "train_loss_lin") if has_lin else ((), ())
+    gap = loss_gap(grid, med, lgrid, lmed)
+    label = f"s={fmt_s(s_val)}" + (f": gap {fmt_num(gap)}" if np.isfinite(gap) else "")
     ax.plot(grid, med, color=color, lw=1.5, label=label)
-    if np.isfinite(r0) and np.isfinite(lam) and np.isfinite(n):
-        ax.plot(grid, loss_decay_prediction(grid, r0, lam, n), color=color, ls="--", lw=1.0)
-    if has_limit:
-        lim = median_of(first["lambda_min_limit"])
-        if np.isfinite(lim) and np.isfinite(r0):
-            ax.plot(grid, loss_decay_prediction(grid, r0, lim, n), color=color, ls=":", lw=1.0)
+    if len(lgrid):
+        ax.plot(lgrid, lmed, color=color, ls="--", lw=1.0)
     return med
+
+
+def loss_gap(t: np.ndarray, loss: np.ndarray, t_lin, loss_lin) -> float:
+    """The largest relative gap ``max_t |R(t) − R_lin(t)| / R_lin(t)`` of two curves, ``R_lin``
+    interpolated (in ``log``) onto the times of ``R``; NaN without a linearized curve."""
+    t_lin, loss_lin = np.asarray(t_lin, float), np.asarray(loss_lin, float)
+    if t_lin.size == 0 or np.asarray(t).size == 0:
+        return float("nan")
+    lin = np.exp(np.interp(t, t_lin, np.log(loss_lin)))
+    return float(np.max(np.abs(loss - lin) / lin))
 
 
 # ----------------------------------------------------------------------------- A4
@@ -555,3 +549,162 @@ def _concentration_layer(ax, bx, d, fit, has_frac: bool, color, lname: str) -> f
     if mx.size:
         bx.plot(mx, fy, label=layer_math(lname), **style)
     return float(med.iloc[0])
+
+
+# ----------------------------------------------------------------------------- A6
+def _fdist_vs_m(ax, sub: pd.DataFrame, fexp: pd.DataFrame, pal: dict) -> None:
+    """``fdist`` against ``m`` (log–log), one line per ``s`` (geometric mean over the kept
+    seeds, dots per seed), legend ``s: slope [ci]`` from ``fexp``."""
+    for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
+        d = select_rows(sub, ["s"], (s_val,))
+        d = d[positive_mask(d["fdist"])]
+        if d.empty:
+            continue
+        color = pal[s_val]
+        ax.scatter(d["m"], d["fdist"], s=9, color=color, alpha=0.35, linewidths=0)
+        gm = np.exp(np.log(d["fdist"].astype(float)).groupby(d["m"]).mean())
+        fit = select_rows(fexp, ["s"], (s_val,))
+        label = f"s={fmt_s(s_val)}"
+        if len(fit):
+            r = fit.iloc[0]
+            label += f": {fmt_num(r['slope'])} [{fmt_num(r['ci_low'])}, {fmt_num(r['ci_high'])}]"
+        ax.plot(gm.index, gm.to_numpy(), marker="o", ms=3, lw=1.2, color=color, label=label)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel(M_LABEL)
+    ax.set_ylabel("D = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖")
+    ax.legend(fontsize="xx-small", loc="best", framealpha=0.8, title="s: slope [ci]",
+              title_fontsize="xx-small")  # fmt: skip
+
+
+def _fdist_exponent_vs_s(ax, fexp: pd.DataFrame, thr: pd.DataFrame) -> None:
+    """The ``fdist`` exponent against ``s`` with bootstrap bars, ``s*_f`` (solid, band) and the
+    RD-based ``s*`` of every layer (thin dotted) from ``thr``."""
+    d = fexp.sort_values("s")
+    y = d["slope"].to_numpy(float)
+    ok = np.isfinite(y)
+    lo = np.clip(y - d["ci_low"].to_numpy(float), 0, None)
+    hi = np.clip(d["ci_high"].to_numpy(float) - y, 0, None)
+    yerr = np.nan_to_num(np.vstack([lo, hi]), nan=0.0)
+    ax.errorbar(d["s"].to_numpy(float)[ok], y[ok], yerr=yerr[:, ok], marker="o", ms=3.5,
+                lw=1.2, capsize=2.5, color="k", label="D exponent")  # fmt: skip
+    ax.axhline(0.0, color="0.3", lw=0.8)
+    ax.axvline(0.0, color="k", ls="--", lw=0.9, label="s = 0 (theta-lazy boundary)")
+    text = []
+    if len(thr):
+        r = thr.iloc[0]
+        sf = float(r.get("s_star_f", np.nan))
+        if np.isfinite(sf):
+            flo, fhi = float(r["s_star_f_low"]), float(r["s_star_f_high"])
+            if np.isfinite(flo) and np.isfinite(fhi):
+                ax.axvspan(flo, fhi, color="tab:red", alpha=0.15, lw=0)
+            ax.axvline(sf, color="tab:red", lw=1.4,
+                       label=f"s*_f = {fmt_num(sf)} [{fmt_num(flo)}, {fmt_num(fhi)}]")  # fmt: skip
+        else:
+            text.append("s*_f: no crossing")
+        colors = sns.color_palette("deep", n_colors=max(len(thr), 1))
+        for c, (_, t) in zip(colors, thr.iterrows()):
+            star = float(t["s_star"])
+            name = layer_math(str(t.get("layer_name", "")))
+            if np.isfinite(star):
+                ax.axvline(star, color=c, ls=":", lw=1.1, label=f"RD s* ({name}) = {fmt_num(star)}")
+            else:
+                text.append(f"RD s* ({name}): no crossing")
+        neg = r.get("lazy_side_negative_f", np.nan)
+        if isinstance(neg, (bool, np.bool_)):
+            text.append("D exponent < 0 for every s > 0: " + ("yes" if neg else "no"))
+    if text:
+        ax.text(0.02, 0.97, "\n".join(text), transform=ax.transAxes, fontsize="xx-small",
+                color="0.2", va="top", ha="left")  # fmt: skip
+    ax.set_xlabel(S_LABEL)
+    ax.set_ylabel("slope of log D vs log m")
+    ax.legend(fontsize="xx-small", loc="upper right", framealpha=0.8)
+
+
+def _test_losses_vs_s(ax, sub: pd.DataFrame) -> None:
+    """Network against kernel predictor: seed-median test loss at the end, at the panel's
+    largest ``m``, against ``s``."""
+    m_max = sub["m"].max()
+    d = sub[sub["m"] == m_max]
+    med = d.groupby("s")[["test_loss_final", "test_loss_lin"]].median().sort_index()
+    ax.plot(med.index, med["test_loss_final"], marker="o", ms=3.5, color="tab:blue",
+            label="network f(θ_T)")  # fmt: skip
+    ax.plot(med.index, med["test_loss_lin"], marker="s", ms=3.5, ls="--", color="tab:orange",
+            label="kernel predictor f_lin(T)")  # fmt: skip
+    if "test_loss_best" in d.columns:
+        best = d.groupby("s")["test_loss_best"].median().sort_index()
+        ax.plot(best.index, best, ls=":", lw=1.0, color="tab:blue", label="network, best over t")
+    ax.axvline(0.0, color="k", ls="--", lw=0.9)
+    ax.set_yscale("log")
+    ax.set_xlabel(S_LABEL)
+    ax.set_ylabel(f"test loss at the end (m = {m_max}, seed median)")
+    ax.legend(fontsize="xx-small", loc="best", framealpha=0.8)
+
+
+def plot_function_distance(
+    runs: pd.DataFrame,
+    fexponents: pd.DataFrame,
+    threshold: pd.DataFrame,
+    out_pdf: str | Path,
+    out_png: str | Path | None = None,
+) -> None:
+    """A6 ``function_distance``: the trained network against its linearized (kernel) run
+    (docs/conventions.md §5). Columns = (activation, depth); for every scheme three rows:
+    ``D = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖`` on the test set against ``m`` per ``s``
+    (legend: fitted slope and bootstrap interval, :func:`~lazyphase.stats.function_exponents`);
+    that exponent against ``s`` with the crossing ``s*_f`` and the RD-based ``s*`` of every
+    layer (``threshold``); the test loss of the network and of the kernel predictor against
+    ``s`` at the largest ``m``. One row per replica is used (``runs`` repeats it per layer);
+    diverged replicas are left out."""
+    need = [c for c in ("m", "s", "seed", "fdist", "test_loss_final", "test_loss_lin")
+            if c not in runs.columns]  # fmt: skip
+    if need:
+        raise KeyError(f"runs lacks the column(s) {need}")
+    per_rep = runs[runs["layer"] == runs["layer"].min()] if "layer" in runs.columns else runs
+    status = per_rep["status"] if "status" in per_rep.columns else pd.Series("", index=per_rep.index)
+    n_div = replica_count(per_rep[status == DIVERGED]) if (status == DIVERGED).any() else 0
+    kept = per_rep[status != DIVERGED]
+    rcols = present_cols(kept, ("scheme",))
+    ccols = present_cols(kept, ("activation", "depth"))
+    schemes = group_keys(kept, rcols) or [()]
+    cols = group_keys(kept, ccols) or [()]
+    pal = s_palette(kept["s"] if "s" in kept.columns else [])
+    fcols = [c for c in (*rcols, *ccols) if c in fexponents.columns]
+    tcols = [c for c in (*rcols, *ccols) if c in threshold.columns]
+
+    with plot_style():
+        fig, axes = panel_grid(3 * len(schemes), len(cols), panel_w=4.2, panel_h=3.1)
+        for i, skey in enumerate(schemes):
+            for j, ckey in enumerate(cols):
+                sub = select_rows(select_rows(kept, rcols, skey), ccols, ckey)
+                ctx = dict(zip([*rcols, *ccols], (*skey, *ckey)))
+                fexp = select_rows(fexponents, fcols, tuple(norm_key(ctx[c]) for c in fcols))
+                thr = select_rows(threshold, tcols, tuple(norm_key(ctx[c]) for c in tcols))
+                title = ", ".join(
+                    x for x in (group_label(rcols, skey, set()), group_label(ccols, ckey, set()))
+                    if x
+                )  # fmt: skip
+                axs = [axes[3 * i + k, j] for k in range(3)]
+                for ax in axs:
+                    ax.set_title(title, fontsize="small")
+                if sub.empty or not positive_mask(sub["fdist"]).any():
+                    for ax in axs:
+                        mark_empty(ax, "no linearized run")
+                    continue
+                _fdist_vs_m(axs[0], sub, fexp, pal)
+                if len(fexp) and np.isfinite(fexp["slope"].to_numpy(float)).any():
+                    _fdist_exponent_vs_s(axs[1], fexp, thr)
+                else:
+                    mark_empty(axs[1], "no exponent")
+                _test_losses_vs_s(axs[2], sub)
+        suptitle(
+            fig,
+            "A6 function-space distance of the trained network to its linearized (kernel) run, "
+            f"on the test set at the end of training; {n_div} diverged replicas left out\n"
+            "rows per scheme: D against m (lines: geometric mean over seeds, dots: seeds); its "
+            "exponent against s with bootstrap bars, s*_f (red) and the RD-based s* per layer "
+            "(dotted); test loss of network and kernel predictor at the largest m. "
+            "Theta-lazy predicts a negative D exponent for every s > 0",
+            fontsize="medium",
+        )
+        save(fig, out_pdf, out_png)
