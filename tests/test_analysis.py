@@ -171,14 +171,16 @@ def test_threshold_without_crossing():
     runs = synthetic_runs(lambda s, layer: -0.6 - s, schemes=("lecun",), depths=(1,))
     exps, boot = fit_exponents(runs, n_boot=100)
     thr = thresholds(exps, boot)
-    assert (thr["note"] == NO_CROSSING).all() and NO_CROSSING == "no crossing in the grid's range"
+    assert NO_CROSSING == "no crossing in the grid's range"
+    assert thr["note"].str.startswith(f"{NO_CROSSING}: exponent < 0 at every s (lazy over").all()
     assert thr["s_star"].isna().all() and thr["s_star_low"].isna().all()
     assert (thr["frac_boot_cross"] == 0).all()
     assert thr["lazy_side_negative"].all()
     # all positive: no crossing either, and the lazy side is not negative
     runs = synthetic_runs(lambda s, layer: 2.0 + s, schemes=("lecun",), depths=(1,))
     thr = thresholds(*fit_exponents(runs, n_boot=50))
-    assert (thr["note"] == NO_CROSSING).all() and not thr["lazy_side_negative"].any()
+    assert thr["note"].str.contains("no lazy side in the grid").all()
+    assert not thr["lazy_side_negative"].any()
 
 
 def _table(s, slopes, ci_high=None):
@@ -258,3 +260,37 @@ def test_loss_decay_prediction_and_measured_rate():
     fast = pd.DataFrame({"t": [0.0, 1.0, 2.0], "train_loss": [1.0, 1e-4, 1e-5]})
     assert measured_decay_rate(fast) == pytest.approx(np.log(1e4))
     assert np.isnan(measured_decay_rate(pd.DataFrame({"t": [0.0], "train_loss": [1.0]})))
+
+
+def test_threshold_interval_covers_a_known_crossing_over_all_resamples():
+    """Coverage: over 30 synthetic studies with s* = 0.2 (8 seeds, noisy), the 90 % interval,
+    computed over all resamples (non-crossing ones count), holds the truth in >= 80 % of them
+    (measured 28 of 30; with 5 seeds 22 of 30: the seed bootstrap undercovers with few seeds)."""
+    hits = []
+    for rng_seed in range(30):
+        runs = synthetic_runs(lambda s, layer: 0.2 - s, schemes=("lecun",), depths=(1,),
+                              seeds=range(8), noise=0.4, rng_seed=rng_seed)  # fmt: skip
+        thr = thresholds(*fit_exponents(runs, n_boot=200, seed=rng_seed))
+        w1 = thr[thr["layer"] == 1].iloc[0]
+        assert np.isfinite(w1["s_star_low"]) and w1["s_star_low"] <= w1["s_star"] <= w1["s_star_high"]
+        hits.append(w1["s_star_low"] <= 0.2 <= w1["s_star_high"])
+    assert np.mean(hits) >= 0.8, np.mean(hits)
+
+
+def test_two_seeds_give_no_interval_and_say_why():
+    runs = synthetic_runs(lambda s, layer: 0.2 - s, schemes=("lecun",), depths=(1,), seeds=range(2))
+    thr = thresholds(*fit_exponents(runs, n_boot=100))
+    assert thr["s_star_low"].isna().all() and thr["s_star_high"].isna().all()
+    assert thr["s_star"].notna().all()
+    assert thr["note"].str.contains("no interval: 2 seeds").all()
+
+
+def test_edge_crossing_and_unsupported_bound_are_noted():
+    # exponent crosses between the two smallest s: noted; resamples that stay < 0 everywhere
+    # put the lower bound below the grid
+    e, b = _table([0.0, 0.5, 1.0], [0.01, -0.5, -1.0])
+    b.loc[(b["boot"] < 5) & (b["s"] == 0.0), "slope"] = -0.01  # half the resamples: no crossing
+    thr = thresholds(e.assign(n_seeds=5), b)
+    r = thr.iloc[0]
+    assert "first grid interval" in r["note"] and "below the grid" in r["note"]
+    assert np.isnan(r["s_star_low"]) and r["frac_boot_cross"] == 0.5

@@ -325,7 +325,8 @@ def _threshold_row(
     star, n_cross = _zero_crossing(grid, slopes[None, :])
     star, n_cross = float(star[0]), int(n_cross[0])
     sub = bt[bt["_fit"].isin(grp["_fit"].to_numpy()[fin])]
-    lo, hi, frac = _boot_crossings(sub, grid, s, ci)
+    n_seeds = int(grp["n_seeds"].min()) if "n_seeds" in grp.columns and len(grp) else MIN_SEEDS
+    lo, hi, frac, why = _boot_crossings(sub, grid, s, ci, n_seeds)
     return {
         **key,
         "s_star": star,
@@ -338,39 +339,73 @@ def _threshold_row(
         "s_min": float(np.min(s_all)) if s_all.size else np.nan,
         "s_max": float(np.max(s_all)) if s_all.size else np.nan,
         "n_s": int(fin.sum()),
-        "note": _crossing_note(grid.size, n_cross),
+        "note": "; ".join(filter(None, [_crossing_note(grid, slopes, n_cross, star), why])),
     }
 
 
+#: Fewer seeds give no interval: 2 seeds have 3 distinct bootstrap resamples.
+MIN_SEEDS = 3
+
+
 def _boot_crossings(
-    sub: pd.DataFrame, grid: np.ndarray, s: str, ci: float
-) -> tuple[float, float, float]:
-    """``(low, high, fraction)``: the ``ci`` interval of the crossings of the replicates in
-    ``sub`` that cross along ``grid``, and the fraction that cross (NaN, NaN, 0 without any)."""
-    lo = hi = np.nan
-    frac = 0.0
-    if len(sub) and grid.size >= 2:
-        mat = sub.pivot_table(index="boot", columns=s, values="slope", dropna=False)
-        mat = mat.reindex(columns=grid).to_numpy(dtype=float)
-        bstar, _ = _zero_crossing(grid, mat)
-        crossed = np.isfinite(bstar)
-        frac = float(crossed.mean())
-        if crossed.any():
-            lo, hi = _percentile_interval(bstar[crossed][None, :], ci)
-            lo, hi = float(lo[0]), float(hi[0])
-    return lo, hi, frac
+    sub: pd.DataFrame, grid: np.ndarray, s: str, ci: float, n_seeds: int
+) -> tuple[float, float, float, str]:
+    """``(low, high, fraction, why)``: the ``ci`` percentile interval of ``s*`` over **all**
+    replicates in ``sub``, the fraction that cross along ``grid``, and why a bound is missing.
+
+    A replicate that does not cross still counts: its ``s*`` lies below the grid when its
+    exponent is ``< 0`` at every ``s`` (``−∞``), above it when ``≥ 0`` everywhere (``+∞``), and is
+    undefined otherwise (it then counts against both bounds). A bound that falls outside the
+    grid or on an undefined replicate is NaN; with fewer than :data:`MIN_SEEDS` seeds there is
+    no interval at all."""
+    if not len(sub) or grid.size < 2:
+        return np.nan, np.nan, 0.0, ""
+    mat = sub.pivot_table(index="boot", columns=s, values="slope", dropna=False)
+    mat = mat.reindex(columns=grid).to_numpy(dtype=float)
+    bstar, _ = _zero_crossing(grid, mat)
+    crossed = np.isfinite(bstar)
+    frac = float(crossed.mean())
+    if n_seeds < MIN_SEEDS:
+        return np.nan, np.nan, frac, f"no interval: {n_seeds} seeds (a seed bootstrap needs {MIN_SEEDS})"
+    below = ~crossed & np.all(mat < 0, axis=1)
+    above = ~crossed & np.all(mat >= 0, axis=1)
+    vals = np.where(crossed, bstar, np.where(below, -np.inf, np.where(above, np.inf, np.nan)))
+    # order statistics, not np.quantile: it interpolates infinities into finite garbage
+    k_lo = int(np.floor((1 - ci) / 2 * (len(vals) - 1)))
+    k_hi = int(np.ceil((1 + ci) / 2 * (len(vals) - 1)))
+    lo = float(np.sort(np.where(np.isnan(vals), -np.inf, vals))[k_lo])
+    hi = float(np.sort(np.where(np.isnan(vals), np.inf, vals))[k_hi])
+    why = []
+    if not np.isfinite(lo):
+        why.append("interval reaches below the grid" if lo == -np.inf else "")
+        lo = np.nan
+    if not np.isfinite(hi):
+        why.append("interval reaches above the grid" if hi == np.inf else "")
+        hi = np.nan
+    if np.isnan(lo) or np.isnan(hi):
+        why.append(f"{100 * frac:.0f}% of resamples cross")
+    return lo, hi, frac, "; ".join(filter(None, why))
 
 
-def _crossing_note(n_grid: int, n_cross: int) -> str:
-    """The ``note`` of a threshold row with ``n_grid`` finite exponents and ``n_cross``
-    crossings."""
-    if n_grid < 2:
+def _crossing_note(grid: np.ndarray, slopes: np.ndarray, n_cross: int, star: float) -> str:
+    """The ``note`` of a threshold row: where the crossing lies, or on which side the exponent
+    stayed when there is none."""
+    if grid.size < 2:
         return f"{NO_CROSSING} (fewer than 2 finite exponents)"
     if n_cross == 0:
-        return NO_CROSSING
-    if n_cross == 1:
-        return ""
-    return f"{n_cross} crossings from >= 0 to < 0; reported the largest s (onset of the lazy side)"
+        if np.all(slopes < 0):
+            return f"{NO_CROSSING}: exponent < 0 at every s (lazy over the whole grid)"
+        if np.all(slopes >= 0):
+            return f"{NO_CROSSING}: exponent >= 0 at every s (no lazy side in the grid)"
+        return f"{NO_CROSSING}: the exponent only rises through 0"
+    notes = []
+    if n_cross > 1:
+        notes.append(f"{n_cross} crossings from >= 0 to < 0; reported the largest s (onset of the lazy side)")
+    if star <= grid[1]:
+        notes.append("crossing in the first grid interval: one s value on the non-lazy side")
+    elif star >= grid[-2]:
+        notes.append("crossing in the last grid interval: one s value on the lazy side")
+    return "; ".join(notes)
 
 
 def linearized_rate(lambda_min, n):

@@ -315,9 +315,22 @@ def _crossing_marker(ax, tr: pd.DataFrame, color, lname: str) -> bool:
         color=color,
         ls=":",
         lw=1.4,
-        label=f"s* ({layer_math(lname)}) = {fmt_num(star)} [{fmt_num(slo)}, {fmt_num(shi)}]",
+        label=f"s* ({layer_math(lname)}) = {fmt_num(star)} {_interval_text(tr.iloc[0], slo, shi)}",
     )
     return True
+
+
+def _interval_text(row: pd.Series, lo: float, hi: float) -> str:
+    """``[lo, hi] (k% of resamples cross)``, or why there is no interval (the threshold note)."""
+    frac = float(row.get("frac_boot_cross", np.nan))
+    share = f", {100 * frac:.0f}% cross" if np.isfinite(frac) else ""
+    if np.isfinite(lo) and np.isfinite(hi):
+        return f"[{fmt_num(lo)}, {fmt_num(hi)}{share}]"
+    lo_t = fmt_num(lo) if np.isfinite(lo) else "below grid" if "below" in str(row.get("note")) else "?"
+    hi_t = fmt_num(hi) if np.isfinite(hi) else "above grid" if "above" in str(row.get("note")) else "?"
+    if "no interval" in str(row.get("note")):
+        return "(no interval: too few seeds)"
+    return f"[{lo_t}, {hi_t}{share}]"
 
 
 # ----------------------------------------------------------------------------- A3
