@@ -1,24 +1,106 @@
-"""The one way this package writes an HDF5 file: under a temporary name, then renamed.
+"""The one way this package writes an HDF5 file, and the integrity checks of every reader.
 
-A reader therefore never meets a half-written file under its final name; the root attribute
-``complete = True`` is set last, as a second guard for files copied by other tools.
+Writing (:func:`atomic_h5`): under a temporary name, then renamed, so a reader never meets a
+half-written file under its final name. Every dataset is written by :func:`write_dataset` with
+HDF5's fletcher32 checksum filter (chunked layout; scalars and variable-length strings cannot
+carry a filter and are covered by the digests below). On exit the file is *sealed*: each
+dataset gets the attribute ``sha256`` (of its content), the root the attribute
+``attrs_sha256`` (of every group's and dataset's path, dtype, shape, filter and attributes),
+and ``complete = True`` last. See docs/integrity.md.
+
+Reading (:func:`read_datasets_checked`, :func:`check_seal`): a dataset whose chunk fails its
+fletcher32 checksum, whose content no longer matches its ``sha256``, or attributes that no
+longer match ``attrs_sha256``, raise the caller's error class naming the file and the dataset.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import h5py
+import numpy as np
+
+#: Root attributes outside the attribute digest (``complete`` is written after it).
+_UNSEALED = ("complete", "attrs_sha256")
+#: Attributes larger than this are refused before they are read (a hostile file's "huge
+#: attribute"); the largest the pipeline writes is ``config_json``, a few kB.
+MAX_ATTR_BYTES = 1 << 20
+
+
+def write_dataset(group: h5py.Group, name: str, data: Any, **kw: Any) -> h5py.Dataset:
+    """``group.create_dataset(name, data=...)`` with the fletcher32 checksum (h5py picks the
+    chunks) and no timestamps; scalars and variable-length strings, which cannot be
+    filtered, are stored contiguous (their ``sha256`` attribute still covers them)."""
+    arr = data if kw.get("dtype") is not None else np.asarray(data)
+    dtype = kw.get("dtype", getattr(arr, "dtype", None))
+    vlen = dtype is not None and h5py.check_vlen_dtype(np.dtype(dtype)) is not None
+    scalar = np.ndim(arr) == 0
+    return group.create_dataset(
+        name, data=arr, track_times=False, fletcher32=not (scalar or vlen), **kw
+    )
+
+
+def content_sha256(value: Any) -> str:
+    """sha256 of a dataset's (or attribute's) value as read by h5py, in a canonical form:
+    dtype, shape and bytes; strings as their UTF-8 text."""
+    return hashlib.sha256(_canonical(value)).hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    a = np.asarray(value)
+    if a.dtype.kind in "OUS":
+        items = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
+                 for x in a.ravel().tolist()]  # fmt: skip
+        return b"str" + json.dumps([list(a.shape), items]).encode()
+    head = json.dumps([str(a.dtype.descr if a.dtype.names else a.dtype.str), list(a.shape)])
+    return head.encode() + np.ascontiguousarray(a).tobytes()
+
+
+def _objects(f: h5py.File) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [("/", f)]
+    f.visititems(lambda name, obj: out.append((name, obj)) if obj is not None else None)
+    return sorted(out, key=lambda x: x[0])
+
+
+def attrs_digest(f: h5py.File) -> str:
+    """sha256 over every object's path, kind, dtype, shape, checksum filter and attributes
+    (root ``complete`` and ``attrs_sha256`` left out)."""
+    h = hashlib.sha256()
+    for name, obj in _objects(f):
+        if isinstance(obj, h5py.Dataset):
+            desc = ["dataset", str(obj.dtype), list(obj.shape), bool(obj.fletcher32)]
+        else:
+            desc = ["group"]
+        h.update(json.dumps([name, *desc]).encode())
+        for key in sorted(obj.attrs):
+            if obj is f and key in _UNSEALED:
+                continue
+            h.update(json.dumps(["attr", key]).encode())
+            h.update(_canonical(obj.attrs[key]))
+    return h.hexdigest()
+
+
+def seal(f: h5py.File) -> None:
+    """Give every dataset its ``sha256`` and the root ``attrs_sha256`` (called by
+    :func:`atomic_h5` before ``complete``)."""
+    for _, obj in _objects(f):
+        if isinstance(obj, h5py.Dataset):
+            obj.attrs["sha256"] = content_sha256(obj[()])
+    f.attrs["attrs_sha256"] = attrs_digest(f)
 
 
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """Open ``path``'s temporary sibling for writing; rename it into place on success.
+    """Open ``path``'s temporary sibling for writing; seal it and rename it into place on
+    success.
 
-    The caller writes the content; ``complete = True`` is added on exit. On any error the
-    temporary file is removed and ``path`` is left as it was.
+    The caller writes the content; :func:`seal` and ``complete = True`` are added on exit. On
+    any error the temporary file is removed and ``path`` is left as it was.
     """
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -26,8 +108,78 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     try:
         with h5py.File(tmp, "w") as f:
             yield f
+            seal(f)
             f.attrs["complete"] = True
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+Fail = Callable[[str], Exception]
+
+
+def check_attr_sizes(f: h5py.File, fail: Fail) -> None:
+    """Refuse, before reading them, attributes larger than :data:`MAX_ATTR_BYTES`."""
+    for name, obj in _objects(f):
+        for key in obj.attrs:
+            size = obj.attrs.get_id(key).get_storage_size()
+            if size > MAX_ATTR_BYTES:
+                where = "root attribute" if name == "/" else f"attribute of {name}:"
+                raise fail(
+                    f"{where} {key!r} is {size} bytes (lazyphase writes at most "
+                    f"{MAX_ATTR_BYTES}); not a file this pipeline wrote"
+                )
+
+
+def read_dataset(ds: h5py.Dataset, fail: Fail) -> Any:
+    """``ds[()]``; a chunk failing its fletcher32 checksum (or any read error) raises
+    ``fail(message)`` naming the dataset."""
+    try:
+        return ds[()]
+    except (OSError, ValueError, TypeError) as exc:
+        kind = "fails its fletcher32 checksum" if ds.fletcher32 else "cannot be read"
+        raise fail(f"dataset {ds.name.lstrip('/')} {kind} (corrupted on disk: {exc})") from exc
+
+
+def read_all(f: h5py.File, fail: Fail, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every dataset of ``f`` but ``skip`` (``'group/name'`` → value), checksums verified."""
+    out: dict[str, Any] = {}
+    for name, obj in _objects(f):
+        if isinstance(obj, h5py.Dataset) and name not in skip:
+            out[name] = read_dataset(obj, fail)
+    return out
+
+
+def check_seal(f: h5py.File, values: dict[str, Any], fail: Fail) -> None:
+    """Compare the seal written by :func:`seal` with the file: every dataset read (``values``)
+    against its ``sha256``, the attributes and layout against ``attrs_sha256``."""
+    stored = f.attrs.get("attrs_sha256")
+    if stored is None:
+        raise fail(
+            "no attribute 'attrs_sha256' (written before checksums, or not by lazyphase); "
+            "its integrity cannot be checked"
+        )
+    for name, value in values.items():
+        want = f[name].attrs.get("sha256")
+        if want is None:
+            raise fail(f"dataset {name} has no 'sha256' attribute (added after writing)")
+        if content_sha256(value) != _text(want):
+            raise fail(
+                f"dataset {name}: content differs from what lazyphase wrote (sha256 mismatch"
+                + (", now holds NaN/inf" if _nonfinite(value) else "") + ")"
+            )
+    if attrs_digest(f) != _text(stored):
+        raise fail(
+            "attributes or layout differ from what lazyphase wrote (attrs_sha256 mismatch: "
+            "an attribute, group or dataset was changed, added or removed)"
+        )
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _nonfinite(value: Any) -> bool:
+    a = np.asarray(value)
+    return a.dtype.kind == "f" and not np.isfinite(a).all()
