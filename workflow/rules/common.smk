@@ -6,6 +6,7 @@ from lazyphase.cells import ConfigError
 from lazyphase.pipeline.grid import expand_config
 from lazyphase.pipeline.jobs import estimate_mem_mb, estimate_runtime_min
 from lazyphase.pipeline.fingerprint import code_fingerprint
+from lazyphase.pipeline.verify import experiment_products as _products
 from lazyphase.studies.catalog import FIGURES
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -99,10 +100,22 @@ def experiment_setting(key):
     return get
 
 
+def experiment_products(wildcards):
+    exp = config["experiments"][wildcards.experiment]
+    return _products(wildcards.experiment, exp)
+
+
 def all_targets():
-    return [
+    figures = [
         f"results/{name}/figures/{fig}.{ext}"
         for name, exp in config["experiments"].items()
         for fig in exp["figures"]
         for ext in ("pdf", "png")
     ]
+    # the manifest (sha256 of tables and figures) of every experiment that draws figures
+    manifests = [
+        f"results/{name}/manifest.json"
+        for name, exp in config["experiments"].items()
+        if exp["figures"]
+    ]
+    return figures + manifests

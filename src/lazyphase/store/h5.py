@@ -111,9 +111,29 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
             seal(f)
             f.attrs["complete"] = True
         os.replace(tmp, path)
+    except OSError as exc:
+        if isinstance(exc, WriteError) or not is_write_error(exc):
+            raise
+        raise write_failed(path, exc) from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+class WriteError(OSError):
+    """Writing a file failed (disk full, file-size limit, I/O error): the partial temporary
+    file was removed and nothing is under the final name; the message names the file."""
+
+
+def write_failed(path: str, exc: BaseException) -> WriteError:
+    """The :class:`WriteError` of a failed write of ``path`` (``exc``: the cause)."""
+    err = getattr(exc, "errno", None)
+    why = os.strerror(err) if err else " ".join(str(exc).split())
+    return WriteError(
+        err or 5,
+        f"{path}: write failed ({why}); the partial file was removed, nothing was written "
+        "under this name; free space (or raise the limit) and rerun",
+    )
 
 
 Fail = Callable[[str], Exception]
@@ -183,3 +203,18 @@ def _text(v: Any) -> str:
 def _nonfinite(value: Any) -> bool:
     a = np.asarray(value)
     return a.dtype.kind == "f" and not np.isfinite(a).all()
+
+
+def is_write_error(exc: OSError) -> bool:
+    """A full disk, a file-size limit, a quota or an I/O error (h5py reports them as OSError
+    whose message holds the C library's text, often without ``errno``)."""
+    import errno
+
+    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
+        return True
+    text = str(exc)
+    return any(
+        w in text
+        for w in ("No space left", "File too large", "quota exceeded", "Input/output error",
+                  "write failed")
+    )  # fmt: skip

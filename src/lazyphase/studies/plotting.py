@@ -16,6 +16,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
 
+from lazyphase.store.files import atomic_path
+
 ROW_KEYS = ("scheme", "activation", "depth")
 PANEL_W, PANEL_H, MAX_W = 4.2, 3.1, 19.5
 DIVERGED = "diverged"
@@ -46,8 +48,11 @@ def save(fig: Figure, out_pdf: str | Path, out_png: str | Path | None) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
     fig.draw_without_rendering()  # run the constrained layout once, then freeze it for both files
     fig.set_layout_engine("none")
-    fig.savefig(pdf)
-    fig.savefig(png, dpi=150)
+    # each file under a temporary name, renamed when complete (store/files.py atomic_path)
+    with atomic_path(pdf) as tmp:
+        fig.savefig(tmp, format="pdf")
+    with atomic_path(png) as tmp:
+        fig.savefig(tmp, format="png", dpi=150)
 
 
 def plot_style():
