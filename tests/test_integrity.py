@@ -140,9 +140,10 @@ def test_parquet_page_checksums_are_written_and_verified(tmp_path):
     write_table(frame, path)
     pd.testing.assert_frame_equal(read_table(path), frame)
     meta = pq.ParquetFile(path).metadata.row_group(0).column(0)
-    # flip one bit in the middle of column x's data page
+    start = meta.dictionary_page_offset if meta.has_dictionary_page else meta.data_page_offset
+    # flip one bit in the middle of column x's pages
     data = bytearray(path.read_bytes())
-    data[meta.data_page_offset + meta.total_compressed_size // 2] ^= 0x01
+    data[start + meta.total_compressed_size // 2] ^= 0x01
     path.write_bytes(bytes(data))
     with pytest.raises(TableFileError, match=r"t\.parquet: unreadable or corrupted table"):
         read_table(path)
@@ -194,16 +195,21 @@ def test_verify_checks_completeness_and_provenance_against_the_config(results, t
     shutil.copytree(results, work)
     fixed = {k: v for k, v in CELL.items() if k not in ("m", "s", "seeds")}
     cfg = {"experiments": {"exp": {
-        "grid": {"m": [16, 32], "s": [0.25]}, "seeds": [0, 1], "fixed": fixed, "figures": [],
+        "grid": {"m": [16, 32], "s": [0.25]}, "seeds": [0, 1], "fixed": fixed, "figures": ["loss_decay"],
         "batch_over": ["s"]}}}  # fmt: skip
     (work / "config.yaml").write_text(yaml.safe_dump(cfg))
     assert cli.main(["verify", str(work / "results")]) == 2
     out = capsys.readouterr().out.splitlines()
+    missing = [
+        "results/exp/dataset.h5", "results/exp/exponents.csv", "results/exp/figures/loss_decay.pdf",
+        "results/exp/figures/loss_decay.png", "results/exp/manifest.json",
+        "results/exp/runs.parquet", "results/exp/runs/m~32/s~0.25.h5",
+        "results/exp/threshold.csv", "results/exp/trajectory.parquet",
+    ]  # fmt: skip
     assert out == [
-        "results/exp/dataset.h5: missing (the configuration needs it); rebuild: snakemake "
-        "--cores 2 -R results/exp/dataset.h5",
-        "results/exp/runs/m~32/s~0.25.h5: missing (the configuration needs it); rebuild: "
-        "snakemake --cores 2 -R results/exp/runs/m~32",
+        f"{p}: missing (the configuration needs it); rebuild: snakemake --cores 2 -R "
+        + (p.rsplit("/", 1)[0] if "/runs/" in p else p)
+        for p in missing
     ]
     # the run file of m = 16 claims another cell once the configuration changes max_steps
     cfg["experiments"]["exp"]["fixed"]["max_steps"] = 50
@@ -220,7 +226,7 @@ def test_verify_handles_an_absurd_grid_without_allocating(results, tmp_path, cap
 
     cfg = tmp_path / "huge.yaml"
     cfg.write_text(yaml.safe_dump({"experiments": {"big": {
-        "grid": {"m": [100000000]}, "fixed": {"n": 100000}, "seeds": [0], "figures": []}}}))  # fmt: skip
+        "grid": {"m": [100000000]}, "fixed": {"n": 100000}, "seeds": [0], "figures": ["gram_drift"]}}}))  # fmt: skip
     assert cli.main(["verify", str(results / "results"), "--config", str(cfg)]) == 2
     out = capsys.readouterr().out
     assert "results/big/runs/m~100000000/all.h5: missing" in out
