@@ -30,8 +30,9 @@ def _train_cell(args: argparse.Namespace) -> int:
 
 
 def format_run(path: str, max_rows: int = 12) -> str:
-    """A readable summary of a run file: parameters, status and trajectories."""
-    run = load_run(path, gram=False)
+    """A readable summary of a run file: parameters, status and trajectories (the whole file
+    is read, so every checksum is verified)."""
+    run = load_run(path)
     a = run.attrs
     lines = [f"{path}  (schema {a['schema_version']}, lazyphase {a['lazyphase_version']})"]
     skip = {"config_json", "status", "complete", "schema_version", "lazyphase_version"}

@@ -12,10 +12,11 @@ import pandas as pd
 from lazyphase import stats as analysis
 from lazyphase.pipeline.grid import slug
 from lazyphase.pipeline.jobs import train_cells
-from lazyphase.pipeline.verify import Problem, check_run_files, raise_problems
+from lazyphase.pipeline.verify import Problem, check_run_files, problems_of, raise_problems
 from lazyphase.store import concentration as conc_store
 from lazyphase.store.files import read_table, write_table, write_tables
 from lazyphase.store.files import write_manifest as _write_manifest
+from lazyphase.store.runs import RunFileError
 from lazyphase.store.tables import collect
 from lazyphase.studies.catalog import FIGURES
 from lazyphase.studies.chizat import analysis as chizat
@@ -39,8 +40,12 @@ def aggregate_experiment(
     Every input is verified first (:func:`lazyphase.pipeline.verify.check_run_files`, the
     check of ``lazyphase verify``); any problem stops it, listing them all, before a table is
     written."""
-    raise_problems(check_run_files(paths))
-    runs, traj = collect(paths, experiment)
+    raise_problems(check_run_files(paths))  # everything but gram/theta, every file
+    try:
+        runs, traj = collect(paths, experiment)  # gram/theta's checksums are verified here
+    except RunFileError as exc:
+        raise_problems(problems_of(exc, paths))
+        raise
     exps, boot = analysis.fit_exponents(runs, n_boot=n_boot, ci=ci, seed=seed)
     thr = analysis.thresholds(exps, boot, ci=ci)
     for key in outs:

@@ -103,6 +103,15 @@ def check_run_files(paths: Sequence[str], *, gram: bool = False) -> list[Problem
     return out
 
 
+def problems_of(exc: Exception, paths: Sequence[str]) -> list[Problem]:
+    """The :class:`Problem` of a reader's error (its message starts with one of ``paths``)."""
+    text = str(exc)
+    for p in paths:
+        if text.startswith(f"{p}: "):
+            return [Problem(p, _msg(exc, p), rebuild_target(p))]
+    return []
+
+
 def raise_problems(problems: Sequence[Problem], error: type[Exception] = RunFileError) -> None:
     """Raise ``error`` listing every problem, one line each, when there are any."""
     if problems:

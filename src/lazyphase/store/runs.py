@@ -277,7 +277,7 @@ def _load(f: h5py.File, path: str, gram: bool, fail: Any) -> Run:
             f"{SCHEMA_VERSION}"
         )
     arrays = read_all(f, fail, skip=() if gram else ("gram/theta",))
-    missing = [k for k in _REQUIRED if k not in arrays and (gram or k != "gram/theta")]
+    missing = [k for k in _REQUIRED if k not in arrays and (gram or k != "gram/theta" or k not in f)]
     if missing or "gram" not in f or "normalization" not in f["gram"].attrs:
         raise fail(f"missing datasets {missing or ['gram (attribute normalization)']}")
     norm = np.asarray(f["gram"].attrs["normalization"])
