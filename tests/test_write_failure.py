@@ -67,7 +67,7 @@ def test_training_job_write_failure_then_rerun(reference, tmp_path):
     out = tmp_path / "runs" / "c0.h5"
     code = (
         "from lazyphase.pipeline.jobs import train_cells\n"
-        f"train_cells([{CELL!r}, {{**{CELL!r}, 's': 0.5}}], [{str(out)!r}, {str(out)[:-5] + '1.h5'!r}])"
+        f"train_cells([{CELL!r}, {{**{CELL!r}, 's': 0.5}}], [{str(out)!r}, {str(out)[:-4] + '1.h5'!r}])"
     )
     size = (reference / "c0.h5").stat().st_size
     for limit in (4096, size // 2, size - 1):  # early, middle, at the very end (the seal)

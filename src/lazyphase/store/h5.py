@@ -111,7 +111,8 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
             seal(f)
             f.attrs["complete"] = True
         os.replace(tmp, path)
-    except OSError as exc:
+    except (OSError, RuntimeError) as exc:
+        # HDF5 buffers its writes: a full disk often surfaces at close, as RuntimeError
         if isinstance(exc, WriteError) or not is_write_error(exc):
             raise
         raise write_failed(path, exc) from exc
@@ -128,6 +129,11 @@ class WriteError(OSError):
 def write_failed(path: str, exc: BaseException) -> WriteError:
     """The :class:`WriteError` of a failed write of ``path`` (``exc``: the cause)."""
     err = getattr(exc, "errno", None)
+    if not err:  # HDF5's message holds "errno = 27, error message = 'File too large'"
+        import re
+
+        found = re.search(r"errno = (\d+)", str(exc))
+        err = int(found.group(1)) if found else None
     why = os.strerror(err) if err else " ".join(str(exc).split())
     return WriteError(
         err or 5,
@@ -205,12 +211,12 @@ def _nonfinite(value: Any) -> bool:
     return a.dtype.kind == "f" and not np.isfinite(a).all()
 
 
-def is_write_error(exc: OSError) -> bool:
+def is_write_error(exc: BaseException) -> bool:
     """A full disk, a file-size limit, a quota or an I/O error (h5py reports them as OSError
     whose message holds the C library's text, often without ``errno``)."""
     import errno
 
-    if exc.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
         return True
     text = str(exc)
     return any(

@@ -6,6 +6,7 @@ registry or global style is touched; seaborn gives the style (as a context manag
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from collections.abc import Hashable, Sequence
@@ -48,11 +49,13 @@ def save(fig: Figure, out_pdf: str | Path, out_png: str | Path | None) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
     fig.draw_without_rendering()  # run the constrained layout once, then freeze it for both files
     fig.set_layout_engine("none")
-    # each file under a temporary name, renamed when complete (store/files.py atomic_path)
-    with atomic_path(pdf) as tmp:
-        fig.savefig(tmp, format="pdf")
-    with atomic_path(png) as tmp:
-        fig.savefig(tmp, format="png", dpi=150)
+    # drawn in memory, then written under a temporary name and renamed when complete
+    # (store/files.py atomic_path): a failing disk leaves nothing under the final names
+    for path, kw in ((pdf, {"format": "pdf"}), (png, {"format": "png", "dpi": 150})):
+        buf = io.BytesIO()
+        fig.savefig(buf, **kw)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(buf.getvalue())
 
 
 def plot_style():
