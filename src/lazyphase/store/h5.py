@@ -37,12 +37,49 @@ def write_dataset(group: h5py.Group, name: str, data: Any, **kw: Any) -> h5py.Da
     chunks) and no timestamps; scalars and variable-length strings, which cannot be
     filtered, are stored contiguous (their ``sha256`` attribute still covers them)."""
     arr = data if kw.get("dtype") is not None else np.asarray(data)
-    dtype = kw.get("dtype", getattr(arr, "dtype", None))
-    vlen = dtype is not None and h5py.check_vlen_dtype(np.dtype(dtype)) is not None
+    dtype = np.dtype(kw.get("dtype", getattr(arr, "dtype", None)))
+    vlen = h5py.check_vlen_dtype(dtype) is not None
     scalar = np.ndim(arr) == 0
-    return group.create_dataset(
-        name, data=arr, track_times=False, fletcher32=not (scalar or vlen), **kw
-    )
+    if scalar or vlen:
+        return group.create_dataset(name, data=arr, track_times=False, **kw)
+    kw.setdefault("chunks", chunk_shape(np.shape(arr), dtype.itemsize))
+    ds = group.create_dataset(name, data=arr, track_times=False, fletcher32=True, **kw)
+    if ds.dtype == arr.dtype:  # the content as a reader will get it: hash it now, no read-back
+        ds.attrs["sha256"] = content_sha256(arr)
+    return ds
+
+
+#: Target chunk size: one chunk (one checksum, no chunk index to speak of) for datasets up to
+#: this size, chunks of about this size along the leading axes above it (h5py's own guess
+#: gives chunks of tens of kB, which doubled the write and read time; benchmarks/RESULTS.md).
+CHUNK_BYTES = 1 << 20
+
+
+def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | bool:
+    """Chunks of at most about :data:`CHUNK_BYTES`, whole trailing axes, split along the
+    leading ones (``True``, h5py's guess, for empty datasets)."""
+    if not shape or 0 in shape:
+        return True
+    chunks = list(shape)
+    for ax in range(len(shape)):
+        size = int(np.prod(chunks)) * itemsize
+        if size <= CHUNK_BYTES:
+            break
+        per_unit = size // chunks[ax]
+        chunks[ax] = _split(shape[ax], max(1, CHUNK_BYTES // per_unit))
+    return tuple(chunks)
+
+
+def _split(n: int, k: int) -> int:
+    """A chunk length ``<= k`` along an axis of ``n``: a divisor of ``n`` when one is near
+    ``k`` (edge chunks are stored whole, so a ragged split wastes space), else balanced."""
+    if k >= n:
+        return n
+    d = max(x for x in range(1, k + 1) if n % x == 0)
+    if 4 * d >= k:
+        return d
+    parts = -(-n // k)
+    return -(-n // parts)
 
 
 def content_sha256(value: Any) -> str:
@@ -57,8 +94,15 @@ def _canonical(value: Any) -> bytes:
         items = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
                  for x in a.ravel().tolist()]  # fmt: skip
         return b"str" + json.dumps([list(a.shape), items]).encode()
-    head = json.dumps([str(a.dtype.descr if a.dtype.names else a.dtype.str), list(a.shape)])
+    head = json.dumps([_dtype_text(a.dtype), list(a.shape)])
     return head.encode() + np.ascontiguousarray(a).tobytes()
+
+
+def _dtype_text(dt: np.dtype) -> str:
+    """The dtype without h5py's metadata (a read-back string field carries its encoding)."""
+    if dt.names:
+        return "{" + ",".join(f"{n}:{_dtype_text(dt.fields[n][0])}" for n in dt.names) + "}"
+    return dt.str
 
 
 def _objects(f: h5py.File) -> list[tuple[str, Any]]:
@@ -73,7 +117,7 @@ def attrs_digest(f: h5py.File) -> str:
     h = hashlib.sha256()
     for name, obj in _objects(f):
         if isinstance(obj, h5py.Dataset):
-            desc = ["dataset", str(obj.dtype), list(obj.shape), bool(obj.fletcher32)]
+            desc = ["dataset", _dtype_text(obj.dtype), list(obj.shape), bool(obj.fletcher32)]
         else:
             desc = ["group"]
         h.update(json.dumps([name, *desc]).encode())
@@ -86,10 +130,11 @@ def attrs_digest(f: h5py.File) -> str:
 
 
 def seal(f: h5py.File) -> None:
-    """Give every dataset its ``sha256`` and the root ``attrs_sha256`` (called by
-    :func:`atomic_h5` before ``complete``)."""
+    """Give every dataset its ``sha256`` (read back where :func:`write_dataset` did not hash
+    it already) and the root ``attrs_sha256`` (called by :func:`atomic_h5` before
+    ``complete``)."""
     for _, obj in _objects(f):
-        if isinstance(obj, h5py.Dataset):
+        if isinstance(obj, h5py.Dataset) and "sha256" not in obj.attrs:
             obj.attrs["sha256"] = content_sha256(obj[()])
     f.attrs["attrs_sha256"] = attrs_digest(f)
 
