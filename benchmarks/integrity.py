@@ -96,10 +96,10 @@ def main() -> None:
     rows = []
     for mode in ("plain", "fletcher32", "full"):
         path = os.path.join(tmp, f"{mode}.h5")
-        w = best(lambda: write_mode(mode, path, run, cell), args.repeat)
+        w = best(lambda m=mode, p=path: write_mode(m, p, run, cell), args.repeat)
         size = os.path.getsize(path)
-        r = best(lambda: read_h5(path), args.repeat)
-        r_load = best(lambda: runs_mod.load_run(path), args.repeat) if mode == "full" else None
+        r = best(lambda p=path: read_h5(p), args.repeat)
+        r_load = best(lambda p=path: runs_mod.load_run(p), args.repeat) if mode == "full" else None
         rows.append((mode, w, r, r_load, size))
     with h5py.File(os.path.join(tmp, "full.h5")) as f:
         theta = f["gram/theta"]
@@ -122,11 +122,11 @@ def main() -> None:
     for checks in (False, True):
         path = os.path.join(tmp, f"traj-{checks}.parquet")
         if checks:
-            w = best(lambda: write_table(traj, path), args.repeat)
-            r = best(lambda: read_table(path), args.repeat)
+            w = best(lambda p=path: write_table(traj, p), args.repeat)
+            r = best(lambda p=path: read_table(p), args.repeat)
         else:
-            w = best(lambda: traj.to_parquet(path), args.repeat)
-            r = best(lambda: pd.read_parquet(path), args.repeat)
+            w = best(lambda p=path: traj.to_parquet(p), args.repeat)
+            r = best(lambda p=path: pd.read_parquet(p), args.repeat)
         pq_rows.append((checks, w, r, os.path.getsize(path)))
     print(f"\nparquet: trajectory table, {len(traj)} rows x {traj.shape[1]} columns\n")
     print("| page checksums | write | read | size |")

@@ -177,7 +177,7 @@ def test_inspect_and_aggregation_give_one_line_naming_file_and_fault(variants, c
 
 
 def test_verify_lists_every_variant_once_and_exits_2(variants, capsys):
-    work, _, files = variants
+    work, _, _ = variants
     assert cli.main(["verify", str(work / "results")]) == 2
     out = capsys.readouterr().out.splitlines()
     assert len(out) == len(CASES)

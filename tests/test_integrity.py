@@ -12,8 +12,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pandas as pd
-import pytest
 import pyarrow.parquet as pq
+import pytest
 
 from lazyphase.pipeline import cli
 from lazyphase.pipeline.jobs import train_cells
