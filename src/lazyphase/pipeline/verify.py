@@ -53,20 +53,18 @@ def rebuild_target(path: str) -> str:
 
 
 def _msg(exc: Exception, path: str) -> str:
+    """A reader's message without its leading path and its "delete it and rerun" tail."""
     text = " ".join(str(exc).split())
-    # the readers' messages start with the (absolute or relative) path: keep what follows
-    for prefix in (f"{path}: ",):
-        if prefix in text:
-            text = text.split(prefix, 1)[1]
+    if f"{path}: " in text:
+        text = text.split(f"{path}: ", 1)[1]
     return text.replace("; delete it and rerun the workflow to rebuild it", "").replace(
         "; delete it and rerun", ""
     )
 
 
-def check_file(full: str, shown: str, cell: Mapping[str, Any] | None = None,
-               *, gram: bool = True) -> str | None:  # fmt: skip
-    """What is wrong with the file ``full`` (``shown`` is its name in messages), or None.
-    ``cell``: the configured cell of a run file (provenance check)."""
+def check_file(full: str, cell: Mapping[str, Any] | None = None, *, gram: bool = True) -> str | None:
+    """What is wrong with the file ``full``, or None. ``cell``: the configured cell of a run
+    file (provenance check)."""
     name = os.path.basename(full)
     try:
         if name.endswith(".h5") and name == "dataset.h5":
@@ -98,7 +96,7 @@ def check_run_files(paths: Sequence[str], *, gram: bool = False) -> list[Problem
     for p in paths:
         if not os.path.exists(p):
             out.append(Problem(p, "missing run file", rebuild_target(p)))
-        elif (what := check_file(p, p, gram=gram)) is not None:
+        elif (what := check_file(p, gram=gram)) is not None:
             out.append(Problem(p, what, rebuild_target(p)))
     return out
 
@@ -188,7 +186,7 @@ def verify_results(
     problems = []
     for rel in found:
         full = str(work / rel)
-        what = check_file(full, rel, expected.get(rel))
+        what = check_file(full, expected.get(rel))
         if what is not None:
             problems.append(Problem(rel, what, rebuild_target(rel)))
     found_set = set(found)
