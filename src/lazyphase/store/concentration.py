@@ -66,8 +66,8 @@ def write_concentration(
     """Write one ``(activation, depth, scheme)`` of A4 to ``path`` atomically.
 
     Layout: root attributes ``attrs`` (plus ``complete = True``, written last);
-    ``table/<column>`` one dataset per column of :data:`COLUMNS` (strings as UTF-8 h5py
-    strings), the group's attribute ``columns`` keeps their order; ``kernels/limit``
+    ``table/<column>`` one dataset per column of :data:`COLUMNS` (strings as fixed-length
+    UTF-8 bytes, so they carry the fletcher32 filter), the group's attribute ``columns`` keeps their order; ``kernels/limit``
     ``(L+1, n, n)`` with attributes ``lambda_S``, ``activation``, ``depth``, ``scheme``;
     ``kernels/x`` ``(n, d)``. Datasets carry no timestamps; the file is written under a
     temporary name in the same folder and renamed into place.
