@@ -18,6 +18,7 @@ include: "workflow/rules/gram_concentration.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/phase.smk"
 include: "workflow/rules/chizat.smk"
+include: "workflow/rules/manifest.smk"
 
 
 rule all:

@@ -31,7 +31,7 @@ def contents(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         f.visititems(
             lambda n, o: data.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None
         )
-        attrs = {k: repr(v) for k, v in f.attrs.items() if k != "seconds"}
+        attrs = {k: repr(v) for k, v in f.attrs.items() if k not in ("seconds", "attrs_sha256")}  # the seal covers seconds
     return data, attrs
 
 

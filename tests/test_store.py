@@ -96,7 +96,7 @@ def test_schema_1_file_is_refused_naming_file_and_version(run_file, tmp_path):
     path.write_bytes(open(run_file, "rb").read())
     with h5py.File(path, "a") as f:
         f.attrs["schema_version"] = 1
-    with pytest.raises(RunFileError, match=r"v1\.h5: schema_version 1 .*reads 2.*rerun"):
+    with pytest.raises(RunFileError, match=r"v1\.h5: schema_version 1 .*reads 3.*rerun"):
         load_run(str(path))
 
 

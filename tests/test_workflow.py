@@ -199,3 +199,51 @@ def test_report_is_self_contained_with_every_figure(tiny_run):
         "phase_diagram",
     ):
         assert f"{name}.png" in html, name
+
+
+def test_verify_the_tiny_workflow_then_the_issue_21_bit_flip(tiny_run, tmp_path):
+    """The tiny workflow's results verify clean (manifests included); one bit flipped in
+    trajectory/rd of one run file (0.0 -> 2.0 at t = 0) stops ``-R aggregate_experiment``
+    before it writes a table, ``verify`` names it with the command that rebuilds it, and that
+    command brings every file back."""
+    import shutil
+
+    import h5py
+
+    work = tmp_path / "copy"
+    shutil.copytree(tiny_run, work)
+    cfg = ("--config", str(TINY))
+    lazy = [sys.executable, "-m", "lazyphase", "verify", str(work / "results"), *cfg]
+    r = subprocess.run(lazy, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    man = work / "results" / "theta_lazy" / "manifest.json"
+    assert "figures/loss_decay.png" in man.read_text() and "exponents.csv" in man.read_text()
+
+    victim = sorted((work / "results" / "theta_lazy" / "runs").rglob("*.h5"))[0]
+    with h5py.File(victim) as f:
+        assert f["trajectory/rd"][0, 0, 0] == 0.0
+        offset = f["trajectory/rd"].id.get_chunk_info(0).byte_offset
+    data = bytearray(victim.read_bytes())
+    data[offset + 7] ^= 0x40  # 0.0 -> 2.0
+    victim.write_bytes(bytes(data))
+    traj = work / "results" / "theta_lazy" / "trajectory.parquet"
+    before = traj.read_bytes()
+    r = smk("--cores", "1", *TINY_CFG, "--directory", str(work), "-R", "aggregate_experiment",
+            "results/theta_lazy/trajectory.parquet")  # fmt: skip
+    assert r.returncode != 0
+    log = (work / "logs" / "aggregate_experiment" / "theta_lazy.log").read_text()
+    assert f"{victim.name}: dataset trajectory/rd fails its fletcher32 checksum" in log
+    assert not traj.exists() or traj.read_bytes() == before  # no table built from it
+
+    r = subprocess.run(lazy, capture_output=True, text=True)
+    assert r.returncode == 2
+    rel = victim.relative_to(work)
+    line = next(ln for ln in r.stdout.splitlines() if ln.startswith(f"{rel}: "))
+    assert "trajectory/rd fails its fletcher32 checksum" in line
+    command = line.split("rebuild: ", 1)[1].split()
+    assert command[:3] == ["snakemake", "--cores", "2"] and command[-2:] == ["-R", str(rel.parent)]
+    r = smk(*command[1:], "--directory", str(work))
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = subprocess.run(lazy, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert dataset_bytes(victim) == dataset_bytes(tiny_run / rel)

@@ -13,6 +13,7 @@ from lazyphase.pipeline.budget import (
 )
 from lazyphase.pipeline.jobs import estimate_mem_mb
 from lazyphase.pipeline.fingerprint import code_fingerprint
+from lazyphase.pipeline.verify import experiment_products as _products
 from lazyphase.studies.catalog import FIGURES
 
 # `--config budget={...}` (the profiles) gives strings: typed before the schema sees them
@@ -132,10 +133,22 @@ def experiment_setting(key):
     return get
 
 
+def experiment_products(wildcards):
+    exp = config["experiments"][wildcards.experiment]
+    return _products(wildcards.experiment, exp)
+
+
 def all_targets():
-    return [
+    figures = [
         f"results/{name}/figures/{fig}.{ext}"
         for name, exp in config["experiments"].items()
         for fig in exp["figures"]
         for ext in ("pdf", "png")
     ]
+    # the manifest (sha256 of tables and figures) of every experiment that draws figures
+    manifests = [
+        f"results/{name}/manifest.json"
+        for name, exp in config["experiments"].items()
+        if exp["figures"]
+    ]
+    return figures + manifests

@@ -12,7 +12,11 @@ import pandas as pd
 from lazyphase import stats as analysis
 from lazyphase.pipeline.grid import slug
 from lazyphase.pipeline.jobs import train_cells
+from lazyphase.pipeline.verify import Problem, check_run_files, problems_of, raise_problems
 from lazyphase.store import concentration as conc_store
+from lazyphase.store.files import read_table, write_table, write_tables
+from lazyphase.store.files import write_manifest as _write_manifest
+from lazyphase.store.runs import RunFileError
 from lazyphase.store.tables import collect
 from lazyphase.studies.catalog import FIGURES
 from lazyphase.studies.chizat import analysis as chizat
@@ -32,20 +36,28 @@ def aggregate_experiment(
     seed: int = 0,
 ) -> None:
     """Run files → ``runs`` (parquet), ``traj`` (parquet), ``exponents``, ``threshold`` (with the
-    function-space ``s_star_f`` columns) and ``fexponents`` (the ``fdist`` exponents) (CSV)."""
-    runs, traj = collect(paths, experiment)
+    function-space ``s_star_f`` columns) and ``fexponents`` (the ``fdist`` exponents) (CSV).
+
+    Every input is verified first (:func:`lazyphase.pipeline.verify.check_run_files`, the
+    check of ``lazyphase verify``); any problem stops it, listing them all, before a table is
+    written."""
+    raise_problems(check_run_files(paths))  # everything but gram/theta, every file
+    try:
+        runs, traj = collect(paths, experiment)  # gram/theta's checksums are verified here
+    except RunFileError as exc:
+        raise_problems(problems_of(exc, paths))
+        raise
     exps, boot = analysis.fit_exponents(runs, n_boot=n_boot, ci=ci, seed=seed)
     thr = analysis.thresholds(exps, boot, ci=ci)
     fexps, fthr = analysis.function_exponents(runs, n_boot=n_boot, ci=ci, seed=seed)
     thr = analysis.with_function_threshold(thr, fthr)
     for key in outs:
         os.makedirs(os.path.dirname(outs[key]) or ".", exist_ok=True)
-    runs.to_parquet(outs["runs"])
-    traj.to_parquet(outs["traj"])
-    exps.to_csv(outs["exponents"], index=False)
-    thr.to_csv(outs["threshold"], index=False)
+    tables = {outs["runs"]: runs, outs["traj"]: traj, outs["exponents"]: exps,
+              outs["threshold"]: thr}  # fmt: skip
     if "fexponents" in outs:
-        fexps.to_csv(outs["fexponents"], index=False)
+        tables[outs["fexponents"]] = fexps
+    write_tables(tables)
     counts = runs.drop_duplicates(["file", "replica"])["status"].value_counts().to_dict()
     log.info("%s: %d run files, replicas by status %s", experiment, len(paths), counts)
 
@@ -76,10 +88,16 @@ def aggregate_concentration(
     paths: Sequence[str], outs: Mapping[str, str], *, n_boot: int = 1000, ci: float = 0.9
 ) -> None:
     """A4 files → ``table`` (parquet, one row per width × draw × layer) and ``summary`` (CSV)."""
-    table = pd.concat([conc_store.read_concentration(p)[0] for p in paths], ignore_index=True)
+    parts, problems = [], []
+    for p in paths:
+        try:
+            parts.append(conc_store.read_concentration(p)[0])
+        except conc_store.ConcentrationFileError as exc:
+            problems.append(Problem(p, " ".join(str(exc).split(": ", 1)[-1].split()), p))
+    raise_problems(problems, conc_store.ConcentrationFileError)
+    table = pd.concat(parts, ignore_index=True)
     summary = concentration.summarize(table, n_boot=n_boot, ci=ci)
-    table.to_parquet(outs["table"])
-    summary.to_csv(outs["summary"], index=False)
+    write_tables({outs["table"]: table, outs["summary"]: summary})
     slopes = summary.drop_duplicates(["activation", "depth", "layer"])
     for row in slopes.itertuples():
         log.info("%s L=%d %s: slope %.3f", row.activation, row.depth, row.layer_name, row.slope)
@@ -101,12 +119,12 @@ def refine_phase(
     """B1 bisection rounds after the coarse grid: run files under ``out_dir/round<r>/`` and
     their ``runs`` rows in ``out_dir/runs.parquet`` (empty when nothing needed refining)."""
     os.makedirs(out_dir, exist_ok=True)
-    runs = pd.read_parquet(runs_path)
+    runs = read_table(runs_path)
     new = bisect_boundary(
         cells, runs, out_dir, experiment, tol=tol, rounds=rounds, dataset=dataset, threads=threads,
         gpus=gpus, budget=budget,
     )  # fmt: skip
-    new.to_parquet(os.path.join(out_dir, "runs.parquet"))
+    write_table(new, os.path.join(out_dir, "runs.parquet"))
     log.info("%s: %d bisection cells", experiment, new.drop_duplicates(["scheme", "s"]).shape[0])
 
 
@@ -180,12 +198,11 @@ def aggregate_phase(
     r2_min: float = 0.5,
 ) -> None:
     """Coarse + bisection ``runs`` → ``phase`` (S_w per (γ', γ)) and ``boundary`` (γ* per γ')."""
-    coarse = pd.read_parquet(runs_path).assign(round=0)
-    fine = pd.read_parquet(os.path.join(refine_dir, "runs.parquet"))
+    coarse = read_table(runs_path).assign(round=0)
+    fine = read_table(os.path.join(refine_dir, "runs.parquet"))
     runs = pd.concat([coarse, fine], ignore_index=True) if len(fine) else coarse
     table, boundary = phase.phase_table(runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
-    table.to_csv(outs["phase"], index=False)
-    boundary.to_csv(outs["boundary"], index=False)
+    write_tables({outs["phase"]: table, outs["boundary"]: boundary})
     for r in boundary.itertuples():
         log.info(
             "gamma'=%g: gamma* = %.3f [%.3f, %.3f] (Luo line %.2f, scaling line %.2f; nearer: %s) %s",
@@ -195,7 +212,7 @@ def aggregate_phase(
 
 
 def _read(path: str) -> pd.DataFrame:
-    return pd.read_parquet(path) if path.endswith(".parquet") else pd.read_csv(path)
+    return read_table(path)
 
 
 def plot(figure: str, inputs: Mapping[str, str], out_pdf: str, out_png: str) -> None:
@@ -207,17 +224,23 @@ def plot(figure: str, inputs: Mapping[str, str], out_pdf: str, out_png: str) -> 
 
 def compute_landscape(paths: Sequence[str], outs: Mapping[str, str]) -> None:
     """C8: the test-loss landscapes of the run files → ``grid`` and ``points`` (parquet)."""
+    raise_problems(check_run_files(paths))
     grid, points = chizat.landscape_tables(paths)
     _write_tables({"grid": grid, "points": points}, outs)
 
 
 def compute_cover(paths: Sequence[str], outs: Mapping[str, str]) -> None:
     """C4: neuron paths and teacher directions → ``cover`` and ``teacher`` (parquet)."""
+    raise_problems(check_run_files(paths))
     cover, teacher = chizat.cover_tables(paths)
     _write_tables({"cover": cover, "teacher": teacher}, outs)
 
 
 def _write_tables(frames: Mapping[str, pd.DataFrame], outs: Mapping[str, str]) -> None:
-    for key, frame in frames.items():
-        os.makedirs(os.path.dirname(outs[key]) or ".", exist_ok=True)
-        frame.to_parquet(outs[key])
+    write_tables({outs[key]: frame for key, frame in frames.items()})
+
+
+def write_manifest(paths: Sequence[str], out: str, *, code: str = "") -> None:
+    """``results/<exp>/manifest.json``: the sha256 of the experiment's tables and figures."""
+    doc = _write_manifest(out, paths, code=code)
+    log.info("%s: %d files", out, len(doc["files"]))

@@ -11,7 +11,13 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from lazyphase.store.h5 import atomic_h5
+from lazyphase.store.h5 import (
+    atomic_h5,
+    check_attr_sizes,
+    check_seal,
+    read_all,
+    write_dataset,
+)
 
 #: Columns of :func:`concentration_table`, in order.
 COLUMNS = (
@@ -60,8 +66,8 @@ def write_concentration(
     """Write one ``(activation, depth, scheme)`` of A4 to ``path`` atomically.
 
     Layout: root attributes ``attrs`` (plus ``complete = True``, written last);
-    ``table/<column>`` one dataset per column of :data:`COLUMNS` (strings as UTF-8 h5py
-    strings), the group's attribute ``columns`` keeps their order; ``kernels/limit``
+    ``table/<column>`` one dataset per column of :data:`COLUMNS` (strings as fixed-length
+    UTF-8 bytes, so they carry the fletcher32 filter), the group's attribute ``columns`` keeps their order; ``kernels/limit``
     ``(L+1, n, n)`` with attributes ``lambda_S``, ``activation``, ``depth``, ``scheme``;
     ``kernels/x`` ``(n, d)``. Datasets carry no timestamps; the file is written under a
     temporary name in the same folder and renamed into place.
@@ -80,22 +86,20 @@ def write_concentration(
         grp = f.create_group("table")
         for c in COLUMNS:
             if c in _STR_COLUMNS:
-                data = np.asarray(table[c].to_list(), dtype=object)
-                grp.create_dataset(c, data=data, dtype=h5py.string_dtype(), track_times=False)
+                # fixed-length UTF-8: variable-length strings cannot carry the checksum filter
+                raw = [str(v).encode() for v in table[c].to_list()]
+                width = max([len(b) for b in raw] + [1])
+                write_dataset(grp, c, np.asarray(raw, dtype=f"S{width}").reshape(len(raw)))
             else:
-                grp.create_dataset(c, data=table[c].to_numpy(), track_times=False)
+                write_dataset(grp, c, table[c].to_numpy())
         grp.attrs["columns"] = np.asarray(COLUMNS, dtype=h5py.string_dtype())
         ker = f.create_group("kernels")
-        lim = ker.create_dataset(
-            "limit", data=np.asarray(limit["K"], dtype=np.float64), track_times=False
-        )
+        lim = write_dataset(ker, "limit", np.asarray(limit["K"], dtype=np.float64))
         lim.attrs["lambda_S"] = float(limit["lambda_S"])
         lim.attrs["activation"] = str(meta["activation"])
         lim.attrs["depth"] = int(meta["depth"])
         lim.attrs["scheme"] = str(meta["scheme"])
-        ker.create_dataset(
-            "x", data=np.asarray(limit["x"], dtype=np.float64), track_times=False
-        )
+        write_dataset(ker, "x", np.asarray(limit["x"], dtype=np.float64))
 
 
 def read_concentration(
@@ -111,37 +115,48 @@ def read_concentration(
             (no root attribute ``complete``) or lacks a part of the layout.
     """
     path = os.fspath(path)
+
+    def fail(msg: str) -> ConcentrationFileError:
+        return ConcentrationFileError(" ".join(f"{path}: {msg}; delete it and rerun".split()))
+
     try:
         f = h5py.File(path, "r")
-    except OSError as err:
+    except (OSError, ValueError) as err:
         raise ConcentrationFileError(f"{path}: cannot open concentration file ({err})") from err
     with f:
-        if not f.attrs.get("complete", False):
-            raise ConcentrationFileError(
-                f"{path}: incomplete concentration file (attribute 'complete' missing); "
-                "delete it and rerun"
-            )
         try:
-            grp = f["table"]
-            cols = [c.decode() if isinstance(c, bytes) else str(c) for c in grp.attrs["columns"]]
-            data = {}
-            for c in cols:
-                ds = grp[c]
-                data[c] = ds.asstr()[()] if h5py.check_string_dtype(ds.dtype) else ds[()]
-            lim = f["kernels/limit"]
-            K = lim[()]
-            limit = {
-                "K": K,
-                "lambda_S": float(lim.attrs["lambda_S"]),
-                "x": f["kernels/x"][()],
-                "lambda_min": np.linalg.eigvalsh(K)[:, 0],
-                "activation": str(lim.attrs["activation"]),
-                "depth": int(lim.attrs["depth"]),
-                "scheme": str(lim.attrs["scheme"]),
-            }
-        except KeyError as err:
-            raise ConcentrationFileError(f"{path}: malformed concentration file ({err})") from err
-        attrs = {k: v for k, v in f.attrs.items() if k != "complete"}
+            return _read(f, fail)
+        except ConcentrationFileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError) as err:
+            raise fail(f"malformed concentration file ({type(err).__name__}: {err})") from err
+
+
+def _read(f: h5py.File, fail: Any) -> tuple[pd.DataFrame, dict[str, Any], dict[str, Any]]:
+    if not f.attrs.get("complete", False):
+        raise fail("incomplete concentration file (attribute 'complete' missing)")
+    check_attr_sizes(f, fail)
+    values = read_all(f, fail)
+    check_seal(f, values, fail)
+    grp = f["table"]
+    cols = [c.decode() if isinstance(c, bytes) else str(c) for c in grp.attrs["columns"]]
+    missing = [c for c in COLUMNS if c not in cols or f"table/{c}" not in values]
+    if missing:
+        raise fail(f"missing table columns {missing}")
+    data = {}
+    for c in cols:
+        v = values[f"table/{c}"]
+        data[c] = np.char.decode(v, "utf-8") if v.dtype.kind == "S" else v
+    lim = f["kernels/limit"]
+    K = values["kernels/limit"]
+    limit = {
+        "K": K,
+        "lambda_S": float(lim.attrs["lambda_S"]),
+        "x": values["kernels/x"],
+        "lambda_min": np.linalg.eigvalsh(K)[:, 0],
+        "activation": str(lim.attrs["activation"]),
+        "depth": int(lim.attrs["depth"]),
+        "scheme": str(lim.attrs["scheme"]),
+    }
+    attrs = {k: v for k, v in f.attrs.items() if k not in ("complete", "attrs_sha256")}
     return typed(pd.DataFrame(data)), limit, attrs
-
-

@@ -1,24 +1,151 @@
-"""The one way this package writes an HDF5 file: under a temporary name, then renamed.
+"""The one way this package writes an HDF5 file, and the integrity checks of every reader.
 
-A reader therefore never meets a half-written file under its final name; the root attribute
-``complete = True`` is set last, as a second guard for files copied by other tools.
+Writing (:func:`atomic_h5`): under a temporary name, then renamed, so a reader never meets a
+half-written file under its final name. Every dataset is written by :func:`write_dataset` with
+HDF5's fletcher32 checksum filter (chunked layout; scalars and variable-length strings cannot
+carry a filter and are covered by the digests below). On exit the file is *sealed*: each
+dataset gets the attribute ``sha256`` (of its content), the root the attribute
+``attrs_sha256`` (of every group's and dataset's path, dtype, shape, filter and attributes),
+and ``complete = True`` last. See docs/integrity.md.
+
+Reading (:func:`read_datasets_checked`, :func:`check_seal`): a dataset whose chunk fails its
+fletcher32 checksum, whose content no longer matches its ``sha256``, or attributes that no
+longer match ``attrs_sha256``, raise the caller's error class naming the file and the dataset.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import h5py
+import numpy as np
+
+#: Root attributes outside the attribute digest (``complete`` is written after it).
+_UNSEALED = ("complete", "attrs_sha256")
+#: Attributes larger than this are refused before they are read (a hostile file's "huge
+#: attribute"); the largest the pipeline writes is ``config_json``, a few kB.
+MAX_ATTR_BYTES = 1 << 20
+
+
+def write_dataset(group: h5py.Group, name: str, data: Any, **kw: Any) -> h5py.Dataset:
+    """``group.create_dataset(name, data=...)`` with the fletcher32 checksum (h5py picks the
+    chunks) and no timestamps; scalars and variable-length strings, which cannot be
+    filtered, are stored contiguous (their ``sha256`` attribute still covers them)."""
+    arr = data if kw.get("dtype") is not None else np.asarray(data)
+    dtype = np.dtype(kw.get("dtype", getattr(arr, "dtype", None)))
+    vlen = h5py.check_vlen_dtype(dtype) is not None
+    scalar = np.ndim(arr) == 0
+    if scalar or vlen:
+        return group.create_dataset(name, data=arr, track_times=False, **kw)
+    kw.setdefault("chunks", chunk_shape(np.shape(arr), dtype.itemsize))
+    ds = group.create_dataset(name, data=arr, track_times=False, fletcher32=True, **kw)
+    if ds.dtype == arr.dtype:  # the content as a reader will get it: hash it now, no read-back
+        ds.attrs["sha256"] = content_sha256(arr)
+    return ds
+
+
+#: Target chunk size: one chunk (one checksum, no chunk index to speak of) for datasets up to
+#: this size, chunks of about this size along the leading axes above it (h5py's own guess
+#: gives chunks of tens of kB, which doubled the write and read time; benchmarks/RESULTS.md).
+CHUNK_BYTES = 1 << 20
+
+
+def chunk_shape(shape: tuple[int, ...], itemsize: int) -> tuple[int, ...] | bool:
+    """Chunks of at most about :data:`CHUNK_BYTES`, whole trailing axes, split along the
+    leading ones (``True``, h5py's guess, for empty datasets)."""
+    if not shape or 0 in shape:
+        return True
+    chunks = list(shape)
+    for ax in range(len(shape)):
+        size = int(np.prod(chunks)) * itemsize
+        if size <= CHUNK_BYTES:
+            break
+        per_unit = size // chunks[ax]
+        chunks[ax] = _split(shape[ax], max(1, CHUNK_BYTES // per_unit))
+    return tuple(chunks)
+
+
+def _split(n: int, k: int) -> int:
+    """A chunk length ``<= k`` along an axis of ``n``: a divisor of ``n`` when one is near
+    ``k`` (edge chunks are stored whole, so a ragged split wastes space), else balanced."""
+    if k >= n:
+        return n
+    d = max(x for x in range(1, k + 1) if n % x == 0)
+    if 4 * d >= k:
+        return d
+    parts = -(-n // k)
+    return -(-n // parts)
+
+
+def content_sha256(value: Any) -> str:
+    """sha256 of a dataset's (or attribute's) value as read by h5py, in a canonical form:
+    dtype, shape and bytes; strings as their UTF-8 text."""
+    return hashlib.sha256(_canonical(value)).hexdigest()
+
+
+def _canonical(value: Any) -> bytes:
+    a = np.asarray(value)
+    if a.dtype.kind in "OUS":
+        items = [x.decode("utf-8", "replace") if isinstance(x, bytes) else str(x)
+                 for x in a.ravel().tolist()]  # fmt: skip
+        return b"str" + json.dumps([list(a.shape), items]).encode()
+    head = json.dumps([_dtype_text(a.dtype), list(a.shape)])
+    return head.encode() + np.ascontiguousarray(a).tobytes()
+
+
+def _dtype_text(dt: np.dtype) -> str:
+    """The dtype without h5py's metadata (a read-back string field carries its encoding)."""
+    if dt.names:
+        return "{" + ",".join(f"{n}:{_dtype_text(dt.fields[n][0])}" for n in dt.names) + "}"
+    return dt.str
+
+
+def _objects(f: h5py.File) -> list[tuple[str, Any]]:
+    out: list[tuple[str, Any]] = [("/", f)]
+    f.visititems(lambda name, obj: out.append((name, obj)) if obj is not None else None)
+    return sorted(out, key=lambda x: x[0])
+
+
+def attrs_digest(f: h5py.File) -> str:
+    """sha256 over every object's path, kind, dtype, shape, checksum filter and attributes
+    (root ``complete`` and ``attrs_sha256`` left out)."""
+    h = hashlib.sha256()
+    for name, obj in _objects(f):
+        if isinstance(obj, h5py.Dataset):
+            desc = ["dataset", _dtype_text(obj.dtype), list(obj.shape), bool(obj.fletcher32)]
+        else:
+            desc = ["group"]
+        h.update(json.dumps([name, *desc]).encode())
+        for key in sorted(obj.attrs):
+            if obj is f and key in _UNSEALED:
+                continue
+            h.update(json.dumps(["attr", key]).encode())
+            h.update(_canonical(obj.attrs[key]))
+    return h.hexdigest()
+
+
+def seal(f: h5py.File) -> None:
+    """Give every dataset its ``sha256`` (read back where :func:`write_dataset` did not hash
+    it already) and the root ``attrs_sha256`` (called by :func:`atomic_h5` before
+    ``complete``)."""
+    for _, obj in _objects(f):
+        if isinstance(obj, h5py.Dataset) and "sha256" not in obj.attrs:
+            obj.attrs["sha256"] = content_sha256(obj[()])
+    f.attrs["attrs_sha256"] = attrs_digest(f)
 
 
 @contextlib.contextmanager
 def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
-    """Open ``path``'s temporary sibling for writing; rename it into place on success.
+    """Open ``path``'s temporary sibling for writing; seal it and rename it into place on
+    success.
 
-    The caller writes the content; ``complete = True`` is added on exit. On any error the
-    temporary file is removed and ``path`` is left as it was.
+    The caller writes the content; :func:`seal` and ``complete = True`` are added on exit. On
+    any error the temporary file is removed and ``path`` is left as it was.
     """
     path = os.fspath(path)
     tmp = f"{path}.tmp-{os.getpid()}"
@@ -26,8 +153,119 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     try:
         with h5py.File(tmp, "w") as f:
             yield f
+            seal(f)
             f.attrs["complete"] = True
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:
+        # HDF5 buffers its writes: a full disk often surfaces at close, as RuntimeError
+        if isinstance(exc, WriteError) or not is_write_error(exc):
+            raise
+        raise write_failed(path, exc) from exc
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+class WriteError(OSError):
+    """Writing a file failed (disk full, file-size limit, I/O error): the partial temporary
+    file was removed and nothing is under the final name; the message names the file."""
+
+
+def write_failed(path: str, exc: BaseException) -> WriteError:
+    """The :class:`WriteError` of a failed write of ``path`` (``exc``: the cause)."""
+    err = getattr(exc, "errno", None)
+    if not err:  # HDF5's message holds "errno = 27, error message = 'File too large'"
+        import re
+
+        found = re.search(r"errno = (\d+)", str(exc))
+        err = int(found.group(1)) if found else None
+    why = os.strerror(err) if err else " ".join(str(exc).split())
+    return WriteError(
+        err or 5,
+        f"{path}: write failed ({why}); the partial file was removed, nothing was written "
+        "under this name; free space (or raise the limit) and rerun",
+    )
+
+
+Fail = Callable[[str], Exception]
+
+
+def check_attr_sizes(f: h5py.File, fail: Fail) -> None:
+    """Refuse, before reading them, attributes larger than :data:`MAX_ATTR_BYTES`."""
+    for name, obj in _objects(f):
+        for key in obj.attrs:
+            size = obj.attrs.get_id(key).get_storage_size()
+            if size > MAX_ATTR_BYTES:
+                where = "root attribute" if name == "/" else f"attribute of {name}:"
+                raise fail(
+                    f"{where} {key!r} is {size} bytes (lazyphase writes at most "
+                    f"{MAX_ATTR_BYTES}); not a file this pipeline wrote"
+                )
+
+
+def read_dataset(ds: h5py.Dataset, fail: Fail) -> Any:
+    """``ds[()]``; a chunk failing its fletcher32 checksum (or any read error) raises
+    ``fail(message)`` naming the dataset."""
+    try:
+        return ds[()]
+    except (OSError, ValueError, TypeError) as exc:
+        kind = "fails its fletcher32 checksum" if ds.fletcher32 else "cannot be read"
+        raise fail(f"dataset {ds.name.lstrip('/')} {kind} (corrupted on disk: {exc})") from exc
+
+
+def read_all(f: h5py.File, fail: Fail, skip: tuple[str, ...] = ()) -> dict[str, Any]:
+    """Every dataset of ``f`` but ``skip`` (``'group/name'`` → value), checksums verified."""
+    out: dict[str, Any] = {}
+    for name, obj in _objects(f):
+        if isinstance(obj, h5py.Dataset) and name not in skip:
+            out[name] = read_dataset(obj, fail)
+    return out
+
+
+def check_seal(f: h5py.File, values: dict[str, Any], fail: Fail) -> None:
+    """Compare the seal written by :func:`seal` with the file: every dataset read (``values``)
+    against its ``sha256``, the attributes and layout against ``attrs_sha256``."""
+    stored = f.attrs.get("attrs_sha256")
+    if stored is None:
+        raise fail(
+            "no attribute 'attrs_sha256' (written before checksums, or not by lazyphase); "
+            "its integrity cannot be checked"
+        )
+    for name, value in values.items():
+        want = f[name].attrs.get("sha256")
+        if want is None:
+            raise fail(f"dataset {name} has no 'sha256' attribute (added after writing)")
+        if content_sha256(value) != _text(want):
+            raise fail(
+                f"dataset {name}: content differs from what lazyphase wrote (sha256 mismatch"
+                + (", now holds NaN/inf" if _nonfinite(value) else "") + ")"
+            )
+    if attrs_digest(f) != _text(stored):
+        raise fail(
+            "attributes or layout differ from what lazyphase wrote (attrs_sha256 mismatch: "
+            "an attribute, group or dataset was changed, added or removed)"
+        )
+
+
+def _text(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _nonfinite(value: Any) -> bool:
+    a = np.asarray(value)
+    return a.dtype.kind == "f" and not np.isfinite(a).all()
+
+
+def is_write_error(exc: BaseException) -> bool:
+    """A full disk, a file-size limit, a quota or an I/O error (h5py reports them as OSError
+    whose message holds the C library's text, often without ``errno``)."""
+    import errno
+
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
+        return True
+    text = str(exc)
+    return any(
+        w in text
+        for w in ("No space left", "File too large", "quota exceeded", "Input/output error",
+                  "write failed")
+    )  # fmt: skip

@@ -20,10 +20,16 @@ from lazyphase.core.data import Dataset, dataset_key, make_dataset
 from lazyphase.core.model import effective_s, layer_names
 from lazyphase.core.schemes import luo_gamma_prime, scheme_label
 from lazyphase.core.train import BatchRun
-from lazyphase.store.h5 import atomic_h5
+from lazyphase.store.h5 import (
+    atomic_h5,
+    check_attr_sizes,
+    check_seal,
+    read_all,
+    write_dataset,
+)
 
 #: 2: the ``linearized`` group and ``replicas/test_output0``/``test_output_final`` (issue 17).
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class RunFileError(RuntimeError):
@@ -33,7 +39,8 @@ class RunFileError(RuntimeError):
 def _ds(group: h5py.Group, name: str, data: Any) -> None:
     # no compression: float64 weights and trajectories gain ~10% with gzip+shuffle at 6x the
     # write time (a 63-replica job spent 1.8 s of its 5 s outside training in gzip)
-    group.create_dataset(name, data=np.asarray(data), track_times=False)
+    # fletcher32 checksum on every chunk (store/h5.py write_dataset; docs/integrity.md)
+    write_dataset(group, name, np.asarray(data))
 
 
 def _attr_value(v: Any) -> Any:
@@ -127,21 +134,26 @@ def write_datasets(path: str, cells: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 def read_datasets(path: str) -> dict[str, Dataset]:
-    """The data sets written by :func:`write_datasets` (errors name the file)."""
+    """The data sets written by :func:`write_datasets` (errors name the file; checksums and
+    the seal of store/h5.py verified)."""
     import torch
+
+    def fail(msg: str) -> RunFileError:
+        return RunFileError(" ".join(f"{path}: {msg}; delete it and rerun".split()))
 
     try:
         with h5py.File(path, "r") as f:
             if not f.attrs.get("complete", False):
-                raise RunFileError(f"{path}: incomplete data set file; delete it and rerun")
+                raise fail("incomplete data set file")
+            check_attr_sizes(f, fail)
+            values = read_all(f, fail)
+            check_seal(f, values, fail)
             return {
-                key: Dataset(**{n: torch.from_numpy(f[key][n][()]) for n in _DATA_FIELDS})
+                key: Dataset(**{n: torch.from_numpy(values[f"{key}/{n}"]) for n in _DATA_FIELDS})
                 for key in f
             }
-    except OSError as exc:
-        raise RunFileError(
-            f"{path}: not a readable data set file ({exc}); delete it and rerun"
-        ) from exc
+    except (OSError, KeyError, ValueError, TypeError) as exc:
+        raise fail(f"not a readable data set file ({exc})") from exc
 
 
 def _write_weights(f: h5py.File, run: BatchRun, idx: np.ndarray, cell: Mapping[str, Any]) -> None:
@@ -207,7 +219,7 @@ def _write_events(f: h5py.File, events: Sequence[Any], idx: np.ndarray) -> None:
          for e in rows],
         dtype=dt,
     )  # fmt: skip
-    f.create_dataset("events", data=arr, dtype=dt, track_times=False)
+    _ds(f, "events", arr)
 
 
 @dataclass
@@ -236,52 +248,64 @@ _REQUIRED = (
 )  # fmt: skip
 
 
+_FLOAT = (
+    "trajectory/t", "trajectory/lr", "trajectory/train_loss", "trajectory/test_loss",
+    "trajectory/rd", "gram/theta", "data/x_train", "data/y_train", "data/x_kernel",
+)  # fmt: skip
+_INT = ("trajectory/step", "gram/step", "replicas/seed", "replicas/final_step")
+
+
 def load_run(path: str, *, gram: bool = True) -> Run:
     """Read and validate a run file (``gram=False`` skips the large ``gram/theta``).
 
+    Every dataset read is checked against its fletcher32 checksum and its ``sha256``, the
+    attributes and layout against ``attrs_sha256`` (store/h5.py, docs/integrity.md).
+
     Raises:
-        RunFileError: naming the file, when it is unreadable, incomplete, of another schema
-            version, or its shapes disagree with its attributes.
+        RunFileError: naming the file (and the dataset), when it is unreadable, not a
+            lazyphase run file, incomplete, of another schema version, corrupted, changed
+            after writing, or its shapes or dtypes disagree with its attributes.
     """
     hint = "delete it and rerun the workflow to rebuild it"
+
+    def fail(msg: str) -> RunFileError:
+        return RunFileError(" ".join(f"{path}: {msg}; {hint}".split()))  # one line
+
     try:
         fh = h5py.File(path, "r")
     except (OSError, ValueError) as exc:
         raise RunFileError(f"{path}: not a readable HDF5 run file ({exc}); {hint}") from exc
     with fh as f:
-        attrs = {k: _plain(v) for k, v in f.attrs.items()}
-        if not attrs.get("complete", False):
-            raise RunFileError(
-                f"{path}: incomplete run file (attribute 'complete' missing); {hint}"
-            )
-        if attrs.get("schema_version") != SCHEMA_VERSION:
-            older = (
-                " (written before the linearized run was stored)"
-                if isinstance(attrs.get("schema_version"), int)
-                and attrs["schema_version"] < SCHEMA_VERSION
-                else ""
-            )
-            raise RunFileError(
-                f"{path}: schema_version {attrs.get('schema_version')!r}{older}, this lazyphase "
-                f"reads {SCHEMA_VERSION}; {hint}"
-            )
-        arrays: dict[str, np.ndarray] = {}
-
-        def visit(name: str, obj: Any) -> None:
-            if isinstance(obj, h5py.Dataset) and (gram or name != "gram/theta"):
-                arrays[name] = obj[()]
-
         try:
-            f.visititems(visit)
-            norm = np.asarray(f["gram"].attrs["normalization"])
-            attrs["linearized_skipped"] = _plain(f["linearized"].attrs.get("skipped", ""))
-        except (OSError, KeyError) as exc:
-            raise RunFileError(f"{path}: corrupt run file ({exc}); {hint}") from exc
-    missing = [k for k in _REQUIRED if k not in arrays and (gram or k != "gram/theta")]
-    if missing:
-        raise RunFileError(f"{path}: missing datasets {missing}; {hint}")
-    attrs["gram_normalization"] = norm
+            return _load(f, path, gram, fail)
+        except RunFileError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise fail(f"malformed run file ({type(exc).__name__}: {exc})") from exc
+
+
+def _load(f: h5py.File, path: str, gram: bool, fail: Any) -> Run:
+    if "schema_version" not in f.attrs and "lazyphase_version" not in f.attrs:
+        raise fail("not a lazyphase run file (an HDF5 file without its root attributes)")
+    check_attr_sizes(f, fail)
+    attrs = {k: _plain(v) for k, v in f.attrs.items()}
+    if not attrs.get("complete", False):
+        raise fail("incomplete run file (attribute 'complete' missing)")
+    if attrs.get("schema_version") != SCHEMA_VERSION:
+        version = attrs.get("schema_version")
+        older = {1: " (written before the linearized run and the checksums were stored)",
+                 2: " (written before the checksums were stored)"}.get(version, "")  # fmt: skip
+        raise fail(f"schema_version {version!r}{older}, this lazyphase reads {SCHEMA_VERSION}")
+    arrays = read_all(f, fail, skip=() if gram else ("gram/theta",))
+    missing = [k for k in _REQUIRED if k not in arrays and (gram or k != "gram/theta" or k not in f)]
+    if missing or "gram" not in f or "normalization" not in f["gram"].attrs:
+        raise fail(f"missing datasets {missing or ['gram (attribute normalization)']}")
+    norm = np.asarray(f["gram"].attrs["normalization"])
     _check_shapes(path, attrs, arrays)
+    check_seal(f, arrays, fail)
+    attrs["gram_normalization"] = norm
+    if "linearized" in f:
+        attrs["linearized_skipped"] = _plain(f["linearized"].attrs.get("skipped", ""))
     return Run(path, attrs, arrays)
 
 
@@ -319,6 +343,13 @@ def _check_shapes(path: str, attrs: Mapping[str, Any], arrays: Mapping[str, np.n
                 f"{path}: dataset {key} has shape {arrays[key].shape}, expected {shape} "
                 "from the file's attributes; delete it and rerun the workflow to rebuild it"
             )
+    bad = [k for k in _FLOAT if k in arrays and arrays[k].dtype.kind != "f"]
+    bad += [k for k in _INT if k in arrays and arrays[k].dtype.kind not in "iu"]
+    if bad:
+        raise RunFileError(
+            f"{path}: dataset {bad[0]} has dtype {arrays[bad[0]].dtype}, expected "
+            f"{'float' if bad[0] in _FLOAT else 'integer'}; delete it and rerun the workflow"
+        )
     if len(attrs["status"]) != n_rep:
         raise RunFileError(
             f"{path}: attribute status has {len(attrs['status'])} entries, expected {n_rep}"

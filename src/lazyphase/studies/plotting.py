@@ -6,6 +6,7 @@ registry or global style is touched; seaborn gives the style (as a context manag
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from collections.abc import Hashable, Sequence
@@ -15,6 +16,8 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+
+from lazyphase.store.files import atomic_path
 
 ROW_KEYS = ("scheme", "activation", "depth")
 PANEL_W, PANEL_H, MAX_W = 4.2, 3.1, 19.5
@@ -46,8 +49,13 @@ def save(fig: Figure, out_pdf: str | Path, out_png: str | Path | None) -> None:
         p.parent.mkdir(parents=True, exist_ok=True)
     fig.draw_without_rendering()  # run the constrained layout once, then freeze it for both files
     fig.set_layout_engine("none")
-    fig.savefig(pdf)
-    fig.savefig(png, dpi=150)
+    # drawn in memory, then written under a temporary name and renamed when complete
+    # (store/files.py atomic_path): a failing disk leaves nothing under the final names
+    for path, kw in ((pdf, {"format": "pdf"}), (png, {"format": "png", "dpi": 150})):
+        buf = io.BytesIO()
+        fig.savefig(buf, **kw)
+        with atomic_path(path) as tmp:
+            Path(tmp).write_bytes(buf.getvalue())
 
 
 def plot_style():
