@@ -12,7 +12,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 
 STAMP := $(VENV)/.installed
 
-.PHONY: env figures test lint pytest test-slow bench docs-figures report clean
+.PHONY: env figures test lint pytest test-slurm test-slow bench docs-figures report clean
 
 env: $(STAMP)
 
@@ -35,11 +35,17 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
+	bash -n scripts/slurm_local.sh
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+	$(BIN)/python -m pytest -m "not slow and not slurm" -q
 
-test: lint pytest
+# The slurm profiles end to end on a local one-node cluster (scripts/slurm_local.sh installs and
+# starts it: needs root on Debian/Ubuntu; skipped with the reason otherwise; a few minutes).
+test-slurm: $(STAMP)
+	$(BIN)/python -m pytest -m slurm -q
+
+test: lint pytest test-slurm
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q

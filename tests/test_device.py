@@ -76,12 +76,14 @@ def test_user_visible_devices_restrict_the_slots(tmp_path):
     assert {p.name for p in tmp_path.iterdir()} == {"gpu3.lock", "gpu5.lock"}
 
 
-def test_slurm_allocation_is_used_as_is(tmp_path):
+def test_slurm_allocation_is_used_as_is(tmp_path, caplog):
     env = {"SLURM_JOB_ID": "123", "CUDA_VISIBLE_DEVICES": "2"}
-    with lease(1, str(tmp_path / "locks"), env=env) as dev:
-        assert dev == "cuda"
+    with caplog.at_level("INFO", logger="lazyphase.device"):
+        with lease(1, str(tmp_path / "locks"), env=env) as dev:
+            assert dev == "cuda"
     assert env == {"SLURM_JOB_ID": "123", "CUDA_VISIBLE_DEVICES": "2"}
     assert not (tmp_path / "locks").exists()
+    assert "SLURM job 123: CUDA_VISIBLE_DEVICES=2" in caplog.text  # the job log names the GPU
 
 
 def test_all_slots_busy_times_out(tmp_path):

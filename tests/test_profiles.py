@@ -31,7 +31,7 @@ def job_count(stdout: str, rule: str) -> int:
 
 @pytest.mark.parametrize(
     ("profile", "train_resources"),
-    [("gpu-workstation", "gpu=1"), ("slurm", "slurm_partition=cpu")],
+    [("gpu-workstation", "gpu=1"), ("slurm", "gpu=0"), ("slurm-gpu", "slurm_partition=gpu")],
 )
 def test_profile_dry_run(tmp_path, profile, train_resources):
     # the slurm executor plugin needs no sbatch/sinfo/sacct for a dry run
@@ -54,11 +54,22 @@ def test_gpu_workstation_profile_keys():
 def test_slurm_profile_keys():
     prof = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
     assert prof["executor"] == "slurm"
-    assert {"slurm_account", "slurm_partition", "runtime", "mem_mb"} <= set(
-        prof["default-resources"]
-    )
-    assert {"train_cell", "compute_gram_concentration"} <= set(prof["set-resources"])
+    # nothing to edit: the account and partition come from sbatch's environment / the cluster
+    assert "CHANGE_ME" not in (ROOT / "profiles" / "slurm" / "config.yaml").read_text()
+    assert not {"slurm_account", "slurm_partition"} & set(prof["default-resources"])
+    assert {"runtime", "mem_mb"} <= set(prof["default-resources"])
+    assert prof["set-threads"]["train_cell"] == 2
     assert prof["group-components"][prof["groups"]["compute_gram_concentration"]] > 1
+
+
+def test_slurm_gpu_profile_is_the_slurm_profile_plus_gpus():
+    cpu = yaml.safe_load((ROOT / "profiles" / "slurm" / "config.yaml").read_text())
+    gpu = yaml.safe_load((ROOT / "profiles" / "slurm-gpu" / "config.yaml").read_text())
+    assert gpu["set-resources"]["train_cell"] == {"slurm_partition": "gpu", "gpu": 1}
+    assert gpu["set-threads"]["train_cell"] == 1
+    differ = {k for k in cpu.keys() | gpu.keys() if cpu.get(k) != gpu.get(k)}
+    assert differ == {"set-resources", "set-threads", "config"}
+    assert cpu["config"] == ["budget={preset: slurm-cpu}"] and gpu["config"] == ["budget={preset: slurm}"]
 
 
 def test_paper_config_dry_run(tmp_path, monkeypatch):

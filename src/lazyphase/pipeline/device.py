@@ -47,6 +47,8 @@ def lease(
         yield "cpu"
         return
     if "SLURM_JOB_ID" in env:
+        log.info("SLURM job %s: CUDA_VISIBLE_DEVICES=%s (SLURM's, used as is)",
+                 env["SLURM_JOB_ID"], env.get("CUDA_VISIBLE_DEVICES"))  # fmt: skip
         yield "cuda"
         return
     slots = gpu_slots(env)

@@ -1,0 +1,360 @@
+#!/usr/bin/env bash
+# A one-node SLURM cluster with accounting on this Debian/Ubuntu machine, for trying the slurm
+# profiles on a laptop or in CI (docs/slurm.md). Run as root:
+#
+#   scripts/slurm_local.sh start    # install if missing, configure, start, wait until the node is idle
+#   scripts/slurm_local.sh status   # daemons, node, partitions, accounts
+#   scripts/slurm_local.sh stop     # stop every daemon this script started
+#
+# start is idempotent: a second call checks what runs, starts what does not, and restarts the SLURM
+# daemons only when the generated configuration changed. No systemd is needed: the daemons are
+# started directly (munged, mariadbd, slurmdbd, slurmctld, slurmd) with pid files under $RUN_DIR.
+#
+# The node (this host's short name at 127.0.0.1, CPUs from nproc, 90% of its memory) has Gres=gpu:2 backed by two placeholder
+# files, so `--gpus=1` jobs get a real, distinct CUDA_VISIBLE_DEVICES (0 or 1) but no GPU.
+# Partitions: cpu (default) and gpu. Accounting: slurmdbd on MariaDB (sacct works), account `ci`
+# with root in it (root's default account stays `root`; associations are enforced, so an unknown
+# account is rejected at submission).
+#
+# Environment: SLURM_LOCAL_STATE (default /var/lib/slurm-local), SLURM_LOCAL_LOG
+# (/var/log/slurm-local), SLURM_LOCAL_TIMEOUT (seconds to wait for each daemon, default 60).
+set -euo pipefail
+
+STATE_DIR=${SLURM_LOCAL_STATE:-/var/lib/slurm-local}
+LOG_DIR=${SLURM_LOCAL_LOG:-/var/log/slurm-local}
+RUN_DIR=/run/slurm-local
+CONF_DIR=/etc/slurm # where Debian's slurm-client, slurmctld and slurmd look (no SLURM_CONF needed)
+TIMEOUT=${SLURM_LOCAL_TIMEOUT:-60}
+CLUSTER=local
+ACCOUNT=ci
+NODE=$(hostname -s)
+DB_SOCKET=/run/mysqld/mysqld.sock
+DB_USER=slurm
+DB_PASS=slurm-local # the database listens on its Unix socket only (--skip-networking)
+PACKAGES=(slurmctld slurmd slurm-client munge slurmdbd mariadb-server)
+
+say() { printf 'slurm_local: %s\n' "$*"; }
+
+# fail WHAT [LOG...]: print what failed and the tail of the daemon logs, then exit 1
+fail() {
+    local what=$1
+    shift
+    printf '\nslurm_local: FAILED: %s\n' "$what" >&2
+    for f in "$@"; do
+        if [[ -s $f ]]; then
+            printf -- '--- last 40 lines of %s ---\n' "$f" >&2
+            tail -n 40 "$f" >&2
+        else
+            printf -- '--- %s: empty or missing ---\n' "$f" >&2
+        fi
+    done
+    exit 1
+}
+
+# wait_for SECONDS COMMAND...: poll COMMAND every 0.2 s until it succeeds; gives up early when
+# the process WATCH_PID (if set) has died
+WATCH_PID=
+wait_for() {
+    local deadline=$((SECONDS + $1))
+    shift
+    until "$@" >/dev/null 2>&1; do
+        ((SECONDS < deadline)) || return 1
+        [[ -z $WATCH_PID ]] || kill -0 "$WATCH_PID" 2>/dev/null || return 1
+        sleep 0.2
+    done
+}
+
+pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+
+need_root() {
+    [[ $(id -u) -eq 0 ]] || {
+        echo "slurm_local: must run as root (it installs packages and starts system daemons)" >&2
+        exit 2
+    }
+}
+
+install_packages() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+    done
+    ((${#missing[@]})) || return 0
+    command -v apt-get >/dev/null || fail "packages missing (${missing[*]}) and no apt-get"
+    say "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    # no package lists yet (fresh container): fetch them first
+    if ! apt-cache show slurmctld >/dev/null 2>&1; then
+        apt-get update -qq || fail "apt-get update"
+    fi
+    # (stale package lists give 404s: refresh them once and retry)
+    apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >"$LOG_DIR/apt.log" 2>&1 ||
+        { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" \
+            >"$LOG_DIR/apt.log" 2>&1; } ||
+        fail "apt-get install ${PACKAGES[*]}" "$LOG_DIR/apt.log"
+}
+
+# write_if_changed FILE MODE: stdin to FILE; returns 0 if the content changed
+write_if_changed() {
+    local file=$1 mode=$2 tmp
+    tmp=$(mktemp)
+    cat >"$tmp"
+    if [[ -f $file ]] && cmp -s "$tmp" "$file"; then
+        rm -f "$tmp"
+        return 1
+    fi
+    install -m "$mode" "$tmp" "$file"
+    rm -f "$tmp"
+    return 0
+}
+
+configure() {
+    local cpus mem_mb changed=1
+    cpus=$(nproc)
+    mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo)
+    mkdir -p "$CONF_DIR" "$STATE_DIR/ctld" "$STATE_DIR/d" "$STATE_DIR/dev" "$LOG_DIR" "$RUN_DIR"
+    # placeholder GPUs: slurmd wants character devices; these are copies of /dev/null (1:3),
+    # or links to it where mknod is not allowed
+    local i
+    for i in 0 1; do
+        [[ -c $STATE_DIR/dev/nvidia$i ]] && continue
+        rm -f "$STATE_DIR/dev/nvidia$i"
+        mknod -m 666 "$STATE_DIR/dev/nvidia$i" c 1 3 2>/dev/null ||
+            ln -s /dev/null "$STATE_DIR/dev/nvidia$i"
+    done
+
+    write_if_changed "$CONF_DIR/slurm.conf" 644 <<EOF && changed=0
+# generated by scripts/slurm_local.sh (a one-node test cluster); edits are overwritten
+ClusterName=$CLUSTER
+SlurmctldHost=$NODE(127.0.0.1)
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+StateSaveLocation=$STATE_DIR/ctld
+SlurmdSpoolDir=$STATE_DIR/d
+SlurmctldPidFile=$RUN_DIR/slurmctld.pid
+SlurmdPidFile=$RUN_DIR/slurmd.pid
+SlurmctldLogFile=$LOG_DIR/slurmctld.log
+SlurmdLogFile=$LOG_DIR/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+# no cgroups needed (containers, CI): plain process tracking, no task confinement
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+MpiDefault=none
+ReturnToService=2
+SlurmdParameters=config_overrides
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core_Memory
+DefMemPerCPU=1000
+GresTypes=gpu
+AccountingStorageType=accounting_storage/slurmdbd
+AccountingStorageHost=localhost
+AccountingStorageEnforce=associations
+AccountingStoreFlags=job_comment
+AccountingStorageTRES=gres/gpu
+JobAcctGatherType=jobacct_gather/linux
+JobCompType=jobcomp/none
+NodeName=$NODE NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem_mb Gres=gpu:2 State=UNKNOWN
+PartitionName=cpu Nodes=$NODE Default=YES MaxTime=INFINITE State=UP
+PartitionName=gpu Nodes=$NODE MaxTime=INFINITE State=UP
+EOF
+    write_if_changed "$CONF_DIR/gres.conf" 644 <<EOF && changed=0
+# generated by scripts/slurm_local.sh: two placeholder GPUs (no hardware behind them)
+AutoDetect=off
+NodeName=$NODE Name=gpu File=$STATE_DIR/dev/nvidia[0-1]
+EOF
+    write_if_changed "$CONF_DIR/slurmdbd.conf" 600 <<EOF && changed=0
+# generated by scripts/slurm_local.sh
+AuthType=auth/munge
+DbdHost=localhost
+SlurmUser=root
+DebugLevel=info
+LogFile=$LOG_DIR/slurmdbd.log
+PidFile=$RUN_DIR/slurmdbd.pid
+StorageType=accounting_storage/mysql
+StorageHost=localhost
+StorageUser=$DB_USER
+StoragePass=$DB_PASS
+StorageLoc=slurm_acct_db
+EOF
+    return $changed
+}
+
+start_munge() {
+    pid_alive /run/munge/munged.pid && return 0
+    mkdir -p /run/munge /var/log/munge /var/lib/munge
+    chown munge:munge /run/munge /var/log/munge /var/lib/munge
+    if [[ ! -s /etc/munge/munge.key ]]; then
+        mungekey --create --force >/dev/null 2>&1 ||
+            dd if=/dev/urandom of=/etc/munge/munge.key bs=1024 count=1 status=none
+        chown munge:munge /etc/munge/munge.key
+        chmod 400 /etc/munge/munge.key
+    fi
+    runuser -u munge -- /usr/sbin/munged --force ||
+        fail "munged did not start" /var/log/munge/munged.log
+    wait_for "$TIMEOUT" bash -c 'munge -n | unmunge' ||
+        fail "munge credentials do not round-trip (munge -n | unmunge)" /var/log/munge/munged.log
+}
+
+start_mariadb() {
+    if ! mariadb-admin --socket="$DB_SOCKET" ping >/dev/null 2>&1; then
+        mkdir -p /run/mysqld
+        chown mysql:mysql /run/mysqld
+        setsid /usr/sbin/mariadbd --user=mysql --skip-networking --socket="$DB_SOCKET" \
+            --pid-file=/run/mysqld/mariadbd.pid </dev/null >"$LOG_DIR/mariadb.log" 2>&1 &
+        WATCH_PID=$!
+        wait_for "$TIMEOUT" mariadb-admin --socket="$DB_SOCKET" ping ||
+            fail "mariadbd did not answer on $DB_SOCKET (exited, or not within ${TIMEOUT}s)" \
+                "$LOG_DIR/mariadb.log"
+        WATCH_PID=
+    fi
+    mariadb --socket="$DB_SOCKET" -e "
+        CREATE USER IF NOT EXISTS '$DB_USER'@'localhost' IDENTIFIED BY '$DB_PASS';
+        GRANT ALL ON slurm_acct_db.* TO '$DB_USER'@'localhost';" ||
+        fail "creating the database user $DB_USER" "$LOG_DIR/mariadb.log"
+}
+
+start_slurmdbd() {
+    if ! pid_alive "$RUN_DIR/slurmdbd.pid"; then
+        slurmdbd || fail "slurmdbd did not start" "$LOG_DIR/slurmdbd.log"
+    fi
+    wait_for "$TIMEOUT" sacctmgr -n list cluster ||
+        fail "slurmdbd does not answer (sacctmgr list cluster) within ${TIMEOUT}s" \
+            "$LOG_DIR/slurmdbd.log" "$LOG_DIR/mariadb.log"
+    if [[ -z $(sacctmgr -n -P list cluster "$CLUSTER" format=cluster) ]]; then
+        sacctmgr -i add cluster "$CLUSTER" >/dev/null || fail "sacctmgr add cluster $CLUSTER"
+    fi
+}
+
+start_slurmctld() {
+    pid_alive "$RUN_DIR/slurmctld.pid" ||
+        slurmctld || fail "slurmctld did not start" "$LOG_DIR/slurmctld.log"
+    wait_for "$TIMEOUT" scontrol ping ||
+        fail "slurmctld does not answer (scontrol ping) within ${TIMEOUT}s" "$LOG_DIR/slurmctld.log"
+}
+
+start_slurmd() {
+    pid_alive "$RUN_DIR/slurmd.pid" ||
+        slurmd || fail "slurmd did not start" "$LOG_DIR/slurmd.log"
+}
+
+node_state() { sinfo -h -N -n "$NODE" -o %T 2>/dev/null | head -n 1; }
+
+wait_idle() {
+    local deadline=$((SECONDS + TIMEOUT)) state resumed=0
+    while :; do
+        state=$(node_state)
+        case $state in
+            idle | mixed | allocated | completing) return 0 ;;
+            *drain* | down* | fail*)
+                if ((!resumed)); then
+                    scontrol update nodename="$NODE" state=resume >/dev/null 2>&1 || true
+                    resumed=1
+                fi
+                ;;
+        esac
+        if ((SECONDS >= deadline)); then
+            fail "node $NODE is '${state:-unknown}' after ${TIMEOUT}s, not idle
+$(scontrol show node "$NODE" 2>&1 | grep -Ei 'State|Reason' || true)" \
+                "$LOG_DIR/slurmd.log" "$LOG_DIR/slurmctld.log"
+        fi
+        sleep 0.2
+    done
+}
+
+add_account() {
+    if [[ -z $(sacctmgr -n -P list account "$ACCOUNT" format=account) ]]; then
+        sacctmgr -i add account "$ACCOUNT" cluster="$CLUSTER" description="CI account" \
+            organization=lazyphase >/dev/null || fail "sacctmgr add account $ACCOUNT"
+    fi
+    if [[ -z $(sacctmgr -n -P list assoc user=root account="$ACCOUNT" format=user) ]]; then
+        sacctmgr -i add user root account="$ACCOUNT" cluster="$CLUSTER" >/dev/null ||
+            fail "sacctmgr add user root account=$ACCOUNT"
+    fi
+    # slurmctld learns new associations from slurmdbd asynchronously: wait until it accepts one
+    wait_for "$TIMEOUT" bash -c \
+        "scontrol show assoc_mgr users=root accounts=$ACCOUNT flags=assoc | grep -q 'Account=$ACCOUNT'" ||
+        fail "slurmctld does not know the association root/$ACCOUNT" "$LOG_DIR/slurmctld.log"
+}
+
+stop_pidfile() {
+    local name=$1 pidfile=$2 pid
+    pid_alive "$pidfile" || return 0
+    pid=$(cat "$pidfile")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || {
+            say "stopped $name ($pid)"
+            return 0
+        }
+        sleep 0.1
+    done
+    kill -9 "$pid" 2>/dev/null || true
+    say "killed $name ($pid)"
+}
+
+stop_slurm() {
+    stop_pidfile slurmd "$RUN_DIR/slurmd.pid"
+    stop_pidfile slurmctld "$RUN_DIR/slurmctld.pid"
+    stop_pidfile slurmdbd "$RUN_DIR/slurmdbd.pid"
+}
+
+cmd_start() {
+    need_root
+    local t0=$SECONDS
+    mkdir -p "$LOG_DIR" "$RUN_DIR"
+    install_packages
+    if configure && pid_alive "$RUN_DIR/slurmctld.pid"; then
+        say "configuration changed: restarting the SLURM daemons"
+        stop_slurm
+    fi
+    start_munge
+    start_mariadb
+    start_slurmdbd
+    start_slurmctld
+    start_slurmd
+    wait_idle
+    add_account
+    say "cluster '$CLUSTER' up in $((SECONDS - t0))s: node $NODE $(node_state)," \
+        "partitions cpu (default) and gpu, account $ACCOUNT (export SBATCH_ACCOUNT=$ACCOUNT)"
+}
+
+cmd_stop() {
+    need_root
+    stop_slurm
+    stop_pidfile mariadbd /run/mysqld/mariadbd.pid
+    stop_pidfile munged /run/munge/munged.pid
+}
+
+cmd_status() {
+    local rc=0 name pidfile
+    for name in munged mariadbd slurmdbd slurmctld slurmd; do
+        case $name in
+            munged) pidfile=/run/munge/munged.pid ;;
+            mariadbd) pidfile=/run/mysqld/mariadbd.pid ;;
+            *) pidfile=$RUN_DIR/$name.pid ;;
+        esac
+        if pid_alive "$pidfile"; then
+            printf '%-10s running (pid %s)\n' "$name" "$(cat "$pidfile")"
+        else
+            printf '%-10s not running\n' "$name"
+            rc=1
+        fi
+    done
+    if ((rc == 0)); then
+        sinfo -o '%P %a %D %T %C %m %G' || rc=1
+        sacctmgr -n -P list assoc cluster="$CLUSTER" format=account,user || rc=1
+    fi
+    return $rc
+}
+
+case ${1:-} in
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    status) cmd_status ;;
+    *)
+        echo "usage: $0 start|stop|status" >&2
+        exit 2
+        ;;
+esac
