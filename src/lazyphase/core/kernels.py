@@ -32,8 +32,8 @@ def per_layer_ntk(
     Args:
         params: ``[W1, …, WL, a]``, leading replica axis R.
         x: ``(R, n, d)``.
-        act, alpha, bias: as in :func:`lazyphase.model.forward`.
-        masks: trainable-entry masks (:func:`lazyphase.model.layer_masks`); a block-diagonal
+        act, alpha, bias: as in :func:`lazyphase.core.model.forward`.
+        masks: trainable-entry masks (:func:`lazyphase.core.model.layer_masks`); a block-diagonal
             layer sums the identity over its blocks, so its zero blocks are not parameters.
 
     Returns:

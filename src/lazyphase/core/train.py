@@ -909,7 +909,7 @@ def train_replicas(
     """Train every replica (seed) of every cell in one batch. Cells must agree on
     :data:`BATCH_KEYS`; they may differ in ``s``, ``scheme``, ``alpha``, ``kappa_via``, seeds,
     data and step-size policy. ``datasets`` (from :func:`lazyphase.store.read_datasets`) supplies
-    the data by :func:`~lazyphase.data.dataset_key`; missing ones are drawn here.
+    the data by :func:`~lazyphase.core.data.dataset_key`; missing ones are drawn here.
     ``checkpoint``: passed to :func:`train` (resume, periodic and on-signal checkpoints)."""
     check_batchable(cells)
     first = cells[0]

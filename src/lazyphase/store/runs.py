@@ -117,7 +117,7 @@ _DATA_FIELDS = ("x_train", "y_train", "x_test", "y_test", "x_kernel")
 
 def write_datasets(path: str, cells: Sequence[Mapping[str, Any]]) -> list[str]:
     """Draw every distinct data set the cells need and write them to ``path`` atomically,
-    one group per :func:`~lazyphase.data.dataset_key`. Returns the keys."""
+    one group per :func:`~lazyphase.core.data.dataset_key`. Returns the keys."""
     sets: dict[str, Dataset] = {}
     for cell in cells:
         for seed in cell["seeds"]:

@@ -75,7 +75,7 @@ def gram_drift(theta: np.ndarray) -> np.ndarray:
 def limit_lambda_min(run: Run) -> float:
     """``λ_min`` of the NTK Gram on the training set predicted by the limiting kernels,
     ``Σ_l K[l] / normalization_l`` (so on the scale of ``Θ0``); NaN when the cell's scheme has no
-    O(1) limit of the ``normal`` kind (see :func:`lazyphase.limiting.scheme_setup`)."""
+    O(1) limit of the ``normal`` kind (see :func:`lazyphase.core.limiting.scheme_setup`)."""
     cell = run.cell
     try:
         v, regimes = scheme_setup(

@@ -1,11 +1,12 @@
 """Experiments C1–C8 (Chizat, Oyallon & Bach 2019 and the Note): the analyses.
 
 The runs are ordinary ``model: chizat`` cells (``f = A Σ_j a_j relu(b_j·x)``, see
-:func:`lazyphase.model.chizat_scales`), trained and aggregated by the common pipeline; this module
-holds what is specific to the C figures: the level-line fit of C6 (:func:`fit_level_lines`), the
-loss landscape of C8 (:func:`landscape`, :func:`compute_landscape`), the neuron paths of C4
-(:func:`cover_table`); the eight plots are in :mod:`lazyphase.chizat_figures`. Inputs are the
-``runs`` and ``traj`` tables of :mod:`lazyphase.tables` (columns ``tau, chizat_multiplier,
+:func:`lazyphase.core.model.chizat_scales`), trained and aggregated by the common pipeline; this module
+holds what is specific to the C figures: the level-line fit of C6 (:func:`fit_level_lines`,
+:func:`alpha_tau_fit`, both conventions), the loss landscape of C8 (:func:`landscape`,
+:func:`landscape_tables`), the neuron paths of C4 (:func:`cover_tables`); the plots are in
+:mod:`lazyphase.studies.chizat.figures`. Nothing here writes a file. Inputs are the
+``runs`` and ``traj`` tables of :mod:`lazyphase.store.tables` (columns ``tau, chizat_multiplier,
 chizat_alpha_power, lr_policy, centering, test_loss_final, test_loss_best, tail_train_loss,
 rd_total, …``).
 """

@@ -2,7 +2,7 @@
 
 No training. On one fixed set ``X`` of ``n`` points on ``S^{d−1}`` the normalized per-layer Gram
 ``G[l](θ0) = (m β_l²/κ²) Θ[l](θ0)`` (docs/conventions.md §4) of many independent initializations is
-compared with its ``m → ∞`` limit ``K[l]`` (:func:`lazyphase.limiting.limiting`):
+compared with its ``m → ∞`` limit ``K[l]`` (:func:`lazyphase.core.limiting.limiting`):
 
 * ``rel_error = ‖G[l] − K[l]‖_F / ‖K[l]‖_F``, expected to decay like ``m^{-1/2}`` (each entry of
   ``G[l]`` is an average over ``m`` neurons, a CLT fluctuation);
@@ -10,7 +10,7 @@ compared with its ``m → ∞`` limit ``K[l]`` (:func:`lazyphase.limiting.limiti
   proofs need at initialization; its frequency over draws should go to 1 as ``m`` grows.
 
 ``s`` does not enter ``G``: ``κ`` cancels in ``m β_l²/κ²`` against ``Θ[l] ∝ β_{L+1}²/α²``.
-Draws are batched as replicas of :mod:`lazyphase.model` (replica ``r`` is the cell seed ``r``, so a
+Draws are batched as replicas of :mod:`lazyphase.core.model` (replica ``r`` is the cell seed ``r``, so a
 draw is the same standard-normal initialization the training experiments use for that seed).
 
 :func:`write_concentration` / :func:`read_concentration` store one ``(activation, depth, scheme)``
@@ -58,7 +58,7 @@ def limit_kernels(
 ) -> list[torch.Tensor]:
     """The limits ``[K[1], …, K[L+1]]`` (each ``(n, n)``) of ``G[l]`` for a named scheme.
 
-    The variance factors and regimes come from :func:`lazyphase.limiting.scheme_setup` at width
+    The variance factors and regimes come from :func:`lazyphase.core.limiting.scheme_setup` at width
     ``m_ref``. Accepted only where ``G[l]`` has an exact ``O(1)`` limit: every hidden layer in
     regime ``"normal"``, or ``"linearized"`` with ``σ(0) = 0`` (then the variance factors cancel
     and ``K`` does not depend on ``m_ref``). Raises ``ValueError`` naming scheme and activation
@@ -295,7 +295,7 @@ def summarize(
     * per group (the same value on every width of the group): ``slope`` of ``log rel_error``
       against ``log m`` (least squares over all draws and widths), ``ci_low, ci_high`` (``ci``
       percentile interval of a bootstrap over draws, ``n_boot`` replicates,
-      :func:`lazyphase.analysis.fit_exponents` with ``seed``), ``r2``, ``n_m``.
+      :func:`lazyphase.stats.fit_exponents` with ``seed``), ``r2``, ``n_m``.
     """
     exps, _ = fit_exponents(
         table,

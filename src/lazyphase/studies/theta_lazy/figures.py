@@ -157,7 +157,7 @@ def plot_theta_lazy_rd(
     """A1 ``theta_lazy_rd``: ``RD_final(W[l])`` against ``m`` on log–log axes, one line per
     ``s`` (geometric mean over non-diverged seeds, dots per seed, 'x' for diverged replicas and
     their count in the title), panels rows = (scheme, activation, depth), columns = layer; the
-    legend gives the fitted slopes of ``exponents`` (:func:`~lazyphase.analysis.fit_exponents`).
+    legend gives the fitted slopes of ``exponents`` (:func:`~lazyphase.stats.fit_exponents`).
     """
     _width_scaling(
         runs,
@@ -175,7 +175,7 @@ def plot_gram_drift(
 ) -> None:
     """A5 ``gram_drift``: ``sup_t ‖G[l](t) − G[l](0)‖_F / ‖G[l](0)‖_F`` against ``m``
     (log–log), one line per ``s``, panels as in A1; legend slopes fitted here with
-    :func:`~lazyphase.analysis.fit_exponents` (``y = gram_drift``, no bootstrap)."""
+    :func:`~lazyphase.stats.fit_exponents` (``y = gram_drift``, no bootstrap)."""
     by = present_cols(runs, FIT_BY)
     slopes = None
     if {"m", "seed", "gram_drift"} <= set(runs.columns) and by and len(runs):
@@ -207,7 +207,7 @@ def plot_theta_lazy_threshold(
     """A2 ``theta_lazy_threshold``: fitted RD exponent against ``s`` with its bootstrap interval
     (error bars), hue = layer, panels rows = scheme, columns = (activation, depth); lines at
     exponent 0 and at ``s = 0`` (the theta-lazy boundary), and per layer ``s*`` (dotted) with its
-    interval (shaded) from :func:`~lazyphase.analysis.thresholds`, or "no crossing"."""
+    interval (shaded) from :func:`~lazyphase.stats.thresholds`, or "no crossing"."""
     rcols = present_cols(exponents, ("scheme",))
     ccols = present_cols(exponents, ("activation", "depth"))
     rows = group_keys(exponents, rcols) or [()]
@@ -461,7 +461,7 @@ def plot_gram_concentration(
     Top row: ``‖G[l](θ0) − K[l]‖_F / ‖K[l]‖_F`` against ``m`` (log–log), one colour per layer
     (median over draws as a line, the draws as faint dots), a dashed reference of slope −½, and
     the fitted slope with its bootstrap interval in the legend (``summary`` of
-    :func:`~lazyphase.concentration.summarize`: columns ``slope, ci_low, ci_high``). Bottom row:
+    :func:`~lazyphase.studies.theta_lazy.concentration.summarize`: columns ``slope, ci_low, ci_high``). Bottom row:
     the fraction of draws with ``λ_min(G[l]) ≥ ¾ λ_S`` against ``m`` (log x), one line per layer
     (``summary['frac_ok']``; recomputed from ``table['ok']`` when ``summary`` lacks it).
     """
