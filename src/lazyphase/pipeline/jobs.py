@@ -93,7 +93,6 @@ def train_cells(
     set_threads(threads)
     start = time.perf_counter()
     lines = []
-    n_rep = sum(len(c["seeds"]) for c in valid)
     ckpts: list[Checkpointing] = []
     with job_device(gpus) as device, stop_signals() as pending:
 
@@ -108,39 +107,59 @@ def train_cells(
                                        stop_at=stop_at))  # fmt: skip
             return ckpts[-1]
 
-        job_budget = None
-        if budget is not None:
-            kind = "cuda" if str(device).startswith("cuda") else "cpu"
-            job_budget = Budget(
-                mem_mb=budget.mem_mb, runtime_min=budget.runtime_min, device=kind,
-                device_mem_mb=budget.device_mem_mb if kind == "cuda" else 0,
-            )  # fmt: skip
-        need = job_mem_mb(valid, job_budget)
-        if mem_mb is not None and need > mem_mb:
-            raise MemoryError(
-                f"{len(valid)} cells (m={valid[0]['m']}, depth={valid[0]['depth']}, "
-                f"{n_rep} replicas) need about {need} MB but the job has mem_mb={mem_mb}; raise "
-                "resources.mem_mb, set a job budget (docs/scale.md) or split the batch (batch_over)"
-            )
+        job_budget = _device_budget(budget, device)
+        _check_memory(valid, job_budget, mem_mb)
         chunk = chunk or chunk_replicas(valid, job_budget)
         data = read_datasets(dataset) if dataset else None
-        seconds = 0.0
-        t_train = time.perf_counter()
+        seconds, t_train = 0.0, time.perf_counter()
         for i, run in _train_chunked(valid, chunk, device, log_every, data, checkpointing):
-            cell, out = valid[i], outs[i]
-            write_cell(out, run, list(range(len(cell["seeds"]))), cell)
+            write_cell(outs[i], run, list(range(len(valid[i]["seeds"]))), valid[i])
             seconds += run.result.seconds
-            st = run.result.status
-            lines.append(
-                f"{out}: m={cell['m']} L={cell['depth']} "
-                f"s={effective_s(cell, run.replicas[0].scales):.4g} {cell['activation']} "
-                f"replicas={len(st)} " + " ".join(f"{k}={st.count(k)}" for k in sorted(set(st)))
-            )
+            lines.append(_summary_line(outs[i], valid[i], run))
         t_train = time.perf_counter() - t_train
     log.info(
         "trained %d replicas of %d cells in chunks of %d on %s in %.1fs (training %.1fs)",
-        n_rep, len(cells), chunk, device, time.perf_counter() - start, seconds,
+        sum(len(c["seeds"]) for c in valid), len(cells), chunk, device,
+        time.perf_counter() - start, seconds,
     )  # fmt: skip
+    _close_checkpoints(ckpts, t_train)
+    return lines
+
+
+def _device_budget(budget: Budget | None, device: str) -> Budget | None:
+    """The budget on the device the job got (a GPU job that fell back to the CPU has no device
+    memory of its own)."""
+    if budget is None:
+        return None
+    kind = "cuda" if str(device).startswith("cuda") else "cpu"
+    return Budget(
+        mem_mb=budget.mem_mb, runtime_min=budget.runtime_min, device=kind,
+        device_mem_mb=budget.device_mem_mb if kind == "cuda" else 0,
+    )  # fmt: skip
+
+
+def _check_memory(valid: Sequence[Mapping[str, Any]], budget: Budget | None, mem_mb) -> None:
+    need = job_mem_mb(valid, budget)
+    if mem_mb is not None and need > mem_mb:
+        n_rep = sum(len(c["seeds"]) for c in valid)
+        raise MemoryError(
+            f"{len(valid)} cells (m={valid[0]['m']}, depth={valid[0]['depth']}, "
+            f"{n_rep} replicas) need about {need} MB but the job has mem_mb={mem_mb}; raise "
+            "resources.mem_mb, set a job budget (docs/scale.md) or split the batch (batch_over)"
+        )
+
+
+def _summary_line(out: str, cell: Mapping[str, Any], run: BatchRun) -> str:
+    st = run.result.status
+    return (
+        f"{out}: m={cell['m']} L={cell['depth']} "
+        f"s={effective_s(cell, run.replicas[0].scales):.4g} {cell['activation']} "
+        f"replicas={len(st)} " + " ".join(f"{k}={st.count(k)}" for k in sorted(set(st)))
+    )
+
+
+def _close_checkpoints(ckpts: Sequence[Checkpointing], t_train: float) -> None:
+    """Log what each checkpoint saved this job, then remove them (every run file is written)."""
     for ckpt in ckpts:
         log.info(
             "steps trained by this job: %d in %.2fs (%s)", ckpt.steps_trained, t_train,
@@ -149,7 +168,6 @@ def train_cells(
         log.info("training segments: %s", ckpt.segments())
     for ckpt in ckpts:
         ckpt.remove()
-    return lines
 
 
 def checkpoint_path(experiment: str, batch: str) -> str:
@@ -277,94 +295,103 @@ def merge_runs(parts: Sequence[tuple[BatchRun, Sequence[int]]]) -> BatchRun:
     if they had been trained without the others); a stopped replica is frozen, so its row at a
     step is the batch's first row at or after it. The same holds for the Gram and weight
     snapshots. Events keep the batch order (by step, then replica)."""
-    res = [p[0].result for p in parts]
-    longest = max(range(len(parts)), key=lambda k: (res[k].steps[-1], len(res[k].steps)))
-    # the cell's own last step: its file must not depend on which other cells shared its batch
-    last = int(max(int(r.final_step[i]) for (run, idx), r in zip(parts, res) for i in idx))
-    steps = np.asarray([s for s in res[longest].steps if s < last] + [last], dtype=np.int64)
-    gram_steps = np.asarray(
-        [s for s in res[longest].gram_steps if s < last] + [last], dtype=np.int64
+    m = _Merge(parts)
+    res0 = m.res[0]
+    weights = None
+    if res0.weights is not None:
+        weights = [m.cat(lambda run, r, li=li: r.weights[li], "traj") for li in range(len(res0.weights))]
+    n_layers = len(res0.params_final)
+    result = TrainResult(
+        status=[r.status[i] for (run, idx), r in zip(parts, m.res) for i in idx],
+        final_step=m.cat(lambda run, r: r.final_step),
+        steps=m.steps,
+        t=m.cat(lambda run, r: r.t, "traj"),
+        lr=m.cat(lambda run, r: r.lr, "traj"),
+        train_loss=m.cat(lambda run, r: r.train_loss, "traj"),
+        test_loss=m.cat(lambda run, r: r.test_loss, "traj"),
+        rd=m.cat(lambda run, r: r.rd, "traj"),
+        gram_steps=m.gram_steps,
+        gram=m.cat(lambda run, r: r.gram, "gram"),
+        params_final=[m.tcat(lambda run, r, li=li: r.params_final[li]) for li in range(n_layers)],
+        events=m.events(),
+        seconds=sum(r.seconds for r in m.res),
+        best_test_loss=m.cat(lambda run, r: r.best_test_loss),
+        best_test_step=m.cat(lambda run, r: r.best_test_step),
+        tail_train_loss=m.cat(lambda run, r: r.tail_train_loss),
+        weights=weights,
+    )
+    return BatchRun(
+        linearized=m.linearized(),
+        replicas=[run.replicas[i] for run, idx in parts for i in idx],
+        params0=[m.tcat(lambda run, r, li=li: run.params0[li]) for li in range(n_layers)],
+        lr0=m.cat(lambda run, r: run.lr0),
+        theta0_eigs=m.cat(lambda run, r: run.theta0_eigs),
+        output_std0=m.cat(lambda run, r: run.output_std0),
+        gram_normalization=m.cat(lambda run, r: run.gram_normalization),
+        result=result,
     )
 
-    def rows(part_steps: np.ndarray, full: np.ndarray) -> np.ndarray:
+
+class _Merge:
+    """The selected replicas of several runs on the snapshot steps of :func:`merge_runs`."""
+
+    def __init__(self, parts: Sequence[tuple[BatchRun, Sequence[int]]]) -> None:
+        self.parts = parts
+        self.res = [p[0].result for p in parts]
+        res = self.res
+        longest = max(range(len(parts)), key=lambda k: (res[k].steps[-1], len(res[k].steps)))
+        # the cell's own last step: its file must not depend on which other cells shared its batch
+        last = int(max(int(r.final_step[i]) for (run, idx), r in zip(parts, res) for i in idx))
+        self.steps = np.asarray([s for s in res[longest].steps if s < last] + [last], np.int64)
+        self.gram_steps = np.asarray(
+            [s for s in res[longest].gram_steps if s < last] + [last], dtype=np.int64
+        )
+
+    @staticmethod
+    def _rows(part_steps: np.ndarray, full: np.ndarray) -> np.ndarray:
         # the first row at or after each step (a replica's record holds its final value from its
         # stop on), else the last row (the part stopped before: all its replicas are frozen)
         j = np.searchsorted(part_steps, full, side="left")
         return np.minimum(j, len(part_steps) - 1)
 
-    def cat(get, along_steps=None):
+    def cat(self, get, along_steps: str | None = None) -> np.ndarray:
         arrs = []
-        for (run, idx), r in zip(parts, res):
+        for (run, idx), r in zip(self.parts, self.res):
             a = get(run, r)[np.asarray(idx)]
             if along_steps == "traj":
-                a = a[:, rows(r.steps, steps)]
+                a = a[:, self._rows(r.steps, self.steps)]
             elif along_steps == "gram":
-                a = a[:, rows(r.gram_steps, gram_steps)]
+                a = a[:, self._rows(r.gram_steps, self.gram_steps)]
             arrs.append(a)
         return np.concatenate(arrs)
 
-    events = []
-    offset = 0
-    for (_run, idx), r in zip(parts, res):
-        local = {int(g): offset + k for k, g in enumerate(idx)}
-        for e in r.events:
-            if e.replica in local:
-                events.append(type(e)(**{**e.__dict__, "replica": local[e.replica]}))
-        offset += len(idx)
-    events.sort(key=lambda e: (e.step, e.replica))
-    weights = None
-    if res[0].weights is not None:
-        weights = [
-            cat(lambda run, r, li=li: r.weights[li], "traj") for li in range(len(res[0].weights))
-        ]
-
-    def tcat(get):
+    def tcat(self, get) -> torch.Tensor:
         return torch.cat(
-            [get(run, r)[torch.as_tensor(list(idx))] for (run, idx), r in zip(parts, res)]
+            [get(run, r)[torch.as_tensor(list(idx))] for (run, idx), r in zip(self.parts, self.res)]
         )
 
-    n_layers = len(res[0].params_final)
-    result = TrainResult(
-        status=[r.status[i] for (run, idx), r in zip(parts, res) for i in idx],
-        final_step=cat(lambda run, r: r.final_step),
-        steps=steps,
-        t=cat(lambda run, r: r.t, "traj"),
-        lr=cat(lambda run, r: r.lr, "traj"),
-        train_loss=cat(lambda run, r: r.train_loss, "traj"),
-        test_loss=cat(lambda run, r: r.test_loss, "traj"),
-        rd=cat(lambda run, r: r.rd, "traj"),
-        gram_steps=gram_steps,
-        gram=cat(lambda run, r: r.gram, "gram"),
-        params_final=[tcat(lambda run, r, li=li: r.params_final[li]) for li in range(n_layers)],
-        events=events,
-        seconds=sum(r.seconds for r in res),
-        best_test_loss=cat(lambda run, r: r.best_test_loss),
-        best_test_step=cat(lambda run, r: r.best_test_step),
-        tail_train_loss=cat(lambda run, r: r.tail_train_loss),
-        weights=weights,
-    )
-    linearized = None
-    if all(run.linearized is not None for run, _ in parts):
-        lin = [run.linearized for run, _ in parts]
-        skipped = sorted({x.skipped for x in lin if x.skipped})
-        linearized = Linearized(
-            test_output=cat(lambda run, r: run.linearized.test_output, "traj"),
-            train_loss=cat(lambda run, r: run.linearized.train_loss, "traj"),
-            test_loss=cat(lambda run, r: run.linearized.test_loss, "traj"),
-            test_output0=cat(lambda run, r: run.linearized.test_output0),
-            test_output_final=cat(lambda run, r: run.linearized.test_output_final),
+    def events(self) -> list:
+        """The selected replicas' events, renumbered, in batch order (by step, then replica)."""
+        events, offset = [], 0
+        for (_run, idx), r in zip(self.parts, self.res):
+            local = {int(g): offset + k for k, g in enumerate(idx)}
+            events += [type(e)(**{**e.__dict__, "replica": local[e.replica]})
+                       for e in r.events if e.replica in local]  # fmt: skip
+            offset += len(idx)
+        return sorted(events, key=lambda e: (e.step, e.replica))
+
+    def linearized(self) -> Linearized | None:
+        if any(run.linearized is None for run, _ in self.parts):
+            return None
+        skipped = sorted({run.linearized.skipped for run, _ in self.parts if run.linearized.skipped})
+        return Linearized(
+            test_output=self.cat(lambda run, r: run.linearized.test_output, "traj"),
+            train_loss=self.cat(lambda run, r: run.linearized.train_loss, "traj"),
+            test_loss=self.cat(lambda run, r: run.linearized.test_loss, "traj"),
+            test_output0=self.cat(lambda run, r: run.linearized.test_output0),
+            test_output_final=self.cat(lambda run, r: run.linearized.test_output_final),
             skipped="; ".join(skipped),
         )
-    return BatchRun(
-        linearized=linearized,
-        replicas=[run.replicas[i] for run, idx in parts for i in idx],
-        params0=[tcat(lambda run, r, li=li: run.params0[li]) for li in range(n_layers)],
-        lr0=cat(lambda run, r: run.lr0),
-        theta0_eigs=cat(lambda run, r: run.theta0_eigs),
-        output_std0=cat(lambda run, r: run.output_std0),
-        gram_normalization=cat(lambda run, r: run.gram_normalization),
-        result=result,
-    )
 
 
 def estimate_mem_mb(cells: Sequence[Mapping[str, Any]]) -> int:
