@@ -139,3 +139,20 @@ def test_validation_reports_every_problem_at_once_with_suggestions(tmp_path):
     assert len(err.value.problems) == 3 and text.startswith("3 problems:")
     assert "did you mean 'activation'?" in text and "did you mean 'depth'?" in text
     assert "'he'" in text and len(text) < 2000  # no schema dump
+
+
+def test_small_grids_draw_warnings_not_errors(tmp_path):
+    """m: [64] validates (a user may want the run files), but validate-config says that the
+    requested fits need 3 widths, the threshold 3 values of s, the bootstrap 5 seeds."""
+    small = tmp_path / "small.yaml"
+    small.write_text(
+        "experiments:\n  a:\n    grid: {m: [64], s: [0.0, 0.5]}\n    seeds: [0, 1]\n"
+        "    figures: [theta_lazy_rd, theta_lazy_threshold]\n"
+    )
+    r = subprocess.run([sys.executable, "-m", "lazyphase", "validate-config", str(small)],
+                       capture_output=True, text=True, cwd=ROOT)  # fmt: skip
+    assert r.returncode == 0 and "valid" in r.stdout
+    warnings = [w for w in r.stderr.splitlines() if "warning" in w]
+    assert len(warnings) == 3, r.stderr
+    assert "1 width(s) [64]" in warnings[0] and "2 value(s) of s" in warnings[1]
+    assert "2 seed(s)" in warnings[2]

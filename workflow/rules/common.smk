@@ -1,8 +1,10 @@
 # Config validation, the grid of cells and the input functions of the rules.
 from snakemake.exceptions import WorkflowError
+from snakemake.logging import logger
 from snakemake.utils import validate
 
 from lazyphase.cells import ConfigError
+from lazyphase.pipeline.config import grid_warnings
 from lazyphase.pipeline.grid import expand_config
 from lazyphase.pipeline.budget import (
     budget_block,
@@ -29,6 +31,8 @@ try:
     CELLS = expand_config(config, budget=BUDGET, calibration=CALIBRATION)
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
+for _warning in grid_warnings(CELLS, config):
+    logger.warning(f"lazyphase: warning: {_warning}")
 
 EXPERIMENTS = list(config["experiments"])
 KINDS = {name: exp["kind"] for name, exp in config["experiments"].items()}

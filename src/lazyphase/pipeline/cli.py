@@ -106,14 +106,14 @@ def _default_schema() -> str:
 def _validate_config(args: argparse.Namespace) -> int:
     import yaml
 
-    from lazyphase.pipeline.config import validated_grid
+    from lazyphase.pipeline.config import grid_warnings, validated_grid
 
     with open(args.schema) as fh:
         schema = yaml.safe_load(fh)
     with open(args.file) as fh:
         raw = yaml.safe_load(fh) or {}
     try:
-        _, cells = validated_grid(raw, schema)
+        cfg, cells = validated_grid(raw, schema)
     except ConfigError as exc:
         raise ConfigError([f"{args.file}: {p}" for p in exc.problems]) from None
     for name, frame in cells.groupby("experiment", sort=False):
@@ -121,6 +121,8 @@ def _validate_config(args: argparse.Namespace) -> int:
             f"{name}: {len(frame)} cells in {frame['batch'].nunique()} jobs, "
             f"{sum(len(p['seeds']) for p in frame['params'])} replicas"
         )
+    for warning in grid_warnings(cells, cfg):
+        print(f"lazyphase: warning: {args.file}: {warning}", file=sys.stderr)
     print(f"{args.file}: valid")
     return 0
 

@@ -103,3 +103,35 @@ def validated_grid(
     if problems:
         raise ConfigError(problems)
     return cfg, pd.concat(frames, ignore_index=True)
+
+
+#: Fewer seeds than this draw a warning: the seed bootstrap undercovers (docs/statistics.md).
+WARN_SEEDS = 5
+#: Figures that fit exponents against log m, and those that locate s* along s.
+_WIDTH_FIGURES = {"theta_lazy_rd", "theta_lazy_threshold", "gram_drift", "function_distance",
+                  "phase_diagram", "gram_concentration"}  # fmt: skip
+_S_FIGURES = {"theta_lazy_threshold", "function_distance"}
+
+
+def grid_warnings(cells: pd.DataFrame, config: Mapping[str, Any]) -> list[str]:
+    """Warnings about grids too small for the figures they request: fewer than 3 widths for an
+    exponent fit (2 give a slope without an interval, 1 none at all), fewer than 3 values of
+    ``s`` for a threshold, fewer than :data:`WARN_SEEDS` seeds for the seed bootstrap."""
+    out = []
+    for name, frame in cells.groupby("experiment", sort=False):
+        figures = set(config["experiments"][name].get("figures", []))
+        params = list(frame["params"])
+        widths = {p["m"] for p in params}
+        s_values = {p.get("s") for p in params}
+        seeds = min(len(p["seeds"]) for p in params)
+        where = f"experiments.{name}"
+        if figures & _WIDTH_FIGURES and len(widths) < 3:
+            out.append(f"{where}: {len(widths)} width(s) {sorted(widths)}; the exponent fits of "
+                       f"{sorted(figures & _WIDTH_FIGURES)} need at least 3 (1 gives none)")  # fmt: skip
+        if figures & _S_FIGURES and len(s_values) < 3:
+            out.append(f"{where}: {len(s_values)} value(s) of s; the threshold s* of "
+                       f"{sorted(figures & _S_FIGURES)} needs at least 3")  # fmt: skip
+        if figures & (_WIDTH_FIGURES | {"chizat_alpha_tau"}) and seeds < WARN_SEEDS:
+            out.append(f"{where}: {seeds} seed(s); the seed-bootstrap intervals need at least "
+                       f"{WARN_SEEDS} to mean much (fewer than 3: no interval at all)")  # fmt: skip
+    return out
