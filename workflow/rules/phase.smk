@@ -17,10 +17,10 @@ rule refine_phase_boundary:
         "../envs/lazyphase.yaml"
     threads: 1
     resources:
+        **BUDGET_RESOURCES,
         mem_mb=refine_mem_mb,
         runtime=refine_runtime,
         gpu=0,
-        **BUDGET_RESOURCES,
     params:
         cells=experiment_cells,
         tol=experiment_setting("refine_tol"),

@@ -31,10 +31,10 @@ rule train_cell:
         "../envs/lazyphase.yaml"
     threads: 1
     resources:
+        **BUDGET_RESOURCES,
         mem_mb=train_mem_mb,
         runtime=train_runtime,
         gpu=0,
-        **BUDGET_RESOURCES,
     params:
         cells=batch_cells,
         outs=batch_outs,
