@@ -287,13 +287,9 @@ def plot_alpha_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
             _draw_alpha_tau(fig, ax, part, res, name)
             log.info("C6 %s: q = %.3f [%.3f, %.3f] (%d seeds, %.0f%% of resamples fit)",
                      name, res.fit.q, res.q_low, res.q_high, res.n_seeds, 100 * res.fitted)  # fmt: skip
-        suptitle(fig, f"C6 over (τ, A), m = {_values(runs, 'm')}, d = {_values(runs, 'd')}: "
-                      "level lines A τ^q = const, predicted q = 2")  # fmt: skip
+        setting = _join(_setting(runs, "m"), _setting(runs, "d"))
+        suptitle(fig, f"C6 over (τ, A), {setting}: level lines A τ^q = const, predicted q = 2")
         save(fig, out_pdf, out_png)
-
-
-def _values(df: pd.DataFrame, col: str) -> str:
-    return ", ".join(f"{v:g}" for v in sorted(df[col].unique()))
 
 
 def _q_text(res) -> str:
