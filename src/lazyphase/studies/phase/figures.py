@@ -197,13 +197,10 @@ def plot_condensation(
             ax.set_xlabel("input angle on the circle (degrees)")
             ax.set_ylabel("f(x)" if j == 0 else "")
             ax.set_title("function on the unit circle", fontsize=8)
-            if j == ncol - 1:
-                ax.legend(fontsize=7, loc="best")
-        fig.legend(
-            handles=[Line2D([], [], marker="o", ls="", color="tab:red", label="a_k > 0"),
-                     Line2D([], [], marker="o", ls="", color="tab:blue", label="a_k < 0")],
-            loc="outside lower center", ncol=2, fontsize=8,
-        )  # fmt: skip
+        handles = [Line2D([], [], marker="o", ls="", color="tab:red", label="neuron, a_k > 0"),
+                   Line2D([], [], marker="o", ls="", color="tab:blue", label="neuron, a_k < 0"),
+                   *axes[2, 0].get_legend_handles_labels()[0]]  # fmt: skip
+        fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8)
         m = int(neurons["neuron"].max()) + 1
         suptitle(fig, f"B3: condensation (Luo et al. 2021): two-layer ReLU, d = 2, m = {m}, "
                       f"γ′ = {neurons['gamma_prime'].iloc[0]:g}; neurons of seed {seed}")  # fmt: skip
