@@ -75,8 +75,13 @@ def _draw_layer(ax, cells: pd.DataFrame, bnd: pd.DataFrame, norm, vmax: float):
                                    fill=False, hatch="///", edgecolor="0.35", linewidth=0))  # fmt: skip
         txt = "n/a" if not np.isfinite(row.slope) else f"{row.slope:+.2f}".replace("-", "−")
         dark = np.isfinite(row.slope) and abs(row.slope) > 0.6 * vmax
-        ax.text(row.gamma_h, row.s, txt, ha="center", va="center", fontsize=6.5,
-                color="white" if dark else "black")  # fmt: skip
+        if row.n_converged < row.n_replicas:
+            txt += f"\n{int(row.n_converged)}/{int(row.n_replicas)} conv."
+        # top left of the tile: the line s = 0 crosses the centre, and the boundary points and
+        # bisection squares sit on the tile's vertical mid-line
+        x, y = ex[j] + 0.04 * (ex[j + 1] - ex[j]), ey[i + 1] - 0.06 * (ey[i + 1] - ey[i])
+        ax.text(x, y, txt, ha="left", va="top", fontsize=6.5,
+                color="white" if dark else "black", zorder=5)  # fmt: skip
     fine = cells[cells["round"] > 0]
     if len(fine):
         ax.scatter(fine["gamma_h"], fine["s"], c=fine["slope"], cmap=_CMAP, norm=norm,
