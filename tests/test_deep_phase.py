@@ -25,7 +25,9 @@ SEEDS = (0, 1, 2, 3)
 def test_deep_scheme_scales(depth, gh, s, alpha):
     """β_l = m^{-γ_h} (l = 2..L), β_1 = β_{L+1} = √α m^{-γ_o}, κ = m^{(L+1)/2} Π β / α = m^s."""
     m = 300
-    sc = resolve_scales(validate_cell(dict(m=m, depth=depth, scheme=f"deep:{gh}", s=s, alpha=alpha)))
+    sc = resolve_scales(
+        validate_cell(dict(m=m, depth=depth, scheme=f"deep:{gh}", s=s, alpha=alpha))
+    )
     b = sc.betas
     assert len(b) == depth + 1 and b[0] == pytest.approx(b[-1])
     for bl in b[1:-1]:
@@ -79,7 +81,7 @@ def _synthetic(star, ghs, ss, *, noise=0.03, seed=0) -> pd.DataFrame:
 
 
 def test_per_layer_table_and_boundary():
-    star = lambda layer, gh: -0.3 + 0.1 * layer + 0.2 * gh  # noqa: E731
+    star = lambda layer, gh: -0.3 + 0.1 * layer + 0.2 * gh
     runs = _synthetic(star, [0.0, 0.5, 1.0], [-0.75, -0.5, -0.25, 0.0, 0.25, 0.5])
     phase, boundary = deep_phase_table(runs, n_boot=100)
     assert len(phase) == 3 * 6 * 3 and len(boundary) == 3 * 3
@@ -100,7 +102,7 @@ def test_per_layer_table_and_boundary():
 
 
 def test_next_s_bisects_every_layer():
-    star = lambda layer, gh: -0.6 + 0.2 * layer  # noqa: E731  # -0.4, -0.2, 0.0
+    star = lambda layer, gh: -0.6 + 0.2 * layer  # -0.4, -0.2, 0.0
     runs = _synthetic(star, [0.5], [-0.75, -0.25, 0.25])
     mids = next_s(runs, tol=0.05)
     # W1 (-0.4) and W2 (-0.2) in [-0.75, -0.25]: -0.5; a (0.0) in [-0.25, 0.25]: 0.0 (merged)

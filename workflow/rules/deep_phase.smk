@@ -40,10 +40,10 @@ rule refine_deep_phase_boundary:
         "../envs/lazyphase.yaml"
     threads: 1
     resources:
+        **BUDGET_RESOURCES,
         mem_mb=deep_refine_mem_mb,
         runtime=deep_refine_runtime,
         gpu=0,
-        **BUDGET_RESOURCES,
     params:
         cells=experiment_cells,
         tol=experiment_setting("refine_tol"),

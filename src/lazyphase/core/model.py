@@ -121,7 +121,9 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
     return Scales((*hidden, out), alpha, kappa)
 
 
-def deep_stds(m: int, depth: int, s: float, gamma_h: float, alpha: float = 1.0) -> tuple[float, ...]:
+def deep_stds(
+    m: int, depth: int, s: float, gamma_h: float, alpha: float = 1.0
+) -> tuple[float, ...]:
     """``(β_1, …, β_{L+1})`` of scheme ``deep:γ_h`` at ``s``: ``β_l = m^{-γ_h}`` (``l = 2..L``),
     ``β_1 = β_{L+1} = √α · m^{-γ_o}`` with ``γ_o = ((L+1)/2 − (L−1)γ_h − s)/2`` (so that
     ``κ = m^{(L+1)/2} Π β_l / α = m^s``)."""
