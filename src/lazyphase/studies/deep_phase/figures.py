@@ -13,6 +13,8 @@ from matplotlib.patches import Patch, Rectangle
 from lazyphase.studies.deep_phase.analysis import GAMMA_H_LABEL, S_LABEL, SLOPE_LABEL
 from lazyphase.studies.plotting import layer_math, plot_style, save, suptitle, tile_edges
 
+#: Panels with more tiles than this show colours without numbers.
+MAX_LABELLED_TILES = 42
 #: Blue: negative exponent (RD → 0, linear); red: positive (condensed).
 _CMAP = "RdBu_r"
 
@@ -68,11 +70,15 @@ def _draw_layer(ax, cells: pd.DataFrame, bnd: pd.DataFrame, norm, vmax: float):
     for row in coarse.itertuples():
         grid[np.searchsorted(ss, row.s), np.searchsorted(ghs, row.gamma_h)] = row.slope
     mesh = ax.pcolormesh(ex, ey, grid, cmap=_CMAP, norm=norm, shading="flat")
+    # numbers only while they fit (paper-scale grids: colour, hatching and phase.csv)
+    label = len(ghs) * len(ss) <= MAX_LABELLED_TILES
     for row in coarse.itertuples():
         i, j = np.searchsorted(ss, row.s), np.searchsorted(ghs, row.gamma_h)
         if row.hatched:
             ax.add_patch(Rectangle((ex[j], ey[i]), ex[j + 1] - ex[j], ey[i + 1] - ey[i],
                                    fill=False, hatch="///", edgecolor="0.35", linewidth=0))  # fmt: skip
+        if not label:
+            continue
         txt = "n/a" if not np.isfinite(row.slope) else f"{row.slope:+.2f}".replace("-", "−")
         dark = np.isfinite(row.slope) and abs(row.slope) > 0.6 * vmax
         if row.n_converged < row.n_replicas:
@@ -98,8 +104,8 @@ def _draw_layer(ax, cells: pd.DataFrame, bnd: pd.DataFrame, norm, vmax: float):
         )  # fmt: skip
     ax.set_xlim(ex[0], ex[-1])
     ax.set_ylim(ey[0], ey[-1])
-    ax.set_xticks(ghs)
-    ax.set_yticks(ss)
+    ax.set_xticks(ghs[:: max(1, int(np.ceil(len(ghs) / 5)))])
+    ax.set_yticks(ss[:: max(1, int(np.ceil(len(ss) / 8)))])
     return mesh
 
 
