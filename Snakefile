@@ -17,6 +17,7 @@ include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/gram_concentration.smk"
 include: "workflow/rules/figures.smk"
 include: "workflow/rules/phase.smk"
+include: "workflow/rules/deep_phase.smk"
 include: "workflow/rules/chizat.smk"
 include: "workflow/rules/manifest.smk"
 

@@ -38,7 +38,8 @@ def test_profile_dry_run(tmp_path, profile, train_resources):
     r = dry_run(tmp_path, "--configfile", str(TINY), "--replace-workflow-config",
                 "--workflow-profile", str(ROOT / "profiles" / profile))  # fmt: skip
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    assert job_count(r.stdout, "train_cell") == 2 + 2  # theta_lazy + phase_diagram widths
+    # theta_lazy + phase_diagram widths, deep_phase widths (B2), condensation (B3, one batch)
+    assert job_count(r.stdout, "train_cell") == 2 + 2 + 2 + 1
     train = r.stdout[r.stdout.index("rule train_cell:") :]
     assert train_resources in train.split("rule ", 2)[1]
 
@@ -115,4 +116,9 @@ def test_paper_config_dry_run(tmp_path, monkeypatch):
         512,
     }
     n_chizat = chizat.groupby(["experiment", "batch"]).ngroups
-    assert job_count(r.stdout, "train_cell") == n_jobs + n_b1 + n_chizat
+    # B2: one job per (m, activation, depth) left in the grid ((gamma_h, s) batched); B3: one
+    b2 = yaml.safe_load(PAPER.read_text())["experiments"]["deep_phase"]
+    n_b2 = len(b2["grid"]["m"]) * len(b2["grid"]["activation"]) * len(b2["grid"]["depth"])
+    n_b2 -= len(b2["exclude"]) * len(b2["grid"]["activation"])
+    assert n_b2 == 18 and max(b2["grid"]["depth"]) == 3 and b2["fixed"]["max_steps"] >= 1e4
+    assert job_count(r.stdout, "train_cell") == n_jobs + n_b1 + n_chizat + n_b2 + 1

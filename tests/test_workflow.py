@@ -156,6 +156,44 @@ def test_tiny_phase_diagram(tiny_run):
         assert (res / "figures" / f"phase_diagram.{ext}").stat().st_size > 5000
 
 
+def test_tiny_deep_phase_diagram(tiny_run):
+    """B2 end to end: (gamma_h, s) grid of depth-2 cells, one bisection round in s, the table of
+    every layer, the boundary per layer and gamma_h, and the figure."""
+    res = tiny_run / "results" / "deep_phase"
+    phase = pd.read_csv(res / "phase.csv")
+    coarse = phase[phase["round"] == 0]
+    assert len(coarse) == 2 * 2 * 3  # gamma_h x s x layers
+    assert set(coarse["layer_name"]) == {"W1", "W2", "a"}
+    assert set(coarse["gamma_h"]) == {0.25, 0.75} and set(coarse["s"]) == {-0.5, 0.5}
+    assert set(phase["scheme"]) == {"deep:0.25", "deep:0.75"}
+    assert coarse["slope"].notna().all() and set(phase["regime"]) <= {"linear", "condensed"}
+    assert {"ci_low", "ci_high", "n_max_steps", "median_final_step", "hatched"} <= set(phase)
+    boundary = pd.read_csv(res / "boundary.csv")
+    assert len(boundary) == 2 * 3  # gamma_h x layers
+    crossed = boundary[boundary["s_star"].notna()]
+    fine = phase[phase["round"] == 1]
+    # every crossing in [-0.5, 0.5] got its midpoint s = 0 at both widths
+    assert set(fine["gamma_h"]) == set(crossed["gamma_h"])
+    assert (fine["s"] == 0.0).all() and (fine["n_m"] == 2).all()
+    for ext in ("pdf", "png"):
+        assert (res / "figures" / f"deep_phase_diagram.{ext}").stat().st_size > 5000
+
+
+def test_tiny_condensation(tiny_run):
+    """B3 end to end: neurons at init and end, the function on the circle, n_eff, the figure."""
+    res = tiny_run / "results" / "condensation"
+    neurons = pd.read_parquet(res / "neurons.parquet")
+    assert len(neurons) == 2 * 2 * 2 * 16  # s x seeds x stages x neurons
+    assert set(neurons["regime"]) == {"linear", "condensed"}
+    assert (neurons["amplitude"] >= 0).all() and neurons["angle"].abs().max() <= 3.1416
+    summary = pd.read_csv(res / "condensation.csv")
+    assert len(summary) == 2 * 2 * 2 and summary["n_eff"].between(1, 72).all()
+    circle = pd.read_parquet(res / "circle.parquet")
+    assert circle.loc[~circle["train"], "f_final"].notna().all()
+    for ext in ("pdf", "png"):
+        assert (res / "figures" / f"condensation.{ext}").stat().st_size > 5000
+
+
 def test_cores_1_gives_bitwise_identicaldataset_bytes(tiny_run, tmp_path):
     """Determinism: a second run with --cores 1 writes the same bits into every dataset."""
     target = "results/theta_lazy/runs.parquet"
@@ -197,6 +235,8 @@ def test_report_is_self_contained_with_every_figure(tiny_run):
         "function_distance",
         "gram_concentration",
         "phase_diagram",
+        "deep_phase_diagram",
+        "condensation",
     ):
         assert f"{name}.png" in html, name
 

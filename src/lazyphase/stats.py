@@ -505,3 +505,20 @@ def with_function_threshold(threshold: pd.DataFrame, fthreshold: pd.DataFrame) -
     if not keys:
         return threshold.assign(**{c: np.nan for c in cols.values()})
     return threshold.merge(right, on=keys, how="left")
+
+
+def regime_labels(slope) -> np.ndarray:
+    """The regime of each regime exponent (slope of ``log RD`` against ``log m``), the one rule
+    of the phase diagrams B1 and B2: ``linear`` if ``< 0`` (RD → 0), ``condensed`` if ``≥ 0``,
+    ``undetermined`` if NaN. The critical regime is the boundary between them (the crossing
+    ``s*`` of :func:`thresholds`; B1's ``γ*``), where the exponent is 0."""
+    sl = np.asarray(slope, dtype=float)
+    return np.where(~np.isfinite(sl), "undetermined", np.where(sl < 0, "linear", "condensed"))
+
+
+def hatched_cells(slope, r2, n_converged, n_replicas, r2_min: float) -> np.ndarray:
+    """The cells a phase diagram hatches (B1, B2): no finite exponent, a fit with
+    ``R² < r2_min``, or a replica that did not converge (hit ``max_steps``, diverged)."""
+    sl = np.asarray(slope, dtype=float)
+    r2 = np.nan_to_num(np.asarray(r2, dtype=float), nan=0.0)
+    return ~np.isfinite(sl) | (r2 < r2_min) | (np.asarray(n_converged) < np.asarray(n_replicas))

@@ -38,9 +38,13 @@ EXPERIMENTS = list(config["experiments"])
 KINDS = {name: exp["kind"] for name, exp in config["experiments"].items()}
 # regexes of the experiment names of each kind ("(?!)" matches nothing)
 TRAIN_EXPERIMENTS = (
-    "|".join(n for n, k in KINDS.items() if k in ("train", "phase_diagram")) or "(?!)"
+    "|".join(n for n, k in KINDS.items() if k in ("train", "phase_diagram", "deep_phase_diagram"))
+    or "(?!)"
 )
 PHASE_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "phase_diagram") or "(?!)"
+DEEP_PHASE_EXPERIMENTS = (
+    "|".join(n for n, k in KINDS.items() if k == "deep_phase_diagram") or "(?!)"
+)
 CONC_EXPERIMENTS = "|".join(n for n, k in KINDS.items() if k == "gram_concentration") or "(?!)"
 CODE = code_fingerprint()
 # (experiment, job) -> cells and output paths, built once: input functions run per job. A job is

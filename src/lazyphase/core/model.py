@@ -19,7 +19,7 @@ import torch
 
 from lazyphase.core import activations
 from lazyphase.core.data import derive_seed, generator
-from lazyphase.core.schemes import luo_gamma_prime, uniform_gamma
+from lazyphase.core.schemes import deep_gamma_h, luo_gamma_prime, uniform_gamma
 
 #: Cell keys that define the standard-normal draw of the initialization (with the seed):
 #: cells that differ only in s, scheme, activation or alpha share their normalized weights.
@@ -50,7 +50,8 @@ class Scales:
 def hidden_stds(scheme: str | Mapping[str, Any], m: int, d: int, depth: int) -> list[float]:
     """The hidden-layer standard deviations ``β_1 … β_L`` of a named or explicit scheme.
 
-    ``luo:γ'`` sets both layers from ``s`` and is handled by :func:`resolve_scales`.
+    ``luo:γ'`` and ``deep:γ_h`` set the layers from ``s`` and are handled by
+    :func:`resolve_scales`.
     """
     if isinstance(scheme, Mapping):
         return [c * m ** (-g) for c, g in zip(scheme["c"][:depth], scheme["gamma"][:depth])]
@@ -64,7 +65,7 @@ def hidden_stds(scheme: str | Mapping[str, Any], m: int, d: int, depth: int) -> 
     if (g := uniform_gamma(scheme)) is not None:
         return [m ** (-g)] * depth
     raise ValueError(
-        f"unknown scheme {scheme!r}; allowed: lecun, kaiming, xavier, uniform:γ, luo:γ'"
+        f"unknown scheme {scheme!r}; allowed: lecun, kaiming, xavier, uniform:γ, luo:γ', deep:γ_h"
     )
 
 
@@ -92,6 +93,9 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
     ``kappa_via = output_std``: α is ``cell['alpha']`` and β_{L+1} solves ``κ = m^s``;
     ``output_multiplier``: β_{L+1} is the scheme's natural output std and α solves it.
     ``luo:γ'`` (L = 1): ``β_2/β_1 = m^{-γ'}`` and ``m β_1 β_2/α = m^s``.
+    ``deep:γ_h``: ``β_l = m^{-γ_h}`` for ``l = 2..L`` and ``β_1 = β_{L+1}`` with
+    ``m^{(L+1)/2} β_1 β_{L+1} m^{-(L−1)γ_h} / α = m^s`` (docs/conventions.md §2, the deep
+    phase-diagram coordinates); at ``L = 1`` it is ``luo:0``.
     """
     m, depth = cell["m"], cell["depth"]
     if cell.get("model", "conventions") == "chizat":
@@ -104,6 +108,8 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
         alpha = float(cell["alpha"])
         b1 = math.sqrt(float(m) ** (s - 1 + gp) * alpha)
         return Scales((b1, b1 * float(m) ** (-gp)), alpha, kappa)
+    if (gh := deep_gamma_h(scheme)) is not None:
+        return Scales(deep_stds(m, depth, s, gh, float(cell["alpha"])), float(cell["alpha"]), kappa)
     hidden = hidden_stds(scheme, m, cell["d"], depth)
     prod = math.prod(hidden)
     if cell["kappa_via"] == "output_std":
@@ -113,6 +119,23 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
         out = natural_output_std(scheme, m, depth)
         alpha = m**half * prod * out / kappa
     return Scales((*hidden, out), alpha, kappa)
+
+
+def deep_stds(
+    m: int, depth: int, s: float, gamma_h: float, alpha: float = 1.0
+) -> tuple[float, ...]:
+    """``(β_1, …, β_{L+1})`` of scheme ``deep:γ_h`` at ``s``: ``β_l = m^{-γ_h}`` (``l = 2..L``),
+    ``β_1 = β_{L+1} = √α · m^{-γ_o}`` with ``γ_o = ((L+1)/2 − (L−1)γ_h − s)/2`` (so that
+    ``κ = m^{(L+1)/2} Π β_l / α = m^s``)."""
+    gamma_o = deep_outer_gamma(depth, s, gamma_h)
+    outer = math.sqrt(alpha) * float(m) ** (-gamma_o)
+    return (outer, *([float(m) ** (-gamma_h)] * (depth - 1)), outer)
+
+
+def deep_outer_gamma(depth: int, s: float, gamma_h: float) -> float:
+    """The exponent ``γ_o`` of the first and output layers' std in scheme ``deep:γ_h``:
+    ``γ_o = ((L+1)/2 − (L−1)γ_h − s)/2`` (docs/conventions.md §2)."""
+    return ((depth + 1) / 2 - (depth - 1) * gamma_h - s) / 2
 
 
 def chizat_multiplier(cell: Mapping[str, Any]) -> float:

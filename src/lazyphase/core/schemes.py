@@ -1,7 +1,7 @@
 """Initialization schemes by name: the one parser of scheme strings (docs/conventions.md §2).
 
 A scheme is a name (``lecun``, ``kaiming``, ``xavier``), a parametrized name (``uniform:γ``,
-``luo:γ'``) or an explicit mapping ``{c: [...], gamma: [...]}``.
+``luo:γ'``, ``deep:γ_h``) or an explicit mapping ``{c: [...], gamma: [...]}``.
 """
 
 from __future__ import annotations
@@ -24,6 +24,17 @@ def luo_gamma_prime(scheme: Any) -> float | None:
 def uniform_gamma(scheme: Any) -> float | None:
     """``γ`` of a ``uniform:γ`` scheme (every layer's variance ``∝ m^{-γ}``), else None."""
     return _param(scheme, "uniform")
+
+
+def deep_gamma_h(scheme: Any) -> float | None:
+    """``γ_h`` of a ``deep:γ_h`` scheme (hidden layers ``l = 2..L`` of std ``m^{-γ_h}``, first and
+    output layer equal and solving ``κ = m^s``; docs/conventions.md §2), else None."""
+    return _param(scheme, "deep")
+
+
+def deep_scheme(gamma_h: float) -> str:
+    """The scheme string of the deep phase-diagram coordinate ``γ_h``."""
+    return f"deep:{float(gamma_h):g}"
 
 
 def luo_scheme(gamma_prime: float) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from lazyphase.cells import ConfigError, validate_cell
-from lazyphase.core.schemes import luo_scheme
+from lazyphase.core.schemes import deep_scheme, luo_scheme
 from lazyphase.core.train import BATCH_KEYS
 from lazyphase.pipeline.budget import Budget, Throughput, budget_from_config, split_batch
 from lazyphase.studies.catalog import kind_figures
@@ -150,6 +150,44 @@ def luo_grid(name: str, exp: Mapping[str, Any]) -> dict[str, Any]:
     return {**exp, "grid": out, "exclude": exclude}
 
 
+def deep_grid(name: str, exp: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``deep_phase_diagram`` experiment → an ordinary training grid.
+
+    The grid gives ``gamma_h`` (``γ_h``, the hidden layers' std exponent) and ``s`` instead of
+    ``scheme``; ``gamma_h`` becomes ``scheme = deep:γ_h`` (docs/conventions.md §2), so the
+    cells are the ``train`` cells of the same point."""
+    where = f"experiments.{name}"
+    grid = dict(exp.get("grid") or {})
+    missing = [k for k in ("s", "gamma_h") if k not in grid]
+    if missing:
+        raise ConfigError(
+            f"{where}.grid: a deep_phase_diagram experiment needs the keys {missing} "
+            "(s = log kappa / log m and the hidden layers' exponent gamma_h)"
+        )
+    if "scheme" in grid or "scheme" in (exp.get("fixed") or {}):
+        raise ConfigError(
+            f"{where}: key 'scheme' is set by gamma_h in a deep_phase_diagram experiment "
+            "(scheme deep:gamma_h); remove it"
+        )
+    for key in ("s", "gamma_h"):
+        bad = [v for v in grid[key] if not isinstance(v, (int, float)) or isinstance(v, bool)]
+        if bad:
+            raise ConfigError(f"{where}.grid.{key}: needs numbers, got {bad!r}")
+    out = {}
+    for key, values in grid.items():
+        if key == "gamma_h":
+            out["scheme"] = [deep_scheme(g) for g in values]
+        else:
+            out[key] = values
+    exclude = []
+    for ex in exp.get("exclude") or []:
+        ex = dict(ex)
+        if "gamma_h" in ex:
+            ex["scheme"] = deep_scheme(ex.pop("gamma_h"))
+        exclude.append(ex)
+    return {**exp, "grid": out, "exclude": exclude}
+
+
 def expand_config(
     config: Mapping[str, Any],
     *,
@@ -161,7 +199,8 @@ def expand_config(
 
     A ``gram_concentration`` experiment batches over ``m`` (one job per activation, depth and
     scheme); its cells are only initialized. A ``phase_diagram`` experiment is a training grid
-    given in Luo et al.'s coordinates (:func:`luo_grid`). A trained batch whose estimate exceeds
+    given in Luo et al.'s coordinates (:func:`luo_grid`), a ``deep_phase_diagram`` one over
+    ``(γ_h, s)`` (:func:`deep_grid`). A trained batch whose estimate exceeds
     the job budget (``budget``, else the configuration's ``budget`` block) is split into jobs of
     whole cells named ``<batch>_part~<k>`` (:func:`~lazyphase.pipeline.budget.split_batch`); the
     ``path`` column uses the job. Raises :class:`~lazyphase.pipeline.budget.BudgetError` for a
@@ -183,6 +222,8 @@ def expand_config(
             exp = {**exp, "batch_over": ["m"]}
         if kind == "phase_diagram":
             exp = luo_grid(name, exp)
+        if kind == "deep_phase_diagram":
+            exp = deep_grid(name, exp)
         frame = expand_experiment(name, exp, trains=kind != "gram_concentration")
         frame["kind"] = kind
         frame["job"] = frame["batch"]

@@ -244,3 +244,105 @@ def write_manifest(paths: Sequence[str], out: str, *, code: str = "") -> None:
     """``results/<exp>/manifest.json``: the sha256 of the experiment's tables and figures."""
     doc = _write_manifest(out, paths, code=code)
     log.info("%s: %d files", out, len(doc["files"]))
+
+
+def refine_deep_phase(
+    cells: Sequence[Mapping[str, Any]],
+    runs_path: str,
+    out_dir: str,
+    experiment: str,
+    *,
+    tol: float,
+    rounds: int,
+    dataset: str | None = None,
+    threads: int = 1,
+    gpus: int = 0,
+    budget: Any = None,
+) -> None:
+    """B2 bisection rounds in ``s`` after the coarse grid: run files under ``out_dir/round<r>/``
+    and their ``runs`` rows in ``out_dir/runs.parquet`` (empty when nothing needed refining)."""
+    from lazyphase.studies.deep_phase import analysis as deep_phase
+
+    os.makedirs(out_dir, exist_ok=True)
+    table = read_table(runs_path).assign(round=0)
+    templates: dict[tuple, Mapping[str, Any]] = {}
+    for c in cells:
+        templates.setdefault((c["m"], c["activation"], c["depth"], c["scheme"]), c)
+    shapes = sorted({(m, act, L) for m, act, L, _ in templates})
+    new_parts = []
+    for r in range(1, rounds + 1):
+        mids = deep_phase.next_s(table, tol)
+        if not mids:
+            log.info("round %d: every bracket is within +-%g; done", r, tol)
+            break
+        log.info("round %d: %d midpoints %s", r, len(mids), mids)
+        paths = []
+        for m, act, depth in shapes:
+            batch = [
+                {**templates[(m, act, depth, p["scheme"])], "s": p["s"]}
+                for p in mids
+                if (p["activation"], p["depth"]) == (act, depth)
+                and (m, act, depth, p["scheme"]) in templates
+            ]
+            if not batch:
+                continue
+            outs = [
+                os.path.join(
+                    out_dir, f"round{r}", f"m~{m}_activation~{act}_depth~{depth}",
+                    f"s~{slug(c['s'])}_scheme~{slug(c['scheme'])}.h5",
+                )
+                for c in batch
+            ]  # fmt: skip
+            train_cells(batch, outs, threads=threads, dataset=dataset, gpus=gpus, budget=budget)
+            paths += outs
+        part = collect(paths, experiment)[0].assign(round=r)
+        new_parts.append(part)
+        table = pd.concat([table, part], ignore_index=True)
+    new = (
+        pd.concat(new_parts, ignore_index=True)
+        if new_parts
+        else table.iloc[0:0].assign(round=pd.Series(dtype=int))
+    )
+    write_table(new, os.path.join(out_dir, "runs.parquet"))
+    log.info("%s: %d bisection cells", experiment, new.drop_duplicates(["scheme", "s"]).shape[0])
+
+
+def aggregate_deep_phase(
+    runs_path: str,
+    refine_dir: str,
+    outs: Mapping[str, str],
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    r2_min: float = 0.5,
+) -> None:
+    """B2: coarse + bisection ``runs`` → ``deep_phase`` (the exponent of every layer per
+    ``(γ_h, s)``) and ``deep_boundary`` (``s*`` of every layer per ``γ_h``)."""
+    from lazyphase.studies.deep_phase import analysis as deep_phase
+
+    coarse = read_table(runs_path).assign(round=0)
+    fine = read_table(os.path.join(refine_dir, "runs.parquet"))
+    runs = pd.concat([coarse, fine], ignore_index=True) if len(fine) else coarse
+    table, boundary = deep_phase.deep_phase_table(runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
+    write_tables({outs["phase"]: table, outs["boundary"]: boundary})
+    for r in boundary.itertuples():
+        log.info(
+            "%s L=%d %s gamma_h=%g: s* = %.3f [%.3f, %.3f] linear above 0: %s %s",
+            r.activation, r.depth, r.layer_name, r.gamma_h, r.s_star, r.s_star_low,
+            r.s_star_high, r.linear_above_0, r.note,
+        )  # fmt: skip
+
+
+def compute_neurons(paths: Sequence[str], outs: Mapping[str, str], *, n_bins: int = 72) -> None:
+    """B3: the neurons (orientation, amplitude) at init and end, the learned function on the
+    circle and the effective number of directions → ``neurons``, ``circle`` (parquet) and
+    ``condensation`` (CSV)."""
+    from lazyphase.studies.phase import condensation
+
+    raise_problems(check_run_files(paths))
+    neurons, circle = condensation.neuron_tables(paths)
+    summary = condensation.condensation_summary(neurons, n_bins=n_bins)
+    write_tables({outs["neurons"]: neurons, outs["circle"]: circle,
+                  outs["condensation"]: summary})  # fmt: skip
+    for r in summary.itertuples():
+        log.info("gamma=%g seed %d %s: n_eff = %.2f", r.gamma, r.seed, r.stage, r.n_eff)

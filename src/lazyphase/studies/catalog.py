@@ -26,6 +26,9 @@ TABLES = {
     "points": "landscape_points.parquet",
     "cover": "cover.parquet",
     "teacher": "cover_teacher.parquet",
+    "neurons": "neurons.parquet",
+    "circle": "circle.parquet",
+    "condensation": "condensation.csv",
 }
 
 
@@ -81,6 +84,10 @@ _FIGURES = (
            ("runs", "fexponents", "threshold"), f"{_A}:plot_function_distance"),
     Figure("phase_diagram", "B1", "Phase diagram (Luo et al.)", ("phase_diagram",),
            ("phase", "boundary"), "phase.figures:plot_phase_diagram"),
+    Figure("deep_phase_diagram", "B2", "Deep phase diagram, every layer", ("deep_phase_diagram",),
+           ("phase", "boundary"), "deep_phase.figures:plot_deep_phase_diagram"),
+    Figure("condensation", "B3", "Condensation: neurons at init and end (Luo et al.)", _TRAIN,
+           ("neurons", "circle", "condensation"), "phase.figures:plot_condensation"),
     Figure("chizat_tau", "C1", "Test loss against τ", _TRAIN, ("runs",), f"{_C}:plot_chizat_tau"),
     Figure("chizat_width", "C2", "Test loss against width", _TRAIN, ("runs",),
            f"{_C}:plot_width"),

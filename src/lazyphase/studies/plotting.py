@@ -192,3 +192,13 @@ def positive_mask(v: pd.Series) -> np.ndarray:
 def replica_count(df: pd.DataFrame) -> int:
     cols = present_cols(df, ("experiment", "file", "replica", *ROW_KEYS, "s", "m", "seed"))
     return len(df.drop_duplicates(cols)) if cols else len(df)
+
+
+def tile_edges(v: np.ndarray) -> np.ndarray:
+    """Tile edges around the sorted centres ``v`` of a heatmap (midpoints; unit width for one
+    value). Shared by the phase diagrams B1 and B2."""
+    v = np.asarray(v, dtype=float)
+    if len(v) == 1:
+        return np.array([v[0] - 0.5, v[0] + 0.5])
+    mid = (v[1:] + v[:-1]) / 2
+    return np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])

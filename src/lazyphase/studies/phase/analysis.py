@@ -136,15 +136,9 @@ def _phase_frame(exps: pd.DataFrame, per_cell: pd.DataFrame, r2_min: float) -> p
     phase = with_coordinates(exps.merge(per_cell.reset_index(), on=["scheme", "s"], how="left"))
     phase["S_w"] = -phase["slope"]
     phase["S_w_low"], phase["S_w_high"] = -phase["ci_high"], -phase["ci_low"]
-    phase["regime"] = np.where(
-        ~np.isfinite(phase["S_w"]),
-        "undetermined",
-        np.where(phase["S_w"] > 0, "linear", "condensed"),
-    )
-    phase["hatched"] = (
-        ~np.isfinite(phase["S_w"])
-        | (phase["r2"].fillna(0.0) < r2_min)
-        | (phase["n_converged"] < phase["n_replicas"])
+    phase["regime"] = analysis.regime_labels(phase["slope"])
+    phase["hatched"] = analysis.hatched_cells(
+        phase["slope"], phase["r2"], phase["n_converged"], phase["n_replicas"], r2_min
     )
     return phase[list(_PHASE_COLUMNS)].sort_values(["gamma_prime", "gamma"]).reset_index(drop=True)
 

@@ -7,6 +7,7 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Rectangle
 
 from lazyphase.studies.phase.analysis import (
@@ -18,7 +19,7 @@ from lazyphase.studies.phase.analysis import (
     luo_boundary,
     scaling_boundary,
 )
-from lazyphase.studies.plotting import plot_style, save, suptitle
+from lazyphase.studies.plotting import plot_style, save, suptitle, tile_edges
 
 _CMAP = "RdBu"
 
@@ -39,7 +40,7 @@ def plot_phase_diagram(
     fin = phase["S_w"][np.isfinite(phase["S_w"])]
     vmax = float(np.nanmax(np.abs(fin))) if len(fin) else 1.0
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-vmax or -1.0, vmax=vmax or 1.0)
-    ex, ey = _edges(gps), _edges(gs)
+    ex, ey = tile_edges(gps), tile_edges(gs)
     with plot_style():
         fig = Figure(figsize=(13.0, 7.0), layout="constrained")
         ax, ax2 = fig.subplots(1, 2, width_ratios=[1.25, 1])
@@ -49,14 +50,6 @@ def plot_phase_diagram(
         _draw_profiles(ax2, phase, boundary, gps)
         suptitle(fig, _phase_title(phase))
         save(fig, out_pdf, out_png)
-
-
-def _edges(v: np.ndarray) -> np.ndarray:
-    """Tile edges around the sorted centres ``v`` (midpoints; unit width for one value)."""
-    if len(v) == 1:
-        return np.array([v[0] - 0.5, v[0] + 0.5])
-    mid = (v[1:] + v[:-1]) / 2
-    return np.concatenate([[2 * v[0] - mid[0]], mid, [2 * v[-1] - mid[-1]]])
 
 
 def _draw_cells(ax, phase, gps, gs, ex, ey, norm, vmax: float):
@@ -148,3 +141,67 @@ def _phase_title(phase: pd.DataFrame) -> str:
         f"({int(phase['n_m'].max())} widths), {int(phase['n_seeds'].max())} seeds per cell, "
         f"{len(phase) - n_fine} grid cells + {n_fine} bisection cells"
     )
+
+
+_REGIME_ORDER = {"linear": 0, "critical": 1, "condensed": 2}
+
+
+def plot_condensation(
+    neurons: pd.DataFrame,
+    circle: pd.DataFrame,
+    condensation: pd.DataFrame,
+    out_pdf: str,
+    out_png: str | None = None,
+) -> None:
+    """B3: per regime (columns) the neurons ``(angle of w_k, |a_k| ‖w_k‖)`` at initialization
+    and at the end of training (first seed), and the learned function on the circle against the
+    target; the effective number of directions ``n_eff`` (mean over seeds) in the titles."""
+    points = neurons[["s", "gamma", "regime"]].drop_duplicates()
+    points = points.assign(o=points["regime"].map(_REGIME_ORDER)).sort_values(["o", "gamma"])
+    seed = int(neurons["seed"].min())
+    ncol = len(points)
+    with plot_style():
+        fig = Figure(figsize=(4.2 * ncol, 9.6), layout="constrained")
+        axes = np.atleast_2d(fig.subplots(3, ncol, squeeze=False))
+        for j, p in enumerate(points.itertuples()):
+            nsub = neurons[(neurons["s"] == p.s) & (neurons["seed"] == seed)]
+            summ = condensation[condensation["s"] == p.s]
+            for i, stage in enumerate(("init", "final")):
+                ax = axes[i, j]
+                d = nsub[nsub["stage"] == stage]
+                ax.scatter(np.degrees(d["angle"]), d["amplitude"], s=14,
+                           c=np.where(d["sign"] > 0, "tab:red", "tab:blue"), alpha=0.8, lw=0)  # fmt: skip
+                n_eff = summ.loc[summ["stage"] == stage, "n_eff"]
+                ax.set_title(
+                    f"{p.regime} (γ = {p.gamma:g}, s = {p.s:g}), {stage}\n"
+                    f"n_eff = {n_eff.mean():.1f} of {int(summ['n_bins'].iloc[0])} bins "
+                    f"(mean of {summ['seed'].nunique()} seeds)",
+                    fontsize=8,
+                )
+                ax.set_xlim(-180, 180)
+                ax.set_xticks(range(-180, 181, 90))
+                ax.set_ylim(bottom=0)
+                ax.set_xlabel("orientation of w_k (degrees)")
+                ax.set_ylabel("|a_k| ‖w_k‖" if j == 0 else "")
+            ax = axes[2, j]
+            c = circle[(circle["s"] == p.s) & (circle["seed"] == seed)]
+            grid, tr = c[~c["train"]], c[c["train"]]
+            deg = np.degrees(grid["angle"])
+            ax.plot(deg, grid["target"], "k-", lw=1.5, label="target")
+            ax.plot(deg, grid["f_final"], "-", color="tab:orange", lw=1.5, label="learned")
+            ax.plot(deg, grid["f_init"], ":", color="0.5", lw=1, label="at init")
+            ax.plot(np.degrees(tr["angle"]), tr["target"], "o", ms=4, mfc="w", mec="k",
+                    label="training points")  # fmt: skip
+            ax.set_xlim(-180, 180)
+            ax.set_xticks(range(-180, 181, 90))
+            ax.set_xlabel("input angle on the circle (degrees)")
+            ax.set_ylabel("f(x)" if j == 0 else "")
+            ax.set_title("function on the unit circle", fontsize=8)
+        handles = [Line2D([], [], marker="o", ls="", color="tab:red", label="neuron, a_k > 0"),
+                   Line2D([], [], marker="o", ls="", color="tab:blue", label="neuron, a_k < 0"),
+                   *axes[2, 0].get_legend_handles_labels()[0]]  # fmt: skip
+        fig.legend(handles=handles, loc="outside lower center", ncol=6, fontsize=8)
+        m = int(neurons["neuron"].max()) + 1
+        suptitle(fig, f"B3: condensation (Luo et al. 2021): two-layer ReLU, d = 2, m = {m}, "
+                      f"γ′ = {neurons['gamma_prime'].iloc[0]:g}; neurons of seed {seed}")  # fmt: skip
+        save(fig, out_pdf, out_png)

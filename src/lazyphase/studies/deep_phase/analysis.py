@@ -1,0 +1,165 @@
+"""B2: the deep phase diagram over ``(γ_h, s)``, per layer (docs/conventions.md §2, §4).
+
+Coordinates: a cell with scheme ``deep:γ_h`` at ``s`` has hidden layers ``l = 2..L`` of std
+``m^{-γ_h}`` and first and output layers of equal std ``m^{-γ_o}``,
+``γ_o = ((L+1)/2 − (L−1)γ_h − s)/2``, so that ``κ = m^s`` whatever ``γ_h``. ``γ_h`` moves scale
+between the hidden layers and the outer pair at fixed ``κ`` (the deep analogue of Luo et al.'s
+``γ'``, which moves it between the input and output layer); at ``L = 1`` every ``γ_h`` is
+Luo's ``γ' = 0``.
+
+For every cell and layer the regime exponent is the slope of ``log RD`` against ``log m``
+(:func:`lazyphase.stats.fit_exponents`, bootstrap over seeds), the regime follows the one rule
+of :func:`lazyphase.stats.regime_labels`, and the boundary ``s*`` of every layer and ``γ_h`` is
+the crossing of the exponent through 0 along ``s`` (:func:`lazyphase.stats.thresholds`),
+refined by bisection in ``s`` (:func:`next_s`). Theta-lazy (Li, Luo & Zhou) predicts every
+layer linear for ``s > 0``, for every ``γ_h``: ``s* ≤ 0`` for every layer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from lazyphase import stats
+from lazyphase.core.model import deep_outer_gamma
+from lazyphase.core.schemes import deep_gamma_h
+
+S_LABEL = "s = log κ / log m"
+GAMMA_H_LABEL = "γ_h = −log β_l / log m  (hidden layers l = 2..L)"
+SLOPE_LABEL = "regime exponent: slope of log RD vs log m"
+
+#: The columns of :func:`deep_phase_table`'s ``phase``, in order.
+PHASE_COLUMNS = (
+    *("activation", "depth", "layer", "layer_name", "gamma_h", "s", "gamma_outer", "scheme"),
+    *("slope", "ci_low", "ci_high", "r2", "n_m", "m_min", "m_max", "n_seeds", "n_replicas"),
+    *("n_converged", "n_max_steps", "n_diverged", "median_final_step", "max_final_step", "round"),
+    *("regime", "ci_contains_zero", "hatched"),
+)
+
+
+def gamma_h_of(scheme: str) -> float:
+    """``γ_h`` of a ``deep:γ_h`` scheme (ValueError for any other scheme)."""
+    gh = deep_gamma_h(scheme)
+    if gh is None:
+        raise ValueError(f"scheme {scheme!r} is not a deep phase-diagram scheme (deep:GAMMA_H)")
+    return gh
+
+
+def deep_phase_table(
+    runs: pd.DataFrame,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    seed: int = 0,
+    r2_min: float = 0.5,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The regime exponent of every layer per ``(activation, depth, γ_h, s)`` and the boundary
+    ``s*`` of every layer per ``(activation, depth, γ_h)``.
+
+    Args:
+        runs: the ``runs`` table of ``deep:γ_h`` cells, optional ``round`` column (0 = grid,
+            r = bisection round r).
+        n_boot, ci, seed: the paired bootstrap over seeds of :func:`stats.fit_exponents`.
+        r2_min: cells whose fit has ``R² < r2_min`` are hatched (:func:`stats.hatched_cells`:
+            so are cells with a replica that did not converge, e.g. stopped at ``max_steps``).
+
+    Returns ``(phase, boundary)``:
+
+    * ``phase``: :data:`PHASE_COLUMNS`, one row per layer and cell; ``ci_contains_zero`` marks
+      exponents compatible with the critical value 0;
+    * ``boundary``: one row per ``(activation, depth, layer, γ_h)``: ``s_star`` with
+      ``s_star_low/high`` (bootstrap), ``frac_boot_cross, n_crossings, bracket_low/high`` (the
+      adjacent ``s`` of the grid), ``n_s``, ``linear_above_0`` (every cell with ``s > 0`` of
+      this layer and ``γ_h`` is linear: theta-lazy's prediction), ``note``.
+    """
+    if "round" not in runs.columns:
+        runs = runs.assign(round=0)
+    runs = runs.assign(gamma_h=[gamma_h_of(sc) for sc in runs["scheme"]])
+    exps, boot = stats.fit_exponents(runs, n_boot=n_boot, ci=ci, seed=seed)
+    counts = runs.drop_duplicates(["scheme", "activation", "depth", "s", "m", "seed", "round"])
+    counts = counts.groupby(["scheme", "activation", "depth", "s"]).agg(
+        n_replicas=("status", "size"),
+        n_converged=("status", lambda v: int((v == "converged").sum())),
+        n_max_steps=("status", lambda v: int((v == "max_steps").sum())),
+        n_diverged=("status", lambda v: int((v == "diverged").sum())),
+        median_final_step=("final_step", "median"),
+        max_final_step=("final_step", "max"),
+        round=("round", "min"),
+        m_min=("m", "min"),
+        m_max=("m", "max"),
+    )
+    phase = exps.merge(counts.reset_index(), on=["scheme", "activation", "depth", "s"], how="left")
+    phase["gamma_h"] = [gamma_h_of(sc) for sc in phase["scheme"]]
+    phase["gamma_outer"] = [
+        deep_outer_gamma(int(L), float(s), gh)
+        for L, s, gh in zip(phase["depth"], phase["s"], phase["gamma_h"])
+    ]
+    phase["regime"] = stats.regime_labels(phase["slope"])
+    phase["ci_contains_zero"] = (phase["ci_low"] <= 0) & (phase["ci_high"] >= 0)
+    phase["hatched"] = stats.hatched_cells(
+        phase["slope"], phase["r2"], phase["n_converged"], phase["n_replicas"], r2_min
+    )
+    keys = ["activation", "depth", "layer", "gamma_h", "s"]
+    phase = phase[list(PHASE_COLUMNS)].sort_values(keys).reset_index(drop=True)
+    thr = stats.thresholds(exps, boot, ci=ci)
+    boundary = pd.DataFrame([_boundary_row(r, phase) for r in thr.itertuples()])
+    order = ["activation", "depth", "layer", "gamma_h"]
+    return phase, boundary.sort_values(order).reset_index(drop=True)
+
+
+def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
+    """The ``boundary`` row of one :func:`stats.thresholds` row ``r``."""
+    gh = gamma_h_of(r.scheme)
+    cells = phase[
+        (phase["scheme"] == r.scheme)
+        & (phase["activation"] == r.activation)
+        & (phase["depth"] == r.depth)
+        & (phase["layer"] == r.layer)
+    ]
+    grid = np.sort(cells["s"].to_numpy(dtype=float)[np.isfinite(cells["slope"])])
+    lo, hi = _bracket(grid, r.s_star)
+    above = cells[cells["s"] > 0]
+    return {
+        "activation": r.activation,
+        "depth": int(r.depth),
+        "layer": int(r.layer),
+        "layer_name": r.layer_name,
+        "gamma_h": gh,
+        "s_star": r.s_star,
+        "s_star_low": r.s_star_low,
+        "s_star_high": r.s_star_high,
+        "frac_boot_cross": r.frac_boot_cross,
+        "n_crossings": r.n_crossings,
+        "bracket_low": lo,
+        "bracket_high": hi,
+        "n_s": r.n_s,
+        "linear_above_0": bool(len(above) and (above["regime"] == "linear").all()),
+        "note": r.note,
+    }
+
+
+def _bracket(grid: np.ndarray, star: float) -> tuple[float, float]:
+    """The adjacent grid values around ``star`` (``grid`` sorted; NaN if ``star`` is NaN)."""
+    if not np.isfinite(star):
+        return np.nan, np.nan
+    below, above = grid[grid <= star + 1e-12], grid[grid > star + 1e-12]
+    return (
+        float(below.max()) if below.size else np.nan,
+        float(above.min()) if above.size else np.nan,
+    )
+
+
+def next_s(runs: pd.DataFrame, tol: float) -> list[dict[str, object]]:
+    """One bisection step: the cells ``{activation, depth, scheme, s}`` at the midpoints of the
+    ``s`` brackets of every layer's sign change wider than ``2 tol`` (one cell serves every
+    layer: duplicates are merged)."""
+    _, boundary = deep_phase_table(runs, n_boot=0)
+    out: dict[tuple, dict[str, object]] = {}
+    for r in boundary.itertuples():
+        if np.isfinite(r.bracket_low) and np.isfinite(r.bracket_high):
+            if (r.bracket_high - r.bracket_low) / 2 > tol + 1e-12:
+                mid = round((r.bracket_low + r.bracket_high) / 2, 12)
+                scheme = f"deep:{r.gamma_h:g}"
+                key = (r.activation, int(r.depth), scheme, mid)
+                out[key] = dict(activation=r.activation, depth=int(r.depth), scheme=scheme, s=mid)
+    return list(out.values())

@@ -1,0 +1,97 @@
+# B2: bisection in s of every layer's boundary, the per-layer exponent table and the deep phase
+# diagram; B3: the neurons of the condensation runs (Luo et al.'s neuron plots).
+
+
+def deep_refine_batches(wildcards):
+    # one bisection batch per (m, activation, depth): every gamma_h there (one new s each)
+    out = {}
+    for c in experiment_cells(wildcards):
+        out.setdefault((c["m"], c["activation"], c["depth"]), {}).setdefault(c["scheme"], c)
+    return [list(per.values()) for per in out.values()]
+
+
+def deep_refine_mem_mb(wildcards, attempt):
+    est = max(job_mem_mb(b, BUDGET) for b in deep_refine_batches(wildcards))
+    return _retry(est, BUDGET.mem_mb, attempt)
+
+
+def deep_refine_runtime(wildcards, attempt):
+    # each round trains at most one new s per layer and gamma_h at every width
+    exp = config["experiments"][wildcards.experiment]
+    per_round = sum(
+        job_runtime_min(b, BUDGET, CALIBRATION) - 5 for b in deep_refine_batches(wildcards)
+    )
+    return _retry(int(5 + exp["refine_rounds"] * per_round), BUDGET.runtime_min, attempt)
+
+
+rule refine_deep_phase_boundary:
+    input:
+        runs="results/{experiment}/runs.parquet",
+        dataset="results/{experiment}/dataset.h5",
+    output:
+        directory("results/{experiment}/refine"),
+    log:
+        "logs/refine_deep_phase_boundary/{experiment}.log",
+    benchmark:
+        "logs/benchmarks/refine_deep_phase_boundary/{experiment}.tsv"
+    wildcard_constraints:
+        experiment=DEEP_PHASE_EXPERIMENTS,
+    conda:
+        "../envs/lazyphase.yaml"
+    threads: 1
+    resources:
+        **BUDGET_RESOURCES,
+        mem_mb=deep_refine_mem_mb,
+        runtime=deep_refine_runtime,
+        gpu=0,
+    params:
+        cells=experiment_cells,
+        tol=experiment_setting("refine_tol"),
+        rounds=experiment_setting("refine_rounds"),
+        code=CODE,
+    script:
+        "../../scripts/refine_deep_phase.py"
+
+
+rule aggregate_deep_phase:
+    input:
+        runs="results/{experiment}/runs.parquet",
+        refine="results/{experiment}/refine",
+    output:
+        phase="results/{experiment}/phase.csv",
+        boundary="results/{experiment}/boundary.csv",
+    log:
+        "logs/aggregate_deep_phase/{experiment}.log",
+    wildcard_constraints:
+        experiment=DEEP_PHASE_EXPERIMENTS,
+    localrule: True
+    conda:
+        "../envs/lazyphase.yaml"
+    params:
+        n_boot=experiment_setting("n_boot"),
+        ci=experiment_setting("ci"),
+        r2_min=experiment_setting("r2_min"),
+        code=CODE,
+    script:
+        "../../scripts/aggregate_deep_phase.py"
+
+
+rule compute_neurons:
+    input:
+        experiment_batches,
+    output:
+        neurons="results/{experiment}/neurons.parquet",
+        circle="results/{experiment}/circle.parquet",
+        condensation="results/{experiment}/condensation.csv",
+    log:
+        "logs/compute_neurons/{experiment}.log",
+    wildcard_constraints:
+        experiment=TRAIN_EXPERIMENTS,
+    localrule: True
+    conda:
+        "../envs/lazyphase.yaml"
+    params:
+        paths=experiment_runs,
+        code=CODE,
+    script:
+        "../../scripts/compute_neurons.py"
