@@ -160,3 +160,26 @@ def all_targets():
         if exp["figures"]
     ]
     return figures + manifests
+
+
+# B2 (deep_phase.smk)
+def deep_refine_batches(wildcards):
+    # one bisection batch per (m, activation, depth): every gamma_h there (one new s each)
+    out = {}
+    for c in experiment_cells(wildcards):
+        out.setdefault((c["m"], c["activation"], c["depth"]), {}).setdefault(c["scheme"], c)
+    return [list(per.values()) for per in out.values()]
+
+
+def deep_refine_mem_mb(wildcards, attempt):
+    est = max(job_mem_mb(b, BUDGET) for b in deep_refine_batches(wildcards))
+    return _retry(est, BUDGET.mem_mb, attempt)
+
+
+def deep_refine_runtime(wildcards, attempt):
+    # each round trains at most one new s per layer and gamma_h at every width
+    exp = config["experiments"][wildcards.experiment]
+    per_round = sum(
+        job_runtime_min(b, BUDGET, CALIBRATION) - 5 for b in deep_refine_batches(wildcards)
+    )
+    return _retry(int(5 + exp["refine_rounds"] * per_round), BUDGET.runtime_min, attempt)
