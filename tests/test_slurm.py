@@ -211,7 +211,7 @@ def test_slurm_results_are_bit_identical_to_cores_2(slurm_run, cpu_run):
 
 
 def test_two_gpu_jobs_at_once_get_distinct_devices_and_fall_back_to_cpu(cluster, cpu_run, tmp_path):
-    from lazyphase.grid import expand_config
+    from lazyphase.pipeline.grid import expand_config
 
     cells = expand_config(yaml.safe_load(TINY.read_text()))
     trained = cells[cells["kind"] != "gram_concentration"]

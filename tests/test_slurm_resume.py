@@ -145,8 +145,9 @@ def test_a_job_over_its_time_limit_finishes_through_retries(cluster, tmp_path):
     work = tmp_path / "slurm"
     work.mkdir()
     t0 = time.monotonic()
+    # the target before --set-resources, which takes every following word as a resource
     r = smk(work, cfg_path, "--workflow-profile", str(PROFILE), *FAST_POLL, "--retries", "10",
-            "--set-resources", "train_cell:runtime=1", target)  # fmt: skip
+            target, "--set-resources", "train_cell:runtime=1")  # fmt: skip
     wall = time.monotonic() - t0
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-5000:]
