@@ -121,6 +121,7 @@ def contents(path: Path) -> dict[str, object]:
     return out
 
 
+@pytest.mark.skip(reason="never run green on the local cluster yet (issue 16 note): enable after one green run")
 def test_a_job_over_its_time_limit_finishes_through_retries(cluster, tmp_path):
     from lazyphase.pipeline.grid import expand_config
 
