@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from lazyphase.cells import validate_cell
@@ -38,3 +45,41 @@ def pytest_configure(config):
     import torch
 
     torch.set_num_threads(1)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+SLURM_SCRIPT = ROOT / "scripts" / "slurm_local.sh"
+# created by the script; root's default account is `root`, so a job under `ci` read SBATCH_ACCOUNT
+SLURM_ACCOUNT = "ci"
+# the status of submitted jobs is polled every 40 s by default; a local cluster answers at once
+SLURM_FAST_POLL = ("--slurm-init-seconds-before-status-checks", "2")
+
+
+def slurm_skip_reason() -> str | None:
+    """Why the local SLURM cluster cannot be started here (None: it can)."""
+    if os.environ.get("LAZYPHASE_SKIP_SLURM"):
+        return "LAZYPHASE_SKIP_SLURM is set"
+    if not sys.platform.startswith("linux") or not Path("/etc/debian_version").exists():
+        return "scripts/slurm_local.sh needs a Debian-like Linux"
+    if os.geteuid() != 0:
+        return "scripts/slurm_local.sh must run as root (it installs and starts SLURM)"
+    if not shutil.which("sbatch") and not shutil.which("apt-get"):
+        return "no SLURM installed and no apt-get to install it"
+    return None
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """A one-node SLURM cluster with accounting, started by scripts/slurm_local.sh once for the
+    session; stopped afterwards unless it was already running."""
+    reason = slurm_skip_reason()
+    if reason:
+        pytest.skip(reason)
+    was_up = subprocess.run([str(SLURM_SCRIPT), "status"], capture_output=True).returncode == 0
+    t0 = time.monotonic()
+    r = subprocess.run([str(SLURM_SCRIPT), "start"], capture_output=True, text=True, timeout=900)
+    assert r.returncode == 0, r.stdout + r.stderr
+    print(f"slurm_local.sh start: {time.monotonic() - t0:.1f}s")
+    yield
+    if not was_up:  # leave a cluster we did not start running; stop ours
+        subprocess.run([str(SLURM_SCRIPT), "stop"], capture_output=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -18,44 +17,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SLURM_ACCOUNT as ACCOUNT
+from conftest import SLURM_FAST_POLL as FAST_POLL
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "slurm_local.sh"
 # tests/configs/tiny.yaml less theta_lazy: every submitted rule kind, fewer sbatch waves
 TINY = ROOT / "tests" / "configs" / "slurm_tiny.yaml"
 TINY_CFG = ("--configfile", str(TINY), "--replace-workflow-config")
-ACCOUNT = "ci"  # created by the script; root's default account is `root`, so this checks the env
-# the status of submitted jobs is polled every 40 s by default; a local cluster answers at once
-FAST_POLL = ("--slurm-init-seconds-before-status-checks", "2")
 
 pytestmark = pytest.mark.slurm
-
-
-def skip_reason() -> str | None:
-    if os.environ.get("LAZYPHASE_SKIP_SLURM"):
-        return "LAZYPHASE_SKIP_SLURM is set"
-    if not sys.platform.startswith("linux") or not Path("/etc/debian_version").exists():
-        return "scripts/slurm_local.sh needs a Debian-like Linux"
-    if os.geteuid() != 0:
-        return "scripts/slurm_local.sh must run as root (it installs and starts SLURM)"
-    if not shutil.which("sbatch") and not shutil.which("apt-get"):
-        return "no SLURM installed and no apt-get to install it"
-    return None
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    was_up = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
-    t0 = time.monotonic()
-    r = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout + r.stderr
-    print(f"slurm_local.sh start: {time.monotonic() - t0:.1f}s")
-    yield
-    if not was_up:  # leave a cluster we did not start running; stop ours
-        subprocess.run([str(SCRIPT), "stop"], capture_output=True)
 
 
 def smk(work: Path, *args: str, account: str = ACCOUNT) -> subprocess.CompletedProcess:
@@ -141,7 +111,7 @@ def assert_same_datasets(a: Path, b: Path, under: str = "results") -> int:
 
 
 @pytest.fixture(scope="module")
-def cpu_run(cluster, tmp_path_factory):
+def cpu_run(slurm_cluster, tmp_path_factory):
     work = tmp_path_factory.mktemp("cores2")
     t0 = time.monotonic()
     r = smk(work, "--cores", "2")
@@ -151,7 +121,7 @@ def cpu_run(cluster, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def slurm_run(cluster, tmp_path_factory):
+def slurm_run(slurm_cluster, tmp_path_factory):
     work = tmp_path_factory.mktemp("slurm")
     t0 = time.monotonic()
     # docs/slurm.md: `SBATCH_ACCOUNT=ci snakemake --workflow-profile profiles/slurm` (+ FAST_POLL)
@@ -210,7 +180,9 @@ def test_slurm_results_are_bit_identical_to_cores_2(slurm_run, cpu_run):
     assert assert_same_datasets(slurm_run[0], cpu_run) >= 1 + 8 + 2 + 1
 
 
-def test_two_gpu_jobs_at_once_get_distinct_devices_and_fall_back_to_cpu(cluster, cpu_run, tmp_path):
+def test_two_gpu_jobs_at_once_get_distinct_devices_and_fall_back_to_cpu(
+    slurm_cluster, cpu_run, tmp_path
+):
     from lazyphase.pipeline.grid import expand_config
 
     cells = expand_config(yaml.safe_load(TINY.read_text()))
@@ -249,7 +221,7 @@ def test_two_gpu_jobs_at_once_get_distinct_devices_and_fall_back_to_cpu(cluster,
         assert_same_datasets(tmp_path, cpu_run, under=f"results/{b}")
 
 
-def test_a_rejected_submission_ends_the_run(cluster, tmp_path):
+def test_a_rejected_submission_ends_the_run(slurm_cluster, tmp_path):
     """An account sbatch refuses: the job fails at submission (and its retry), Snakemake exits
     non-zero with sbatch's message instead of waiting."""
     t0 = time.monotonic()

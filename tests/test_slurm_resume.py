@@ -3,7 +3,7 @@ training job that needs several minutes, submitted with a 1-minute time limit, i
 SLURM at each limit (SIGTERM: the job writes its checkpoint and exits), retried by Snakemake, and
 finishes through the retries; its run files equal an uninterrupted run's bit for bit.
 
-Needs root on Debian/Ubuntu and the script (the SLURM branch); skipped otherwise. Run with
+Needs root on Debian/Ubuntu (the script installs SLURM); skipped otherwise. Run with
 ``pytest -m slurm tests/test_slurm_resume.py`` (about 10 minutes)."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -19,43 +18,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import SLURM_ACCOUNT as ACCOUNT
+from conftest import SLURM_FAST_POLL as FAST_POLL
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "scripts" / "slurm_local.sh"
 PROFILE = ROOT / "profiles" / "slurm"
-FAST_POLL = ("--slurm-init-seconds-before-status-checks", "2")
-ACCOUNT = "ci"  # created by scripts/slurm_local.sh
 TRAIN_SECONDS = 200.0  # training time of the job, uninterrupted: several 1-minute limits
 INTERVAL_MIN = 0.25  # checkpoint_every of the experiment (minutes)
 
 pytestmark = pytest.mark.slurm
-
-
-def skip_reason() -> str | None:
-    if os.environ.get("LAZYPHASE_SKIP_SLURM"):
-        return "LAZYPHASE_SKIP_SLURM is set"
-    if not SCRIPT.exists() or not PROFILE.exists():
-        return "scripts/slurm_local.sh or profiles/slurm missing (the slurm branch)"
-    if not sys.platform.startswith("linux") or not Path("/etc/debian_version").exists():
-        return "scripts/slurm_local.sh needs a Debian-like Linux"
-    if os.geteuid() != 0:
-        return "scripts/slurm_local.sh must run as root (it installs and starts SLURM)"
-    if not shutil.which("sbatch") and not shutil.which("apt-get"):
-        return "no SLURM installed and no apt-get to install it"
-    return None
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    reason = skip_reason()
-    if reason:
-        pytest.skip(reason)
-    was_up = subprocess.run([str(SCRIPT), "status"], capture_output=True).returncode == 0
-    r = subprocess.run([str(SCRIPT), "start"], capture_output=True, text=True, timeout=900)
-    assert r.returncode == 0, r.stdout + r.stderr
-    yield
-    if not was_up:
-        subprocess.run([str(SCRIPT), "stop"], capture_output=True)
 
 
 def smk(work: Path, cfg: Path, *args: str) -> subprocess.CompletedProcess:
@@ -121,8 +92,7 @@ def contents(path: Path) -> dict[str, object]:
     return out
 
 
-@pytest.mark.skip(reason="never run green on the local cluster yet (issue 16 note): enable after one green run")
-def test_a_job_over_its_time_limit_finishes_through_retries(cluster, tmp_path):
+def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_path):
     from lazyphase.pipeline.grid import expand_config
 
     max_steps = calibrated_steps(tmp_path)
@@ -133,10 +103,11 @@ def test_a_job_over_its_time_limit_finishes_through_retries(cluster, tmp_path):
     (batch,) = frame["batch"].unique()
     target = f"results/theta_lazy/runs/{batch}"
 
-    # the reference: the same job uninterrupted, locally, with the profile's 2 threads
+    # the reference: the same job uninterrupted, locally, with the profile's 2 threads (the
+    # target first: --set-threads and --set-resources take every following word as theirs)
     ref = tmp_path / "local"
     ref.mkdir()
-    r = smk(ref, cfg_path, "--cores", "2", "--set-threads", "train_cell=2", target)
+    r = smk(ref, cfg_path, target, "--cores", "2", "--set-threads", "train_cell=2")
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ref_log = (ref / "logs" / "train_cell" / "theta_lazy" / f"{batch}.log").read_text()
     trained = float(re.search(r"steps trained by this job: \d+ in ([\d.]+)s", ref_log)[1])
@@ -146,7 +117,6 @@ def test_a_job_over_its_time_limit_finishes_through_retries(cluster, tmp_path):
     work = tmp_path / "slurm"
     work.mkdir()
     t0 = time.monotonic()
-    # the target before --set-resources, which takes every following word as a resource
     r = smk(work, cfg_path, "--workflow-profile", str(PROFILE), *FAST_POLL, "--retries", "10",
             target, "--set-resources", "train_cell:runtime=1")  # fmt: skip
     wall = time.monotonic() - t0

@@ -23,12 +23,13 @@ rule refine_deep_phase_boundary:
         runtime=deep_refine_runtime,
         gpu=0,
     params:
+        study="deep_phase",
         cells=experiment_cells,
         tol=experiment_setting("refine_tol"),
         rounds=experiment_setting("refine_rounds"),
         code=CODE,
     script:
-        "../../scripts/refine_deep_phase.py"
+        "../../scripts/refine_boundary.py"
 
 
 rule aggregate_deep_phase:
@@ -46,12 +47,13 @@ rule aggregate_deep_phase:
     conda:
         "../envs/lazyphase.yaml"
     params:
+        study="deep_phase",
         n_boot=experiment_setting("n_boot"),
         ci=experiment_setting("ci"),
         r2_min=experiment_setting("r2_min"),
         code=CODE,
     script:
-        "../../scripts/aggregate_deep_phase.py"
+        "../../scripts/aggregate_boundary.py"
 
 
 rule compute_neurons:

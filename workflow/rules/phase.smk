@@ -22,12 +22,13 @@ rule refine_phase_boundary:
         runtime=refine_runtime,
         gpu=0,
     params:
+        study="phase",
         cells=experiment_cells,
         tol=experiment_setting("refine_tol"),
         rounds=experiment_setting("refine_rounds"),
         code=CODE,
     script:
-        "../../scripts/refine_phase.py"
+        "../../scripts/refine_boundary.py"
 
 
 rule aggregate_phase:
@@ -45,9 +46,10 @@ rule aggregate_phase:
     conda:
         "../envs/lazyphase.yaml"
     params:
+        study="phase",
         n_boot=experiment_setting("n_boot"),
         ci=experiment_setting("ci"),
         r2_min=experiment_setting("r2_min"),
         code=CODE,
     script:
-        "../../scripts/aggregate_phase.py"
+        "../../scripts/aggregate_boundary.py"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
@@ -103,7 +103,34 @@ def aggregate_concentration(
         log.info("%s L=%d %s: slope %.3f", row.activation, row.depth, row.layer_name, row.slope)
 
 
-def refine_phase(
+def _b1_midpoints(table: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
+    """B1's bisection step as cells ``{scheme, s}`` (``s = 1 − γ``)."""
+    return [{"scheme": sc, "s": round(1.0 - g, 12)} for sc, g in phase.next_gammas(table, tol).items()]
+
+
+def _b2_midpoints(table: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
+    """B2's bisection step as cells ``{activation, depth, scheme, s}``."""
+    from lazyphase.studies.deep_phase import analysis as deep_phase
+
+    return deep_phase.next_s(table, tol)
+
+
+def _b2_table(runs: pd.DataFrame, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from lazyphase.studies.deep_phase import analysis as deep_phase
+
+    return deep_phase.deep_phase_table(runs, **kw)
+
+
+#: study → (bisection step, (phase table, boundary table) from the runs). B1 bisects in
+#: ``γ = 1 − s`` per ``luo:γ'`` scheme; B2 in ``s`` per (activation, depth, ``deep:γ_h``, layer).
+BOUNDARY_STUDIES: dict[str, tuple[Callable, Callable]] = {
+    "phase": (_b1_midpoints, lambda runs, **kw: phase.phase_table(runs, **kw)),
+    "deep_phase": (_b2_midpoints, _b2_table),
+}
+
+
+def refine_boundary(
+    study: str,
     cells: Sequence[Mapping[str, Any]],
     runs_path: str,
     out_dir: str,
@@ -111,21 +138,39 @@ def refine_phase(
     *,
     tol: float,
     rounds: int,
-    dataset: str | None = None,
-    threads: int = 1,
-    gpus: int = 0,
-    budget: Any = None,
+    **train_kw: Any,
 ) -> None:
-    """B1 bisection rounds after the coarse grid: run files under ``out_dir/round<r>/`` and
-    their ``runs`` rows in ``out_dir/runs.parquet`` (empty when nothing needed refining)."""
+    """Bisection rounds after the coarse grid of a boundary ``study`` (:data:`BOUNDARY_STUDIES`):
+    run files under ``out_dir/round<r>/`` and their ``runs`` rows in ``out_dir/runs.parquet``
+    (empty when nothing needed refining). ``train_kw`` goes to :func:`train_cells`."""
     os.makedirs(out_dir, exist_ok=True)
+    midpoints = BOUNDARY_STUDIES[study][0]
     runs = read_table(runs_path)
     new = bisect_boundary(
-        cells, runs, out_dir, experiment, tol=tol, rounds=rounds, dataset=dataset, threads=threads,
-        gpus=gpus, budget=budget,
-    )  # fmt: skip
+        cells, runs, out_dir, experiment, tol=tol, rounds=rounds, midpoints=midpoints, **train_kw
+    )
     write_table(new, os.path.join(out_dir, "runs.parquet"))
     log.info("%s: %d bisection cells", experiment, new.drop_duplicates(["scheme", "s"]).shape[0])
+
+
+def _midpoint_batches(
+    cells: Sequence[Mapping[str, Any]], points: Sequence[Mapping[str, Any]]
+) -> dict[tuple, list[dict[str, Any]]]:
+    """The cells of every width of ``cells`` at the new ``points`` (each point: the fields that
+    pick a template cell, plus ``s``), batched by width and the point's fields other than
+    ``scheme`` and ``s`` (one training job per batch; the batch key names its folder)."""
+    batches: dict[tuple, list[dict[str, Any]]] = {}
+    for p in points:
+        match = sorted(k for k in p if k != "s")
+        shape = [k for k in match if k != "scheme"]
+        seen: set[int] = set()
+        for c in cells:
+            if c["m"] in seen or any(c[k] != p[k] for k in match):
+                continue
+            seen.add(c["m"])  # the first cell of a width is its template
+            key = (("m", c["m"]), *((k, p[k]) for k in shape))
+            batches.setdefault(key, []).append({**c, "s": p["s"]})
+    return dict(sorted(batches.items()))
 
 
 def bisect_boundary(
@@ -136,48 +181,35 @@ def bisect_boundary(
     *,
     tol: float = 0.05,
     rounds: int = 3,
-    dataset: str | None = None,
-    threads: int = 1,
-    gpus: int = 0,
-    budget: Any = None,
+    midpoints: Callable[[pd.DataFrame, float], list[dict[str, Any]]] = _b1_midpoints,
+    **train_kw: Any,
 ) -> pd.DataFrame:
-    """Bisection in ``γ`` around the sign change of ``S_w``, one training round at a time.
+    """Bisection around the sign change of a boundary, one training round at a time.
 
-    Each round adds, for every ``γ'`` whose bracket is still wider than ``2 tol``, the cells at
-    the bracket's midpoint for every width of ``cells`` (copies of that ``γ'``'s cells with the
-    new ``s``; all ``γ'`` of one width train in one batch) and writes their run files to
-    ``out_dir/round<r>/m~<m>/``. Returns the ``runs`` rows of the new cells with a ``round``
+    Each round asks ``midpoints(table, tol)`` for the points whose bracket is still wider than
+    ``2 tol`` (default: B1's, in ``γ`` per ``γ'``), trains those points at every width of
+    ``cells`` (copies of the matching cells with the new ``s``) and writes their run files to
+    ``out_dir/round<r>/<batch>/``. Returns the ``runs`` rows of the new cells with a ``round``
     column (empty when nothing needs refining); ``runs`` is the coarse table.
     """
-    templates: dict[tuple[int, str], Mapping[str, Any]] = {}
-    for c in cells:
-        templates.setdefault((c["m"], c["scheme"]), c)
-    widths = sorted({m for m, _ in templates})
     table = runs.assign(round=runs.get("round", 0))
     new_parts = []
     for r in range(1, rounds + 1):
-        mids = phase.next_gammas(table, tol)
-        if not mids:
+        points = midpoints(table, tol)
+        if not points:
             log.info("round %d: every bracket is within +-%g; done", r, tol)
             break
-        log.info("round %d: gamma midpoints %s", r, mids)
+        log.info("round %d: %d midpoints %s", r, len(points), points)
         paths = []
-        for m in widths:
-            batch = [
-                {**templates[(m, sc)], "s": round(1.0 - g, 12)}
-                for sc, g in mids.items()
-                if (m, sc) in templates
-            ]
+        for key, batch in _midpoint_batches(cells, points).items():
+            folder = "_".join(f"{k}~{slug(v)}" for k, v in key)
             outs = [
                 os.path.join(
-                    out_dir,
-                    f"round{r}",
-                    f"m~{m}",
-                    f"s~{slug(c['s'])}_scheme~{slug(c['scheme'])}.h5",
+                    out_dir, f"round{r}", folder, f"s~{slug(c['s'])}_scheme~{slug(c['scheme'])}.h5"
                 )
                 for c in batch
             ]
-            train_cells(batch, outs, threads=threads, dataset=dataset, gpus=gpus, budget=budget)
+            train_cells(batch, outs, **train_kw)
             paths += outs
         part = collect(paths, experiment)[0].assign(round=r)
         new_parts.append(part)
@@ -187,8 +219,8 @@ def bisect_boundary(
     return pd.concat(new_parts, ignore_index=True)
 
 
-
-def aggregate_phase(
+def aggregate_boundary(
+    study: str,
     runs_path: str,
     refine_dir: str,
     outs: Mapping[str, str],
@@ -197,18 +229,20 @@ def aggregate_phase(
     ci: float = 0.9,
     r2_min: float = 0.5,
 ) -> None:
-    """Coarse + bisection ``runs`` → ``phase`` (S_w per (γ', γ)) and ``boundary`` (γ* per γ')."""
+    """Coarse + bisection ``runs`` of a boundary ``study`` → ``outs["phase"]`` (B1: ``S_w`` per
+    (γ', γ); B2: every layer's exponent per (γ_h, s)) and ``outs["boundary"]`` (B1: γ* per γ';
+    B2: ``s*`` of every layer per γ_h)."""
     coarse = read_table(runs_path).assign(round=0)
     fine = read_table(os.path.join(refine_dir, "runs.parquet"))
     runs = pd.concat([coarse, fine], ignore_index=True) if len(fine) else coarse
-    table, boundary = phase.phase_table(runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
+    table, boundary = BOUNDARY_STUDIES[study][1](runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
     write_tables({outs["phase"]: table, outs["boundary"]: boundary})
-    for r in boundary.itertuples():
-        log.info(
-            "gamma'=%g: gamma* = %.3f [%.3f, %.3f] (Luo line %.2f, scaling line %.2f; nearer: %s) %s",
-            r.gamma_prime, r.gamma_star, r.gamma_star_low, r.gamma_star_high, r.luo_line,
-            r.scaling_line, r.nearer, r.note,
-        )  # fmt: skip
+    for row in boundary.to_dict("records"):
+        log.info("boundary: %s", ", ".join(f"{k}={_short(v)}" for k, v in row.items()))
+
+
+def _short(v: Any) -> str:
+    return f"{v:.3f}" if isinstance(v, float) else str(v)
 
 
 def _read(path: str) -> pd.DataFrame:
@@ -244,93 +278,6 @@ def write_manifest(paths: Sequence[str], out: str, *, code: str = "") -> None:
     """``results/<exp>/manifest.json``: the sha256 of the experiment's tables and figures."""
     doc = _write_manifest(out, paths, code=code)
     log.info("%s: %d files", out, len(doc["files"]))
-
-
-def refine_deep_phase(
-    cells: Sequence[Mapping[str, Any]],
-    runs_path: str,
-    out_dir: str,
-    experiment: str,
-    *,
-    tol: float,
-    rounds: int,
-    dataset: str | None = None,
-    threads: int = 1,
-    gpus: int = 0,
-    budget: Any = None,
-) -> None:
-    """B2 bisection rounds in ``s`` after the coarse grid: run files under ``out_dir/round<r>/``
-    and their ``runs`` rows in ``out_dir/runs.parquet`` (empty when nothing needed refining)."""
-    from lazyphase.studies.deep_phase import analysis as deep_phase
-
-    os.makedirs(out_dir, exist_ok=True)
-    table = read_table(runs_path).assign(round=0)
-    templates: dict[tuple, Mapping[str, Any]] = {}
-    for c in cells:
-        templates.setdefault((c["m"], c["activation"], c["depth"], c["scheme"]), c)
-    shapes = sorted({(m, act, L) for m, act, L, _ in templates})
-    new_parts = []
-    for r in range(1, rounds + 1):
-        mids = deep_phase.next_s(table, tol)
-        if not mids:
-            log.info("round %d: every bracket is within +-%g; done", r, tol)
-            break
-        log.info("round %d: %d midpoints %s", r, len(mids), mids)
-        paths = []
-        for m, act, depth in shapes:
-            batch = [
-                {**templates[(m, act, depth, p["scheme"])], "s": p["s"]}
-                for p in mids
-                if (p["activation"], p["depth"]) == (act, depth)
-                and (m, act, depth, p["scheme"]) in templates
-            ]
-            if not batch:
-                continue
-            outs = [
-                os.path.join(
-                    out_dir, f"round{r}", f"m~{m}_activation~{act}_depth~{depth}",
-                    f"s~{slug(c['s'])}_scheme~{slug(c['scheme'])}.h5",
-                )
-                for c in batch
-            ]  # fmt: skip
-            train_cells(batch, outs, threads=threads, dataset=dataset, gpus=gpus, budget=budget)
-            paths += outs
-        part = collect(paths, experiment)[0].assign(round=r)
-        new_parts.append(part)
-        table = pd.concat([table, part], ignore_index=True)
-    new = (
-        pd.concat(new_parts, ignore_index=True)
-        if new_parts
-        else table.iloc[0:0].assign(round=pd.Series(dtype=int))
-    )
-    write_table(new, os.path.join(out_dir, "runs.parquet"))
-    log.info("%s: %d bisection cells", experiment, new.drop_duplicates(["scheme", "s"]).shape[0])
-
-
-def aggregate_deep_phase(
-    runs_path: str,
-    refine_dir: str,
-    outs: Mapping[str, str],
-    *,
-    n_boot: int = 1000,
-    ci: float = 0.9,
-    r2_min: float = 0.5,
-) -> None:
-    """B2: coarse + bisection ``runs`` → ``deep_phase`` (the exponent of every layer per
-    ``(γ_h, s)``) and ``deep_boundary`` (``s*`` of every layer per ``γ_h``)."""
-    from lazyphase.studies.deep_phase import analysis as deep_phase
-
-    coarse = read_table(runs_path).assign(round=0)
-    fine = read_table(os.path.join(refine_dir, "runs.parquet"))
-    runs = pd.concat([coarse, fine], ignore_index=True) if len(fine) else coarse
-    table, boundary = deep_phase.deep_phase_table(runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
-    write_tables({outs["phase"]: table, outs["boundary"]: boundary})
-    for r in boundary.itertuples():
-        log.info(
-            "%s L=%d %s gamma_h=%g: s* = %.3f [%.3f, %.3f] linear above 0: %s %s",
-            r.activation, r.depth, r.layer_name, r.gamma_h, r.s_star, r.s_star_low,
-            r.s_star_high, r.linear_above_0, r.note,
-        )  # fmt: skip
 
 
 def compute_neurons(paths: Sequence[str], outs: Mapping[str, str], *, n_bins: int = 72) -> None:
