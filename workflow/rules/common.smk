@@ -193,3 +193,10 @@ def deep_refine_runtime(wildcards, attempt):
         job_runtime_min(b, BUDGET, CALIBRATION) - 5 for b in deep_refine_batches(wildcards)
     )
     return _retry(int(5 + exp["refine_rounds"] * per_round), BUDGET.runtime_min, attempt)
+
+
+onsuccess:
+    # where the results are, the thresholds, boundaries and diverged replicas (issue 19)
+    from lazyphase.pipeline.summary import summarize
+
+    logger.info(summarize(config))

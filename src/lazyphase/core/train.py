@@ -557,7 +557,7 @@ class Checkpointing:
     refused with a warning and training starts over); ``every``: seconds between checkpoints;
     ``signal``: returns the number of a pending stop signal (0: none), checked every step: a
     checkpoint is written and :class:`TrainingInterrupted` raised; ``stop_at``: a test hook,
-    the same at this step.
+    the same at this step; ``provenance``: saved with the state.
     """
 
     path: str
@@ -565,6 +565,9 @@ class Checkpointing:
     every: float = 600.0
     signal: Callable[[], int] = lambda: 0
     stop_at: int | None = None
+    #: saved with every checkpoint under ``"provenance"`` (the pipeline gives the code
+    #: fingerprint and git describe of store/provenance.py; ``lazyphase inspect`` shows it)
+    provenance: dict[str, Any] = field(default_factory=dict)
     #: filled by :func:`train`: the step it resumed from (None: started over), steps trained
     resumed_from: int | None = None
     steps_trained: int = 0
@@ -685,7 +688,10 @@ class Checkpointing:
         os.makedirs(folder, exist_ok=True)
         tmp = f"{self.path}.tmp-{os.getpid()}"
         with open(tmp, "wb") as fh:
-            torch.save({"format": _CKPT_FORMAT, "key": self.key, **state}, fh)
+            torch.save(
+                {"format": _CKPT_FORMAT, "key": self.key, "provenance": self.provenance, **state},
+                fh,
+            )
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
