@@ -212,3 +212,18 @@ def test_runs_and_trajectory_columns_are_described(files):
 def test_env_has_no_stray_files(files):
     d = files[0]
     assert not [p for p in os.listdir(d) if ".tmp-" in p]
+
+
+def test_python_api_reports_progress(capsys):
+    from lazyphase.cells import validate_cell
+    from lazyphase.core.train import Progress, train_replicas
+
+    seen: list[Progress] = []
+    cells = [validate_cell(dict(m=8, s=s, seeds=[0, 1], max_steps=30)) for s in (0.0, 0.5)]
+    train_replicas(cells, progress=seen.append)
+    assert seen and seen[-1].active == 0 and seen[-1].replicas == 4 and seen[-1].max_steps == 30
+    train_replicas(cells, progress=True)
+    err = capsys.readouterr().err
+    assert "lazyphase: step" in err and "0/4 replicas training" in err
+    with pytest.raises(TypeError):
+        train_replicas(cells, progress="yes")
