@@ -366,7 +366,7 @@ def undocumented(file: str, columns: Iterable[str], kind: str | None = None) -> 
 
 
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+    return text.replace("|", "\\|").replace("](", "]\\(")  # no link syntax: G[l](θ0)
 
 
 def tables_markdown() -> str:
