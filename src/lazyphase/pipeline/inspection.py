@@ -117,7 +117,10 @@ def _numpy_globals() -> list[Any]:
     """The numpy classes a checkpoint's state holds (arrays, dtypes, scalars), allowed by
     ``torch.load(weights_only=True)``."""
     import numpy as np
-    from numpy._core.multiarray import _reconstruct, scalar
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
 
     kinds = ("float64", "float32", "int64", "int32", "int8", "uint8", "uint32", "uint64", "bool")
     return [_reconstruct, scalar, np.ndarray, np.dtype, *(type(np.dtype(k)) for k in kinds)]
