@@ -143,7 +143,7 @@ def test_only_the_store_imports_h5py():
 
 def test_code_fingerprint_sees_edits_in_subpackages(tmp_path, monkeypatch):
     """The fingerprint hashes every source file at any depth (an edit in core/ must rerun)."""
-    from lazyphase.pipeline import fingerprint
+    from lazyphase.store import provenance as fingerprint
 
     copy = tmp_path / "lazyphase"
     shutil.copytree(PKG, copy, ignore=shutil.ignore_patterns("__pycache__"))

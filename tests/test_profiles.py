@@ -12,7 +12,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
-PAPER = ROOT / "profiles" / "paper" / "config.yaml"
+PAPER = ROOT / "config" / "paper.yaml"
 
 
 def dry_run(work: Path, *args: str) -> subprocess.CompletedProcess:
@@ -42,6 +42,28 @@ def test_profile_dry_run(tmp_path, profile, train_resources):
     assert job_count(r.stdout, "train_cell") == 2 + 2 + 2 + 1
     train = r.stdout[r.stdout.index("rule train_cell:") :]
     assert train_resources in train.split("rule ", 2)[1]
+    # issue 19: every rule is a script, printshellcmds printed "Shell command: None" per job
+    assert "Shell command" not in r.stdout + r.stderr
+
+
+def test_no_profile_prints_shell_commands():
+    for path in (ROOT / "profiles").glob("*/config.yaml"):
+        prof = yaml.safe_load(path.read_text())
+        assert "printshellcmds" not in prof and "p" not in prof, path
+
+
+def test_paper_profile_stops_with_the_config_file_path(tmp_path):
+    """profiles/paper passed as a profile used to run config.yaml silently (issue 19)."""
+    (tmp_path / "config.yaml").write_text(TINY.read_text())
+    r = dry_run(tmp_path, "--workflow-profile", str(ROOT / "profiles" / "paper"))
+    assert r.returncode != 0
+    assert "--configfile config/paper.yaml" in r.stderr + r.stdout
+    assert "train_cell" not in r.stdout
+
+
+def test_old_paper_config_path_still_reads_the_paper_config():
+    old = ROOT / "profiles" / "paper" / "config.yaml"
+    assert old.read_text() == PAPER.read_text()  # for one release
 
 
 def test_gpu_workstation_profile_keys():

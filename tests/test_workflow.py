@@ -56,7 +56,38 @@ def tiny_run(tmp_path_factory):
     work = tmp_path_factory.mktemp("wf")
     r = smk(*TINY_ARGS, "--directory", str(work))
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (work / "snakemake.out").write_text(r.stdout + r.stderr)
     return work
+
+
+def test_end_of_run_summary_and_no_shell_command_noise(tiny_run):
+    out = (tiny_run / "snakemake.out").read_text()
+    assert "Shell command: None" not in out
+    summary = out[out.index("lazyphase: results under") :]
+    assert "snakemake --report report.html" in summary
+    assert "theta_lazy (train): results/theta_lazy/" in summary
+    assert "replicas: 16, diverged" in summary and "thresholds (threshold.csv" in summary
+    assert "phase_diagram (phase_diagram)" in summary and "gamma*" in summary
+    assert "deep_phase (deep_phase_diagram)" in summary
+
+
+def test_every_table_column_is_in_the_data_dictionary(tiny_run):
+    """docs/tables.md describes every column of every table the tiny workflow writes."""
+    from lazyphase.store.dictionary import docs_for, undocumented
+    from lazyphase.store.files import read_table
+
+    kinds = {n: e.get("kind", "train") for n, e in yaml.safe_load(TINY.read_text())["experiments"].items()}
+    tables = sorted((tiny_run / "results").glob("*/*.parquet")) + sorted(
+        (tiny_run / "results").glob("*/*.csv")
+    )
+    tables += sorted((tiny_run / "results").glob("*/refine/runs.parquet"))
+    assert len(tables) >= 15
+    for path in tables:
+        exp = path.relative_to(tiny_run / "results").parts[0]
+        frame = read_table(path)
+        assert docs_for(path.name, kinds[exp]), f"{path}: table not in the dictionary"
+        assert undocumented(path.name, frame.columns, kinds[exp]) == [], path
+        assert frame.attrs["provenance"]["lazyphase_code"] != "unknown", path
 
 
 def test_tiny_tables(tiny_run):

@@ -557,7 +557,7 @@ class Checkpointing:
     refused with a warning and training starts over); ``every``: seconds between checkpoints;
     ``signal``: returns the number of a pending stop signal (0: none), checked every step: a
     checkpoint is written and :class:`TrainingInterrupted` raised; ``stop_at``: a test hook,
-    the same at this step.
+    the same at this step; ``provenance``: saved with the state.
     """
 
     path: str
@@ -565,6 +565,9 @@ class Checkpointing:
     every: float = 600.0
     signal: Callable[[], int] = lambda: 0
     stop_at: int | None = None
+    #: saved with every checkpoint under ``"provenance"`` (the pipeline gives the code
+    #: fingerprint and git describe of store/provenance.py; ``lazyphase inspect`` shows it)
+    provenance: dict[str, Any] = field(default_factory=dict)
     #: filled by :func:`train`: the step it resumed from (None: started over), steps trained
     resumed_from: int | None = None
     steps_trained: int = 0
@@ -685,7 +688,10 @@ class Checkpointing:
         os.makedirs(folder, exist_ok=True)
         tmp = f"{self.path}.tmp-{os.getpid()}"
         with open(tmp, "wb") as fh:
-            torch.save({"format": _CKPT_FORMAT, "key": self.key, **state}, fh)
+            torch.save(
+                {"format": _CKPT_FORMAT, "key": self.key, "provenance": self.provenance, **state},
+                fh,
+            )
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
@@ -710,6 +716,7 @@ def train(
     *,
     log_every: float = 10.0,
     checkpoint: Checkpointing | None = None,
+    progress: ProgressOption = None,
 ) -> TrainResult:
     """Run gradient descent on all replicas of ``problem``.
 
@@ -722,6 +729,7 @@ def train(
         settings: ``tol_rel, max_steps, patience, delta, n_snapshots, n_gram_snapshots,
             safeguard_factor, max_halvings`` (cell keys).
         log_every: seconds between progress lines on the ``lazyphase.train`` logger.
+        progress: see :func:`progress_callback` (``True``: a progress line on stderr).
         checkpoint: resume from its file when it holds a valid checkpoint, write one every
             ``checkpoint.every`` seconds and on a stop signal (then raise
             :class:`TrainingInterrupted`). The result is bit-identical to an uninterrupted
@@ -734,6 +742,8 @@ def train(
     guard = _Safeguard(n_rep, plan)
     ws = _WorkingSet(problem, lr0)
     step, last_log, last_draw = 0, start, -1
+    report = progress_callback(progress)
+    last_report = start
     if checkpoint is not None:
         step, last_draw, elapsed = checkpoint.resume(problem, ws, guard, rec)
         start -= elapsed
@@ -763,6 +773,9 @@ def train(
         if now - last_log > log_every or done:
             last_log = now
             _progress(step, plan.max_steps, len(ws.ids), n_rep, rec.train, now - start)
+        if report is not None and (now - last_report > PROGRESS_EVERY or done):
+            last_report = now
+            report(Progress(step, plan.max_steps, len(ws.ids), n_rep, now - start))
         if done:
             break
         ws.step()
@@ -794,6 +807,47 @@ def _select_forward(fwd: Any, keep: torch.Tensor) -> Any:
     fwd.inputs = [h[keep] for h in fwd.inputs]
     fwd.pre = [z[keep] for z in fwd.pre]
     return fwd
+
+
+@dataclass(frozen=True)
+class Progress:
+    """What a ``progress`` callable of :func:`train` receives: the current ``step`` (of at most
+    ``max_steps``), the replicas still ``active`` of ``replicas``, and ``elapsed`` seconds."""
+
+    step: int
+    max_steps: int
+    active: int
+    replicas: int
+    elapsed: float
+
+
+ProgressOption = bool | Callable[[Progress], None] | None
+#: Seconds between two calls of a ``progress`` callable (and the last call when training ends).
+PROGRESS_EVERY = 1.0
+
+
+def progress_callback(progress: ProgressOption) -> Callable[[Progress], None] | None:
+    """``None``/``False``: no callback; ``True``: :func:`print_progress`; a callable: itself."""
+    if progress is None or progress is False:
+        return None
+    if progress is True:
+        return print_progress
+    if callable(progress):
+        return progress
+    raise TypeError(f"progress must be a bool, a callable or None, not {progress!r}")
+
+
+def print_progress(p: Progress) -> None:
+    """One progress line on stderr (rewritten in place on a terminal)."""
+    import sys
+
+    tty = sys.stderr.isatty()
+    end = "\n" if not tty or p.active == 0 else ""
+    print(
+        f"{chr(13) if tty else ''}lazyphase: step {p.step}/{p.max_steps}, {p.active}/{p.replicas} "
+        f"replicas training, {p.elapsed:.0f} s",
+        end=end, file=sys.stderr, flush=True,
+    )  # fmt: skip
 
 
 def _progress(
@@ -905,12 +959,16 @@ def train_replicas(
     log_every: float = 10.0,
     datasets: Mapping[str, Dataset] | None = None,
     checkpoint: Checkpointing | None = None,
+    progress: ProgressOption = None,
 ) -> BatchRun:
     """Train every replica (seed) of every cell in one batch. Cells must agree on
     :data:`BATCH_KEYS`; they may differ in ``s``, ``scheme``, ``alpha``, ``kappa_via``, seeds,
     data and step-size policy. ``datasets`` (from :func:`lazyphase.store.read_datasets`) supplies
     the data by :func:`~lazyphase.core.data.dataset_key`; missing ones are drawn here.
-    ``checkpoint``: passed to :func:`train` (resume, periodic and on-signal checkpoints)."""
+    ``checkpoint``: passed to :func:`train` (resume, periodic and on-signal checkpoints).
+    ``progress``: ``True`` prints the training progress on stderr (every second: step, replicas
+    still training, elapsed time), a callable receives a :class:`Progress` as often; the same
+    facts go to the ``lazyphase.train`` logger every ``log_every`` seconds either way."""
     check_batchable(cells)
     first = cells[0]
     reps = _replicas(cells, datasets)
@@ -922,7 +980,9 @@ def train_replicas(
         dtype=torch.float64,
     )
     settings = stop_settings(cells, [r.scales for r in reps])
-    result = train(problem, lr0, settings, log_every=log_every, checkpoint=checkpoint)
+    result = train(
+        problem, lr0, settings, log_every=log_every, checkpoint=checkpoint, progress=progress
+    )
     lin = linearize(problem, result, lr0.tolist(), max_n=EIGS_MAX_N)
     return BatchRun(
         replicas=reps,

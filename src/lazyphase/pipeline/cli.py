@@ -1,5 +1,5 @@
-"""Command line: ``lazyphase train-cell``, ``inspect``, ``verify``, ``plan``, ``calibrate`` and the
-pipeline's steps."""
+"""Command line: ``lazyphase train-cell``, ``inspect``, ``summary``, ``verify``, ``plan``,
+``calibrate`` and the pipeline's steps."""
 
 from __future__ import annotations
 
@@ -9,15 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-import numpy as np
-
 from lazyphase import __version__
 from lazyphase.cells import ConfigError, load_cell
-from lazyphase.core.model import layer_names
+from lazyphase.pipeline.inspection import format_run  # noqa: F401  (old import path)
 from lazyphase.store.concentration import ConcentrationFileError
 from lazyphase.store.files import TableFileError
 from lazyphase.store.h5 import WriteError
-from lazyphase.store.runs import RunFileError, load_run
+from lazyphase.store.runs import RunFileError
 
 
 def _train_cell(args: argparse.Namespace) -> int:
@@ -42,49 +40,33 @@ def _train_cell(args: argparse.Namespace) -> int:
     return 0
 
 
-def format_run(path: str, max_rows: int = 12) -> str:
-    """A readable summary of a run file: parameters, status and trajectories (the whole file
-    is read, so every checksum is verified)."""
-    run = load_run(path)
-    a = run.attrs
-    lines = [f"{path}  (schema {a['schema_version']}, lazyphase {a['lazyphase_version']})"]
-    skip = {"config_json", "status", "complete", "schema_version", "lazyphase_version"}
-    params = {k: v for k, v in sorted(a.items()) if k not in skip and k != "gram_normalization"}
-    for k, v in params.items():
-        if isinstance(v, np.ndarray):
-            v = np.array2string(v, precision=4, separator=", ")
-        lines.append(f"  {k:<18} {v}")
-    steps = run["trajectory/step"]
-    rows = np.unique(np.linspace(0, len(steps) - 1, min(max_rows, len(steps))).round().astype(int))
-    layers = layer_names(int(a["depth"]))
-    for r, seed in enumerate(run["replicas/seed"]):
-        lines.append(
-            f"replica {r} (seed {seed}): status {a['status'][r]} at step "
-            f"{run['replicas/final_step'][r]}, lr0 {run['replicas/lr0'][r]:.4g}, "
-            f"output std at init {run['replicas/output_std0'][r]:.4g}"
-        )
-        head = f"  {'step':>7} {'t':>10} {'train':>10} {'test':>10} " + " ".join(
-            f"{'RD(' + n + ')':>10}" for n in layers
-        )
-        lines.append(head)
-        for i in rows:
-            rd = " ".join(f"{x:10.3e}" for x in run["trajectory/rd"][r, i])
-            lines.append(
-                f"  {steps[i]:7d} {run['trajectory/t'][r, i]:10.3e} "
-                f"{run['trajectory/train_loss'][r, i]:10.3e} "
-                f"{run['trajectory/test_loss'][r, i]:10.3e} {rd}"
-            )
-    events = run.arrays.get("events")
-    if events is not None and len(events):
-        lines.append(
-            f"safeguard events: {len(events)} (first: replica {events[0]['replica']}, "
-            f"step {events[0]['step']}, {events[0]['kind'].decode()})"
-        )
-    return "\n".join(lines)
-
-
 def _inspect(args: argparse.Namespace) -> int:
-    print(format_run(args.file, args.rows))
+    from lazyphase.pipeline.inspection import inspect_file
+
+    bad = 0
+    for path in args.file:
+        result = inspect_file(path, args.rows)
+        if result.ok:
+            print(result.text)
+        else:
+            bad += 1
+            print(f"lazyphase: error: {result.text}", file=sys.stderr)
+    return 2 if bad else 0
+
+
+def _summary(args: argparse.Namespace) -> int:
+    import yaml
+
+    from lazyphase.pipeline.summary import summarize
+
+    path = Path(args.configfile)
+    if not path.exists():
+        raise ConfigError(f"{path}: no such configuration file (pass --configfile)")
+    with open(path) as fh:  # only the experiment names and kinds are read (not validated)
+        raw = yaml.safe_load(fh) or {}
+    if not isinstance(raw.get("experiments"), dict):
+        raise ConfigError(f"{path}: no 'experiments' mapping")
+    print(summarize(raw, args.directory))
     return 0
 
 
@@ -95,6 +77,13 @@ def _config_reference(args: argparse.Namespace) -> int:
 
     with open(args.schema) as fh:
         print(reference_markdown(yaml.safe_load(fh)), end="")
+    return 0
+
+
+def _tables_reference(args: argparse.Namespace) -> int:
+    from lazyphase.store.dictionary import tables_markdown
+
+    print(tables_markdown(), end="")
     return 0
 
 
@@ -251,13 +240,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     t.add_argument("--log-every", type=float, default=10.0, help="seconds between progress lines")
     t.set_defaults(func=_train_cell)
-    i = sub.add_parser("inspect", help="print a run file's parameters, status and trajectories")
-    i.add_argument("file")
+    i = sub.add_parser(
+        "inspect",
+        help="identify any file the pipeline writes (run, data set, concentration, table, "
+        "manifest, checkpoint), print its provenance and key facts; exit 2 if one is corrupt",
+    )
+    i.add_argument("file", nargs="+")
     i.add_argument("--rows", type=int, default=12, help="snapshots shown per replica")
     i.set_defaults(func=_inspect)
+    sm = sub.add_parser(
+        "summary",
+        help="where the results are, thresholds, boundaries and diverged replicas (as printed "
+        "at the end of a workflow run)",
+    )
+    sm.add_argument("--configfile", default="config.yaml", help="the workflow configuration")
+    sm.add_argument("--directory", default=".", help="the folder holding results/")
+    sm.set_defaults(func=_summary)
     r = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     r.add_argument("--schema", default=_default_schema())
     r.set_defaults(func=_config_reference)
+    tr = sub.add_parser("tables-reference", help="print the tables' data dictionary (Markdown)")
+    tr.set_defaults(func=_tables_reference)
     v = sub.add_parser("validate-config", help="check a workflow config without running anything")
     v.add_argument("file")
     v.add_argument("--schema", default=_default_schema())

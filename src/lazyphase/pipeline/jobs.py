@@ -37,7 +37,7 @@ from lazyphase.core.train import (  # noqa: F401
 )
 from lazyphase.pipeline.budget import Budget, chunk_replicas, job_mem_mb, job_runtime_min
 from lazyphase.pipeline.device import job_device
-from lazyphase.pipeline.fingerprint import code_fingerprint
+from lazyphase.pipeline.fingerprint import code_fingerprint, provenance
 from lazyphase.store.runs import read_datasets, write_cell
 
 log = logging.getLogger("lazyphase.jobs")
@@ -104,7 +104,7 @@ def train_cells(
             log.info("job pid %d, checkpoint %s", os.getpid(), path)
             ckpts.append(Checkpointing(path, checkpoint_key(sub_cells, device),
                                        every=60.0 * checkpoint_every, signal=pending,
-                                       stop_at=stop_at))  # fmt: skip
+                                       stop_at=stop_at, provenance=provenance()))  # fmt: skip
             return ckpts[-1]
 
         job_budget = _device_budget(budget, device)

@@ -22,6 +22,8 @@ from pathlib import Path
 import pandas as pd
 
 from lazyphase.store.h5 import WriteError, is_write_error, write_failed
+from lazyphase.store.provenance import KEYS as PROVENANCE_KEYS
+from lazyphase.store.provenance import provenance, shown
 
 MANIFEST_VERSION = 1
 
@@ -51,7 +53,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
     """Write ``frame`` to ``path`` (``.parquet`` with page checksums, else CSV without the
-    index), atomically."""
+    index), atomically, with the provenance of store/provenance.py: parquet key-value metadata
+    ``lazyphase_code`` / ``lazyphase_git``, or the CSV's two trailing columns of those names."""
     write_tables({os.fspath(path): frame})
 
 
@@ -65,14 +68,25 @@ def write_tables(frames: Mapping[str, pd.DataFrame]) -> None:
 
 
 def _write(frame: pd.DataFrame, path: str, tmp: str) -> None:
+    prov = provenance()
+    frame = frame.drop(columns=[k for k in PROVENANCE_KEYS if k in frame.columns])
     if path.endswith(".parquet"):
-        frame.to_parquet(tmp, engine="pyarrow", write_page_checksum=True)
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.Table.from_pandas(frame, preserve_index=None)
+        meta = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in prov.items()}}
+        pq.write_table(table.replace_schema_metadata(meta), tmp, write_page_checksum=True)
     else:
-        frame.to_csv(tmp, index=False)
+        # two trailing columns, the same value on every row (docs/tables.md)
+        frame.assign(**prov).to_csv(tmp, index=False)
 
 
 def read_table(path: str | os.PathLike) -> pd.DataFrame:
     """Read a table of :func:`write_table`; parquet page checksums are verified.
+
+    The provenance (parquet metadata, or the trailing CSV columns, which are dropped) is in
+    ``frame.attrs["provenance"]`` (``unknown`` for a table written without it).
 
     Raises:
         TableFileError: naming the file, when it is missing, unreadable or fails a checksum.
@@ -80,8 +94,19 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
     path = os.fspath(path)
     try:
         if path.endswith(".parquet"):
-            return pd.read_parquet(path, engine="pyarrow", page_checksum_verification=True)
-        return pd.read_csv(path)
+            import pyarrow.parquet as pq
+
+            frame = pd.read_parquet(path, engine="pyarrow", page_checksum_verification=True)
+            meta = pq.read_schema(path).metadata or {}
+            prov = {k: meta[k.encode()].decode() for k in PROVENANCE_KEYS if k.encode() in meta}
+        else:
+            frame = pd.read_csv(path, dtype={k: str for k in PROVENANCE_KEYS})
+            prov = {}
+            for k in PROVENANCE_KEYS:
+                if k in frame.columns:
+                    values = frame.pop(k)
+                    if len(values):  # an empty table keeps no value: unknown
+                        prov[k] = "" if values.isna().all() else values.dropna().iloc[0]
     except FileNotFoundError as exc:
         raise TableFileError(f"{path}: missing table; rerun the workflow") from exc
     except Exception as exc:  # pyarrow raises OSError / ArrowInvalid; pandas ParserError, ...
@@ -90,6 +115,8 @@ def read_table(path: str | os.PathLike) -> pd.DataFrame:
             f"{path}: unreadable or corrupted table ({type(exc).__name__}: {msg}); "
             "delete it and rerun the workflow"
         ) from exc
+    frame.attrs["provenance"] = shown(prov)
+    return frame
 
 
 def sha256_file(path: str | os.PathLike) -> str:

@@ -25,6 +25,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from lazyphase.store.provenance import provenance
+
 #: Root attributes outside the attribute digest (``complete`` is written after it).
 _UNSEALED = ("complete", "attrs_sha256")
 #: Attributes larger than this are refused before they are read (a hostile file's "huge
@@ -144,7 +146,9 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open ``path``'s temporary sibling for writing; seal it and rename it into place on
     success.
 
-    The caller writes the content; :func:`seal` and ``complete = True`` are added on exit. On
+    The root attributes ``lazyphase_code`` and ``lazyphase_git`` (store/provenance.py) are
+    written first, the caller writes the content; :func:`seal` and ``complete = True`` are
+    added on exit. On
     any error the temporary file is removed and ``path`` is left as it was.
     """
     path = os.fspath(path)
@@ -152,6 +156,8 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     try:
         with h5py.File(tmp, "w") as f:
+            for key, value in provenance().items():  # which code wrote it (provenance.py)
+                f.attrs[key] = value
             yield f
             seal(f)
             f.attrs["complete"] = True
@@ -269,3 +275,26 @@ def is_write_error(exc: BaseException) -> bool:
         for w in ("No space left", "File too large", "quota exceeded", "Input/output error",
                   "write failed")
     )  # fmt: skip
+
+
+def hdf5_kind(path: str) -> str | None:
+    """``run``, ``dataset`` or ``concentration`` from an HDF5 file's layout (None: another
+    file); raises OSError when it cannot be opened as HDF5 (``lazyphase inspect``)."""
+    with h5py.File(path, "r") as f:
+        keys = set(f.keys())
+        attrs = set(f.attrs.keys())
+        if "config_json" in attrs or {"trajectory", "replicas"} & keys:
+            return "run"
+        if {"table", "kernels"} <= keys:
+            return "concentration"
+        if keys and all(k.startswith("data-") for k in keys):
+            return "dataset"
+        if not keys and "schema_version" in attrs and "config_json" not in attrs:
+            return "dataset"  # a data set file of no data sets
+    return None
+
+
+def root_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """The root attributes of an HDF5 file (read after its reader verified it)."""
+    with h5py.File(path, "r") as f:
+        return dict(f.attrs)
