@@ -372,7 +372,7 @@ def build_landscape(grid: pd.DataFrame, points: pd.DataFrame) -> Figure:
             axes[i, j].set_title(f"{SCALING.get(float(p), p)}, $m$ = {m}", fontsize="small")
     drop_empty_axes(fig)
     if cs is not None:
-        fig.colorbar(cs, ax=fig.axes, shrink=0.8, label=r"$\log_{10}$ test loss")
+        fig.colorbar(cs, ax=fig.axes, shrink=0.8, format="%.2g", label=r"$\log_{10}$ test loss")
     suptitle(fig, "C8 test loss on the plane of the two principal directions of the solutions")
     figure_legend(fig, [key_line("solutions (one per seed)", marker="x", color="r"),
                         key_line("their mean (origin)", marker="+", color="k", ms=8)])  # fmt: skip
@@ -385,7 +385,7 @@ def _draw_landscape_panel(ax, g: pd.DataFrame, pt: pd.DataFrame, levels):
     piv = g.pivot(index="i", columns="j", values="test_loss").to_numpy()
     u = np.sort(g["u"].unique()) / su
     v = np.sort(g["v"].unique()) / sv
-    cs = ax.contourf(u, v, np.log10(piv).T, levels=levels, cmap="viridis", extend="both")
+    cs = ax.contourf(u, v, np.log10(piv).T, levels=levels, cmap="viridis")
     ax.scatter(pt["u"] / su, pt["v"] / sv, c="r", s=14, marker="x")
     ax.plot([0], [0], "k+", ms=8, mew=1.5)
     ax.set_xlabel(r"PC1 / std of the solutions")
