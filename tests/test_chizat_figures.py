@@ -52,51 +52,50 @@ def _traj(eta_r: float = 0.02) -> pd.DataFrame:
 
 
 @pytest.fixture
-def texts(monkeypatch):
-    """Draw with ``save`` replaced: returns the texts of the last figure (suptitle, titles, axis
-    labels, legend entries) joined by newlines."""
-    drawn = []
-    monkeypatch.setattr(cf, "save", lambda fig, *_: drawn.append(fig))
+def texts():
+    """Build a figure (``build_*``, nothing saved): returns its texts (suptitle, titles, axis
+    labels, legend entries of the axes and of the figure) joined by newlines."""
 
-    def draw(plot, *tables, **kw) -> str:
-        plot(*tables, "unused.pdf", "unused.png", **kw)
-        fig = drawn[-1]
-        out = [fig._suptitle.get_text()]
+    def draw(build, *tables, **kw) -> str:
+        fig = build(*tables, **kw)
+        out = [fig.get_suptitle()]
         for ax in fig.axes:
             out += [ax.get_title(), ax.get_xlabel(), ax.get_ylabel()]
             if ax.get_legend():
                 out += [t.get_text() for t in ax.get_legend().get_texts()]
+        for leg in fig.legends:
+            out += [t.get_text() for t in leg.get_texts()]
         return "\n".join(out)
 
     return draw
 
 
 def test_c1_reads_d_and_the_step_cap_from_the_runs(texts):
-    text = texts(cf.plot_tau, _runs(d=7), policies=["chizat"])
+    text = texts(cf.build_tau, _runs(d=7), policies=["chizat"])
     assert "d=7" in text and "100" not in text
     assert f"η = min(25, {LR_C:g}/τ²)" in text and "min(10" not in text
-    assert "on F_A" in text and "non-symmetrized init" in text
+    assert "on $F_A" in text and "non-symmetrized init" in text
 
 
 def test_c1_without_capped_runs_or_without_lr0(texts):
-    assert "(cap not reached)" in texts(cf.plot_tau, _runs(lr_max=1e9), policies=["chizat"])
-    text = texts(cf.plot_tau, _runs().drop(columns="lr0"), policies=["chizat"])
+    assert "(cap not reached)" in texts(cf.build_tau, _runs(lr_max=1e9), policies=["chizat"])
+    text = texts(cf.build_tau, _runs().drop(columns="lr0"), policies=["chizat"])
     assert "η_max" in text and "min(10" not in text
 
 
 def test_c7_chizat_alpha_cap(texts):
     runs = _runs(policy="chizat_alpha")
-    assert f"η = min(25, {LR_C:g}/(τA)²)" in texts(cf.plot_tau, runs, policies=["chizat_alpha"])
+    assert f"η = min(25, {LR_C:g}/(τA)²)" in texts(cf.build_tau, runs, policies=["chizat_alpha"])
 
 
 def test_c2_states_the_table_d_and_centering(texts):
-    text = texts(cf.plot_width, _runs(d=7, centering="symmetric"))
+    text = texts(cf.build_width, _runs(d=7, centering="symmetric"))
     assert "d=7" in text and "100" not in text and "m0" not in text
     assert "symmetrized init (f₀ = 0)" in text and "non-symmetrized" not in text
 
 
 def test_c5_takes_eta_from_the_trajectory_and_claims_no_d(texts):
-    text = texts(cf.plot_trajectories, _traj(eta_r=0.02))
+    text = texts(cf.build_trajectories, _traj(eta_r=0.02))
     assert f"η={0.02 * MULT**2:.3g}" in text  # η on F_A = (t/step on R) · A²
     assert "d=" not in text and "symmetrized" not in text and "min(10" not in text
     assert "m=8" in text and "patience 50 steps" in text

@@ -43,7 +43,8 @@ class Figure:
         kinds: the experiment kinds that can build it.
         inputs: the roles of :data:`TABLES` the drawing function takes, in its argument order.
         draw: ``"module:function"`` under ``lazyphase.studies``; called as
-            ``function(*tables, out_pdf, out_png)``.
+            ``function(*tables, out_pdf, out_png)``. Its module also defines the ``build_*``
+            twin (``plot_x`` → ``build_x``) that returns the figure (:meth:`builder`).
     """
 
     name: str
@@ -65,6 +66,13 @@ class Figure:
         """The drawing function (imports its module)."""
         module, func = self.draw.split(":")
         return getattr(importlib.import_module(f"lazyphase.studies.{module}"), func)
+
+    def builder(self) -> Callable[..., object]:
+        """The ``build_*`` twin of the drawing function: ``builder()(*tables)`` returns the
+        matplotlib ``Figure`` without saving it (the layout tests inspect it)."""
+        module, func = self.draw.split(":")
+        name = "build_" + func.removeprefix("plot_")
+        return getattr(importlib.import_module(f"lazyphase.studies.{module}"), name)
 
 
 _A = "theta_lazy.figures"

@@ -132,7 +132,7 @@ def _first_crossing(x: np.ndarray, y: np.ndarray, level: float) -> float | None:
 
 #: The two C6 conventions: what is measured and how the run was stepped (docs/chizat.md).
 C6_CONVENTIONS = {
-    "ours": "final test R; step min(10, 0.1/(τA)²) on R, early stopping on R",
+    "ours": "final test R; the run's step rule read on R, early stopping on R",
     "note": "min over t of test F_A = R/A²; step η/A³ on R, early stopping on F_A (the Note)",
 }
 

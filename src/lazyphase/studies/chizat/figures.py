@@ -23,11 +23,17 @@ from lazyphase.studies.chizat.analysis import (
     mean_std,
     one_row_per_replica,
 )
-from lazyphase.studies.plotting import plot_style, save, suptitle
+from lazyphase.studies.plotting import (
+    drop_empty_axes,
+    figure_legend,
+    key_line,
+    plotted,
+    suptitle,
+)
 
 log = logging.getLogger("lazyphase.chizat")
-TAU_LABEL = "init scale τ (std of both layers, log scale)"
-TEST_LABEL = "test loss R_test (log scale)"
+TAU_LABEL = r"init scale $\tau$ (std of both layers)"
+TEST_LABEL = r"test loss $R_\mathrm{test}$"
 
 
 def _fig(n_rows: int, n_cols: int, w: float = 4.4, h: float = 3.4) -> tuple[Figure, np.ndarray]:
@@ -51,7 +57,7 @@ _CENTERING = {
 }
 #: step_on → what the GD steps act on (the suptitles).
 _STEP_ON = {
-    "F_alpha": "on F_A = R(A h)/A²",
+    "F_alpha": "on $F_A = R(Ah)/A^2$",
     "R": "on R",
     "mean_field": "on the mean-field time scale (step on R = η/A)",
 }
@@ -156,149 +162,166 @@ def _initial_eta(d: pd.DataFrame) -> float:
     return float(_eta_from_step_on_r(d, d["t"].to_numpy(float) / d["step"].to_numpy(float))[0])
 
 
-def plot_tau(
-    runs: pd.DataFrame, out_pdf: str, out_png: str, *, policies: Sequence[str] = ("chizat",)
-) -> None:
+def plot_tau(runs, out_pdf: str, out_png: str | None = None, *,
+             policies: Sequence[str] = ("chizat",)) -> None:  # fmt: skip
+    plotted(build_tau, runs, out_pdf=out_pdf, out_png=out_png, policies=policies)
+
+
+def build_tau(runs: pd.DataFrame, *, policies: Sequence[str] = ("chizat",)) -> Figure:
     """C1 (``policies = [chizat]``) and C7 (all step rules): test loss against ``τ``, end of
-    training (solid) and best so far (dotted), mean ± std over trials; one panel per centering."""
+    training (solid) and best so far (dotted), mean ± std over trials; one panel per centering,
+    one legend below them (the step rules, their constants read from the runs)."""
     df = one_row_per_replica(runs)
     df = df[df["lr_policy"].isin(policies)]
     cents = sorted(df["centering"].unique(), reverse=True)
     colors = dict(zip(sorted(df["lr_policy"].unique()), ["C0", "C3", "C2", "C4"]))
-    with plot_style():
-        fig, axes = _fig(1, len(cents))
-        for ax, cent in zip(axes[0], cents):
-            sub = df[df["centering"] == cent]
-            for pol, d in sub.groupby("lr_policy"):
-                lab = _policy_label(d)
-                for col, ls, what in (
-                    ("test_loss_final", "-", "end"),
-                    ("test_loss_best", ":", "best"),
-                ):
-                    _band(ax, mean_std(d, ["tau"], col), "tau", colors[pol], f"{what}, {lab}", ls)
-            ax.set_xscale("log")
-            ax.set_yscale("log")
-            ax.set_xlabel(TAU_LABEL)
-            ax.set_ylabel(TEST_LABEL)
-            n_tr = int(sub.groupby(["tau", "lr_policy"]).size().min())
-            ax.set_title(f"{_centering_label(cent)}, {n_tr} trials", fontsize="small")
-            ax.legend(fontsize="x-small")
-        what = (
-            "C1 test loss vs τ"
-            if list(policies) == ["chizat"]
-            else "C7 step-size rule vs fixed step"
-        )
-        steps = f"{int(df['final_step'].max())} GD steps {_step_on_text(df)}".strip()
-        setting = _join(
-            *(_setting(df, c) for c in ("m", "d", "n")), _setting(df, "chizat_multiplier", "A")
-        )
-        suptitle(fig, f"{what}: {_join(setting, steps)}")
-        save(fig, out_pdf, out_png)
+    fig, axes = _fig(1, max(len(cents), 1))
+    for ax, cent in zip(axes[0], cents):
+        sub = df[df["centering"] == cent]
+        for pol, d in sub.groupby("lr_policy"):
+            lab = _policy_label(d)
+            for col, ls, what in (("test_loss_final", "-", "end"), ("test_loss_best", ":", "best")):
+                _band(ax, mean_std(d, ["tau"], col), "tau", colors[pol], f"{what}, {lab}", ls)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(TAU_LABEL)
+        ax.set_ylabel(TEST_LABEL)
+        n_tr = int(sub.groupby(["tau", "lr_policy"]).size().min())
+        ax.set_title(f"{_centering_label(cent)}, {n_tr} trials", fontsize="small")
+    what = "C1 test loss vs τ" if list(policies) == ["chizat"] else "C7 step-size rules vs τ"
+    steps = f"{int(df['final_step'].max())} GD steps {_step_on_text(df)}".strip() if len(df) else ""
+    setting = _join(*(_setting(df, c) for c in ("m", "d", "n")),
+                    _setting(df, "chizat_multiplier", "A"))  # fmt: skip
+    suptitle(fig, f"{what}: {_join(setting, steps)}")
+    figure_legend(fig, ncol=2)
+    return drop_empty_axes(fig)
 
 
-def plot_chizat_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+def plot_chizat_tau(runs: pd.DataFrame, out_pdf: str, out_png: str | None = None) -> None:
     """C1: :func:`plot_tau` of the runs with Chizat's step rule."""
     plot_tau(runs, out_pdf, out_png, policies=["chizat"])
 
 
-def plot_stepsize(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+def build_chizat_tau(runs: pd.DataFrame) -> Figure:
+    return build_tau(runs, policies=["chizat"])
+
+
+def plot_stepsize(runs: pd.DataFrame, out_pdf: str, out_png: str | None = None) -> None:
     """C7: :func:`plot_tau` with every step rule of the runs side by side."""
     plot_tau(runs, out_pdf, out_png, policies=sorted(runs["lr_policy"].unique()))
 
 
-def plot_width(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+def build_stepsize(runs: pd.DataFrame) -> Figure:
+    return build_tau(runs, policies=sorted(runs["lr_policy"].unique()))
+
+
+def plot_width(runs: pd.DataFrame, out_pdf: str, out_png: str | None = None) -> None:
+    plotted(build_width, runs, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_width(runs: pd.DataFrame) -> Figure:
     """C2: test loss (end of training) and relative displacement ``‖Δθ‖/‖θ0‖`` against ``m`` for
-    ``A = 1/√m`` and ``A = 1/m``: dots per trial, lines through the means."""
+    ``A = 1/√m`` and ``A = 1/m``: dots per trial, lines through the means; one legend below."""
     df = one_row_per_replica(runs)
-    with plot_style():
-        fig, axes = _fig(1, 2)
-        for k, (col, ylab) in enumerate(
-            (("test_loss_final", TEST_LABEL), ("rd_total_final", "‖θ(T) − θ0‖ / ‖θ0‖ (log scale)"))
-        ):
-            ax = axes[0, k]
-            for (p, d), color in zip(df.groupby("chizat_alpha_power"), ("C0", "C3")):
-                lab = SCALING.get(float(p), f"A = m^−{p:g}") + f", {_policy_label(d)}"
-                ax.scatter(d["m"], d[col], s=10, color=color, alpha=0.5)
-                tab = mean_std(d, ["m"], col)
-                ax.plot(tab["m"], tab["mean"], color=color, marker="o", ms=3, label=lab)
-            ax.set_xscale("log", base=2)
-            ax.set_yscale("log")
-            ax.set_xlabel("width m (log scale)")
-            ax.set_ylabel(ylab)
-            ax.legend(fontsize="x-small")
-        setting = _join(
-            _setting(df, "d"),
-            _setting(df, "n"),
-            _setting(df, "teacher_scale"),
-            _setting(df, "tau", "τ"),
-            _centering_text(df),
-        )
-        suptitle(
-            fig,
-            f"C2 test loss vs width: {setting}, {int(df['final_step'].max())} GD steps, "
-            f"{df.groupby(['m', 'chizat_alpha_power']).size().min()} trials",
-        )
-        save(fig, out_pdf, out_png)
+    fig, axes = _fig(1, 2)
+    ylabels = (TEST_LABEL, r"$\|\theta(T) - \theta_0\|\,/\,\|\theta_0\|$")
+    for ax, col, ylab in zip(axes[0], ("test_loss_final", "rd_total_final"), ylabels):
+        for (p, d), color in zip(df.groupby("chizat_alpha_power"), ("C0", "C3")):
+            lab = _join(SCALING.get(float(p), f"A = m^−{p:g}"), _policy_label(d))
+            ax.scatter(d["m"], d[col], s=10, color=color, alpha=0.5)
+            tab = mean_std(d, ["m"], col)
+            ax.plot(tab["m"], tab["mean"], color=color, marker="o", ms=3, label=lab)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("width $m$")
+        ax.set_ylabel(ylab)
+    setting = _join(*(_setting(df, c) for c in ("d", "n", "teacher_scale")),
+                    _setting(df, "tau", "τ"), _centering_text(df))  # fmt: skip
+    trials = df.groupby(["m", "chizat_alpha_power"]).size().min()
+    suptitle(fig, f"C2 test loss and displacement vs width: {setting}; "
+                  f"{int(df['final_step'].max())} GD steps, {trials} trials")  # fmt: skip
+    figure_legend(fig, [*fig.axes[0].get_legend_handles_labels()[0],
+                        key_line("one trial", marker="o", ms=3, alpha=0.5)])  # fmt: skip
+    return fig
 
 
-def plot_trajectories(traj: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+def plot_trajectories(traj: pd.DataFrame, out_pdf: str, out_png: str | None = None) -> None:
+    plotted(build_trajectories, traj, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_trajectories(traj: pd.DataFrame) -> Figure:
     """C5 (the Note's Fig. 1): relative parameter change ``‖θ(t) − θ0‖/‖θ0‖`` and ``log10`` test
     loss against the step, lazy (large τ) against non-lazy (small τ), one line per trial."""
-    with plot_style():
-        fig, axes = _fig(1, 2)
-        taus = sorted(traj["tau"].unique())
-        colors = dict(zip(taus, ("C0", "C3", "C2", "C4")))
-        for (tau, seed), d in traj.groupby(["tau", "seed"]):
-            d = d.sort_values("step")
-            lazy = "lazy" if tau == max(taus) else "non-lazy"
-            eta = _initial_eta(d)
-            lab = f"τ={tau:g} ({lazy})" + (f", η={eta:.3g}" if np.isfinite(eta) else "")
-            lab = lab if seed == traj["seed"].min() else None
-            axes[0, 0].plot(d["step"] + 1, d["rd_total"], color=colors[tau], lw=1, label=lab)
-            axes[0, 1].plot(
-                d["step"] + 1, np.log10(d["test_loss"]), color=colors[tau], lw=1, label=lab
-            )
-        axes[0, 0].set_yscale("log")
-        axes[0, 0].set_ylabel("‖θ(t) − θ0‖ / ‖θ0‖ (log scale)")
-        axes[0, 1].set_ylabel("log10 test loss")
-        for ax in axes[0]:
-            ax.set_xscale("log")
-            ax.set_xlabel("GD step + 1 (log scale)")
-            ax.legend(fontsize="x-small")
-        setting = _join(_setting(traj, "m"), _setting(traj, "d"), _centering_text(traj))
-        patience = _values(traj, "patience")
-        stopping = f"early stopping on the test loss (patience {patience} steps)"
-        suptitle(fig, f"C5 trajectories: {_join(setting, stopping if patience else '')}")
-        save(fig, out_pdf, out_png)
+    fig, axes = _fig(1, 2)
+    taus = sorted(traj["tau"].unique())
+    colors = dict(zip(taus, ("C0", "C3", "C2", "C4")))
+    for (tau, seed), d in traj.groupby(["tau", "seed"]):
+        d = d.sort_values("step")
+        lazy = "lazy" if tau == max(taus) else "non-lazy"
+        eta = _initial_eta(d)
+        lab = f"τ={tau:g} ({lazy})" + (f", η={eta:.3g}" if np.isfinite(eta) else "")
+        lab = lab if seed == traj["seed"].min() else None
+        axes[0, 0].plot(d["step"] + 1, d["rd_total"], color=colors[tau], lw=1, label=lab)
+        axes[0, 1].plot(d["step"] + 1, np.log10(d["test_loss"]), color=colors[tau], lw=1)
+    axes[0, 0].set_yscale("log")
+    axes[0, 0].set_ylabel(r"$\|\theta(t) - \theta_0\|\,/\,\|\theta_0\|$")
+    axes[0, 1].set_ylabel(r"$\log_{10}$ test loss")
+    for ax in axes[0]:
+        ax.set_xscale("log")
+        ax.set_xlabel("GD step + 1")
+    setting = _join(_setting(traj, "m"), _setting(traj, "d"), _centering_text(traj))
+    patience = _values(traj, "patience")
+    stopping = f"early stopping on the test loss (patience {patience} steps)"
+    suptitle(fig, f"C5 trajectories, one line per trial: "
+                  f"{_join(setting, stopping if patience else '')}")  # fmt: skip
+    figure_legend(fig)
+    return fig
 
 
-def plot_alpha_tau(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+def plot_alpha_tau(runs: pd.DataFrame, out_pdf: str, out_png: str | None = None) -> None:
+    plotted(build_alpha_tau, runs, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_alpha_tau(runs: pd.DataFrame) -> Figure:
     """C6 (the Note's Fig. 5), one panel per convention present (ours, the Note's): heatmap of
     ``log10`` of the measured quantity over ``(τ, A)`` with the fitted level lines
     ``A τ^q = const`` (white) and the prediction ``q = 2`` (red dashed); the title of each panel
-    gives ``q`` with its seed-bootstrap interval and whether the interval holds 2."""
+    gives ``q`` with its seed-bootstrap interval and whether the interval holds 2. The two
+    conventions measure different quantities, so each panel keeps its own colour bar."""
     conv = c6_convention(runs)
     present = [c for c in C6_CONVENTIONS if (conv == c).any()]
-    with plot_style():
-        fig, axes = _fig(1, len(present), w=6.0, h=5.0)
-        for ax, name in zip(axes[0], present):
-            part = runs[conv == name]
-            res = alpha_tau_fit(part)
-            _draw_alpha_tau(fig, ax, part, res, name)
-            log.info("C6 %s: q = %.3f [%.3f, %.3f] (%d seeds, %.0f%% of resamples fit)",
-                     name, res.fit.q, res.q_low, res.q_high, res.n_seeds, 100 * res.fitted)  # fmt: skip
-        setting = _join(_setting(runs, "m"), _setting(runs, "d"))
-        suptitle(fig, f"C6 over (τ, A), {setting}: level lines A τ^q = const, predicted q = 2")
-        save(fig, out_pdf, out_png)
+    fig, axes = _fig(1, len(present), w=6.0, h=5.0)
+    for ax, name in zip(axes[0], present):
+        part = runs[conv == name]
+        res = alpha_tau_fit(part)
+        _draw_alpha_tau(fig, ax, part, res, name)
+        log.info("C6 %s: q = %.3f [%.3f, %.3f] (%d seeds, %.0f%% of resamples fit)",
+                 name, res.fit.q, res.q_low, res.q_high, res.n_seeds, 100 * res.fitted)  # fmt: skip
+    setting = _join(_setting(runs, "m"), _setting(runs, "d"))
+    suptitle(fig, f"C6 over (τ, A), {setting}: level lines $A\\tau^q$ = const, predicted $q$ = 2")
+    figure_legend(fig, [key_line("level-line points", marker="o", color="0.4", ms=3),
+                        key_line(r"fit $A\tau^q$ = const", color="0.4"),
+                        key_line("prediction $q$ = 2", color="r", ls="--")])  # fmt: skip
+    return fig
 
 
 def _q_text(res) -> str:
     if not np.isfinite(res.q_low):
         why = "one seed" if res.n_seeds < 2 else f"only {100 * res.fitted:.0f}% of resamples fit"
-        return f"q = {res.fit.q:.2f} (no interval: {why})"
+        return f"$q$ = {res.fit.q:.2f} (no interval: {why})"
     verdict = "holds 2" if res.contains(2.0) else "excludes 2"
-    return (f"q = {res.fit.q:.2f} [{res.q_low:.2f}, {res.q_high:.2f}] ({res.n_seeds} seeds), "
+    return (f"$q$ = {res.fit.q:.2f} [{res.q_low:.2f}, {res.q_high:.2f}] ({res.n_seeds} seeds), "
             f"{verdict}")  # fmt: skip
+
+
+def _c6_title(runs: pd.DataFrame, name: str, res) -> str:
+    """The panel title of one C6 convention; "ours" states the step rule the runs used."""
+    if name == "ours":
+        rule = _policy_label(runs) if {"lr_policy", "tau"} <= set(runs.columns) else ""
+        head = _join("ours: final test $R$", rule, "early stopping on $R$")
+    else:
+        head = r"the Note's C6 loop: $\min_t$ test $F_A = R/A^2$, step $\eta/A^3$ on $R$"
+    return f"{head}\n{_q_text(res)}"
 
 
 def _draw_alpha_tau(fig, ax, runs: pd.DataFrame, res, name: str) -> None:
@@ -308,116 +331,137 @@ def _draw_alpha_tau(fig, ax, runs: pd.DataFrame, res, name: str) -> None:
     extent = (lt[0] - dt, lt[-1] + dt, la[0] - da, la[-1] + da)
     im = ax.imshow(ll.T, origin="lower", aspect="auto", cmap="viridis", extent=extent)
     label = "final test $R$" if name == "ours" else r"$\min_t$ test $F_A = R/A^2$"
-    fig.colorbar(im, ax=ax, label=f"log10 {label} (mean over seeds)")
+    fig.colorbar(im, ax=ax, label=rf"$\log_{{10}}$ {label} (mean over seeds)")
     xs = np.linspace(lt[0], lt[-1], 50)
     for k in np.flatnonzero(np.isfinite(fit.intercepts)):
         pk = fit.points[fit.points[:, 0] == k]
         ax.plot(pk[:, 1], pk[:, 2], "wo", ms=3)
-        ax.plot(xs, fit.intercepts[k] - fit.q * xs, "w-", lw=1.2,
-                label=f"fit A τ^q = const, q = {fit.q:.2f}" if k == 0 else None)  # fmt: skip
+        ax.plot(xs, fit.intercepts[k] - fit.q * xs, "w-", lw=1.2)
         mid = pk[:, 1].mean()
-        ax.plot(xs, fit.intercepts[k] - fit.q * mid - 2 * (xs - mid), "r--", lw=1,
-                label="prediction q = 2" if k == 0 else None)  # fmt: skip
+        ax.plot(xs, fit.intercepts[k] - fit.q * mid - 2 * (xs - mid), "r--", lw=1)
     ax.set_xlim(extent[:2])
     ax.set_ylim(extent[2:])
-    ax.set_xlabel("log10 τ (init std of both layers)")
-    ax.set_ylabel("log10 A (output multiplier)")
-    ax.legend(fontsize="x-small", loc="lower left")
-    who = "ours (Chizat's step rule read on R)" if name == "ours" else "the Note's C6 loop"
-    ax.set_title(f"{who}\n{C6_CONVENTIONS[name]}\n{_q_text(res)}", fontsize="small")
+    ax.set_xlabel(r"$\log_{10}\tau$ (init std of both layers)")
+    ax.set_ylabel(r"$\log_{10}A$ (output multiplier)")
+    ax.set_title(_c6_title(runs, name, res), fontsize="small")
 
 
-def plot_landscape(grid: pd.DataFrame, points: pd.DataFrame, out_pdf: str, out_png: str) -> None:
-    """C8 (the Note's Figs. 2 and 6): contours of ``log10`` test loss on the plane of the two
-    principal directions of the solutions (±3 std around their mean), solutions marked; rows
-    ``A = 1/√m``, ``A = 1/m``, columns ``m``."""
+def plot_landscape(grid, points, out_pdf: str, out_png: str | None = None) -> None:
+    plotted(build_landscape, grid, points, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_landscape(grid: pd.DataFrame, points: pd.DataFrame) -> Figure:
+    """C8 (the Note's Figs. 2 and 6): filled contours of ``log10`` test loss on the plane of the
+    two principal directions of the solutions (±3 std around their mean), solutions marked; rows
+    ``A = 1/√m``, ``A = 1/m``, columns ``m``. One colour scale (the same levels) and one colour
+    bar for all panels, so that they can be compared."""
     ms = sorted(grid["m"].unique())
     pows = sorted(grid["chizat_alpha_power"].unique())
-    with plot_style():
-        fig, axes = _fig(len(pows), len(ms), w=3.6, h=3.2)
-        for i, p in enumerate(pows):
-            for j, m in enumerate(ms):
-                ax = axes[i, j]
-                g = grid[(grid["m"] == m) & (grid["chizat_alpha_power"] == p)]
-                pt = points[(points["m"] == m) & (points["chizat_alpha_power"] == p)]
-                if g.empty:
-                    ax.set_axis_off()
-                    continue
-                su, sv = pt["sigma_u"].iloc[0], pt["sigma_v"].iloc[0]
-                piv = g.pivot(index="i", columns="j", values="test_loss").to_numpy()
-                u = np.sort(g["u"].unique()) / su
-                v = np.sort(g["v"].unique()) / sv
-                cs = ax.contourf(u, v, np.log10(piv).T, levels=14, cmap="viridis")
-                fig.colorbar(cs, ax=ax, shrink=0.8, label="log10 test loss")
-                ax.scatter(pt["u"] / su, pt["v"] / sv, c="r", s=14, marker="x")
-                ax.plot([0], [0], "w+", ms=8)
-                ax.set_title(f"{SCALING.get(float(p), p)}, m={m}", fontsize="small")
-                ax.set_xlabel("PC1 / std")
-                ax.set_ylabel("PC2 / std")
-        suptitle(
-            fig,
-            "C8 log10 test loss on the plane of the two principal directions of the solutions "
-            "(× = solutions, + = their mean)",
-        )
-        save(fig, out_pdf, out_png)
+    z = np.log10(grid["test_loss"].to_numpy(float))
+    z = z[np.isfinite(z)]
+    levels = np.linspace(z.min(), z.max(), 15) if z.size and np.ptp(z) > 0 else 14
+    fig, axes = _fig(len(pows), len(ms), w=3.4, h=3.2)
+    cs = None
+    for i, p in enumerate(pows):
+        for j, m in enumerate(ms):
+            g = grid[(grid["m"] == m) & (grid["chizat_alpha_power"] == p)]
+            pt = points[(points["m"] == m) & (points["chizat_alpha_power"] == p)]
+            if g.empty or pt.empty:
+                continue  # no such (A, m): the empty axes is dropped
+            cs = _draw_landscape_panel(axes[i, j], g, pt, levels)
+            axes[i, j].set_title(f"{SCALING.get(float(p), p)}, $m$ = {m}", fontsize="small")
+    drop_empty_axes(fig)
+    if cs is not None:
+        fig.colorbar(cs, ax=fig.axes, shrink=0.8, format="%.2g", label=r"$\log_{10}$ test loss")
+    suptitle(fig, "C8 test loss on the plane of the two principal directions of the solutions")
+    figure_legend(fig, [key_line("solutions (one per seed)", marker="x", color="r"),
+                        key_line("their mean (origin)", marker="+", color="k", ms=8)])  # fmt: skip
+    return fig
 
 
-def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+def _draw_landscape_panel(ax, g: pd.DataFrame, pt: pd.DataFrame, levels):
+    """One (A, m) landscape, coordinates in units of the solutions' std along each direction."""
+    su, sv = pt["sigma_u"].iloc[0], pt["sigma_v"].iloc[0]
+    piv = g.pivot(index="i", columns="j", values="test_loss").to_numpy()
+    u = np.sort(g["u"].unique()) / su
+    v = np.sort(g["v"].unique()) / sv
+    cs = ax.contourf(u, v, np.log10(piv).T, levels=levels, cmap="viridis")
+    ax.scatter(pt["u"] / su, pt["v"] / sv, c="r", s=14, marker="x")
+    ax.plot([0], [0], "k+", ms=8, mew=1.5)
+    ax.set_xlabel(r"PC1 / std of the solutions")
+    ax.set_ylabel(r"PC2 / std of the solutions")
+    return cs
+
+
+def plot_cover(cover: pd.DataFrame, teacher: pd.DataFrame, out_pdf: str, out_png=None) -> None:
+    plotted(build_cover, cover, teacher, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_cover(cover: pd.DataFrame, teacher: pd.DataFrame) -> Figure:
     """C4 (Chizat et al.'s Fig. 1): paths of ``|a_j| b_j`` in the plane, red ``a_j > 0``, blue
-    ``a_j < 0``, circle markers at init, teacher directions as dashed rays coloured by the sign of
-    their output weight; one panel per τ."""
+    ``a_j < 0``, open circles at init and dots at the end, teacher directions as dashed rays
+    coloured by the sign of their output weight; one panel per τ, one legend below."""
     taus = sorted(cover["tau"].unique())
     seed = cover["seed"].min()
-    with plot_style():
-        fig, axes = _fig(1, len(taus), w=4.2, h=4.2)
-        for ax, tau in zip(axes[0], taus):
-            d = cover[(cover["tau"] == tau) & (cover["seed"] == seed)]
-            lim = 1.2 * max(np.abs(d[["x1", "x2"]].to_numpy()).max(), 1e-12)
-            t = teacher[(teacher["tau"] == tau) & (teacher["seed"] == seed)]
-            for row in t.itertuples():
-                col = "C3" if row.sign > 0 else "C0"
-                ax.plot([0, lim * row.x1], [0, lim * row.x2], "--", color=col, lw=1.0, alpha=0.7)
-            for _, nd in d.groupby("neuron"):
-                nd = nd.sort_values("step")
-                col = "C3" if nd["sign"].iloc[0] > 0 else "C0"
-                ax.plot(nd["x1"], nd["x2"], color=col, lw=1)
-                ax.plot(nd["x1"].iloc[0], nd["x2"].iloc[0], "o", color=col, ms=3)
-            ax.set_xlim(-lim, lim)
-            ax.set_ylim(-lim, lim)
-            ax.set_aspect("equal")
-            regime = "lazy" if tau == max(taus) else "non-lazy"
-            ax.set_title(f"τ = {tau:g} ({regime})", fontsize="small")
-            ax.set_xlabel("|a_j| b_j,1")
-            ax.set_ylabel("|a_j| b_j,2")
-        suptitle(
-            fig,
-            f"C4 neuron paths |a_j| b_j (red a>0, blue a<0; dashed rays: teacher neurons), "
-            f"{int(cover['step'].max())} GD steps",
-        )
-        save(fig, out_pdf, out_png)
+    fig, axes = _fig(1, len(taus), w=4.2, h=4.2)
+    for ax, tau in zip(axes[0], taus):
+        d = cover[(cover["tau"] == tau) & (cover["seed"] == seed)]
+        t = teacher[(teacher["tau"] == tau) & (teacher["seed"] == seed)]
+        _draw_cover_panel(ax, d, t)
+        regime = "lazy" if tau == max(taus) else "non-lazy"
+        ax.set_title(f"$\\tau$ = {tau:g} ({regime})", fontsize="small")
+    suptitle(fig, f"C4 neuron paths $|a_j|\\,b_j$ over {int(cover['step'].max())} GD steps "
+                  f"(seed {seed})")  # fmt: skip
+    figure_legend(fig, [
+        key_line("path, $a_j > 0$", color="C3"), key_line("path, $a_j < 0$", color="C0"),
+        key_line("start (initialization)", marker="o", mfc="w", ms=4),
+        key_line("end of training", marker="o", ms=3),
+        key_line("teacher neuron direction", ls="--"),
+    ], ncol=5)  # fmt: skip
+    return fig
 
 
-def plot_population(runs: pd.DataFrame, out_pdf: str, out_png: str) -> None:
+def _draw_cover_panel(ax, d: pd.DataFrame, t: pd.DataFrame) -> None:
+    lim = 1.2 * max(np.abs(d[["x1", "x2"]].to_numpy()).max(), 1e-12)
+    for row in t.itertuples():
+        col = "C3" if row.sign > 0 else "C0"
+        ax.plot([0, lim * row.x1], [0, lim * row.x2], "--", color=col, lw=1.0, alpha=0.7)
+    for _, nd in d.groupby("neuron"):
+        nd = nd.sort_values("step")
+        col = "C3" if nd["sign"].iloc[0] > 0 else "C0"
+        ax.plot(nd["x1"], nd["x2"], color=col, lw=1)
+        ax.plot(nd["x1"].iloc[0], nd["x2"].iloc[0], "o", mfc="w", mec=col, ms=4)
+        ax.plot(nd["x1"].iloc[-1], nd["x2"].iloc[-1], "o", color=col, ms=3)
+    ax.set_xlim(-lim, lim)
+    ax.set_ylim(-lim, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel(r"$|a_j|\,b_{j,1}$")
+    ax.set_ylabel(r"$|a_j|\,b_{j,2}$")
+
+
+def plot_population(runs: pd.DataFrame, out_pdf: str, out_png: str | None = None) -> None:
+    plotted(build_population, runs, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_population(runs: pd.DataFrame) -> Figure:
     """C3: population-SGD loss averaged over the last steps, normalized by its maximum over τ,
     against τ (mean ± std over trials)."""
     df = one_row_per_replica(runs)
     tab = mean_std(df, ["tau"], "tail_train_loss")
     scale = tab["mean"].max()
     tab[["mean", "std"]] = tab[["mean", "std"]] / scale
-    with plot_style():
-        fig, axes = _fig(1, 1, w=5.2, h=3.8)
-        ax = axes[0, 0]
-        _band(ax, tab, "tau", "C0", "fresh batches of " + f"{int(df['batch_size'].iloc[0])} points")
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlabel(TAU_LABEL)
-        ax.set_ylabel("population loss / max over τ (log scale)")
-        ax.legend(fontsize="x-small")
-        r = df.iloc[0]
-        suptitle(
-            fig,
-            f"C3 population SGD: m={r['m']}, A={r['chizat_multiplier']:g}, "
-            f"{int(df['final_step'].max())} steps, {int(df.groupby('tau').size().min())} trials, "
-            f"{(df['status'] == 'diverged').sum()} diverged",
-        )
-        save(fig, out_pdf, out_png)
+    fig, axes = _fig(1, 1, w=5.6, h=3.8)
+    ax = axes[0, 0]
+    batch = _values(df, "batch_size")
+    _band(ax, tab, "tau", "C0", f"fresh batches of {batch} points" if batch else "fresh batches")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(TAU_LABEL)
+    ax.set_ylabel(r"population loss / max over $\tau$")
+    n_div = int((df["status"] == "diverged").sum()) if "status" in df.columns else 0
+    setting = _join(_setting(df, "m"), _setting(df, "d"), _setting(df, "chizat_multiplier", "A"))
+    suptitle(fig, f"C3 population SGD: {setting}; {int(df['final_step'].max())} steps, "
+                  f"{int(df.groupby('tau').size().min())} trials, {n_div} diverged")  # fmt: skip
+    figure_legend(fig, [*ax.get_legend_handles_labels()[0],
+                        key_line("± std over trials", color="C0", lw=6, alpha=0.2)])  # fmt: skip
+    return fig

@@ -24,9 +24,9 @@ from lazyphase import stats
 from lazyphase.core.model import deep_outer_gamma
 from lazyphase.core.schemes import deep_gamma_h
 
-S_LABEL = "s = log κ / log m"
-GAMMA_H_LABEL = "γ_h = −log β_l / log m  (hidden layers l = 2..L)"
-SLOPE_LABEL = "regime exponent: slope of log RD vs log m"
+S_LABEL = r"$s = \log\kappa\,/\log m$"
+GAMMA_H_LABEL = r"$\gamma_h = -\log\beta_l\,/\log m$ (hidden layers $l = 2..L$)"
+SLOPE_LABEL = r"regime exponent: slope of $\log\mathrm{RD}$ vs $\log m$"
 
 #: The columns of :func:`deep_phase_table`'s ``phase``, in order.
 PHASE_COLUMNS = (

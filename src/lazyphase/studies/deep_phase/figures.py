@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
-from matplotlib.patches import Patch, Rectangle
+from matplotlib.patches import Patch
 
 from lazyphase.studies.deep_phase.analysis import GAMMA_H_LABEL, S_LABEL, SLOPE_LABEL
-from lazyphase.studies.plotting import layer_math, plot_style, save, suptitle, tile_edges
+from lazyphase.studies.plotting import (
+    figure_legend,
+    label_tile,
+    layer_math,
+    plotted,
+    suptitle,
+    tile_color,
+    tile_edges,
+)
 
 #: Panels with more tiles than this show colours without numbers.
 MAX_LABELLED_TILES = 42
@@ -19,48 +28,49 @@ MAX_LABELLED_TILES = 42
 _CMAP = "RdBu_r"
 
 
-def plot_deep_phase_diagram(
-    phase: pd.DataFrame,
-    boundary: pd.DataFrame,
-    out_pdf: str,
-    out_png: str | None = None,
-) -> None:
+def plot_deep_phase_diagram(phase, boundary, out_pdf: str, out_png: str | None = None) -> None:
+    plotted(build_deep_phase_diagram, phase, boundary, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_deep_phase_diagram(phase: pd.DataFrame, boundary: pd.DataFrame) -> Figure:
     """B2: per (activation, depth) a row, per layer a heatmap of the regime exponent over
     ``(γ_h, s)`` (grid cells as tiles, bisection cells as squares, hatched where the fit is poor
     or a replica did not converge), the measured boundary ``s*`` of that layer per ``γ_h`` with
-    its bootstrap interval, and the line ``s = 0`` (theta-lazy: linear above it)."""
+    its bootstrap interval, and the line ``s = 0`` (theta-lazy: linear above it). One colour
+    scale and one colour bar for every panel (they are compared); no axes for the layers a
+    depth does not have."""
     groups = phase[["activation", "depth"]].drop_duplicates().sort_values(["depth", "activation"])
     ncols = int(groups["depth"].max()) + 1
     fin = phase["slope"][np.isfinite(phase["slope"])]
     vmax = float(np.nanmax(np.abs(fin))) if len(fin) else 1.0
     norm = TwoSlopeNorm(vcenter=0.0, vmin=-(vmax or 1.0), vmax=vmax or 1.0)
     nrows = len(groups)
-    with plot_style():
-        fig = Figure(figsize=(4.3 * ncols + 1.2, 3.9 * nrows + 1.3), layout="constrained")
-        axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
-        mesh = None
-        for i, (act, depth) in enumerate(groups.itertuples(index=False)):
-            sub = phase[(phase["activation"] == act) & (phase["depth"] == depth)]
-            bsub = boundary[(boundary["activation"] == act) & (boundary["depth"] == depth)]
-            for j in range(ncols):
-                ax = axes[i, j]
-                if j > depth:
-                    ax.set_axis_off()
-                    continue
-                cells = sub[sub["layer"] == j + 1]
-                mesh = _draw_layer(ax, cells, bsub[bsub["layer"] == j + 1], norm, vmax)
-                name = cells["layer_name"].iloc[0] if len(cells) else f"layer {j + 1}"
-                ax.set_title(f"{act}, L = {depth}: layer {layer_math(name)}", fontsize=9)
-                ax.set_xlabel(GAMMA_H_LABEL if i == nrows - 1 else "")
-                ax.set_ylabel(S_LABEL if j == 0 else "")
-        if mesh is not None:
-            fig.colorbar(mesh, ax=axes, label=SLOPE_LABEL, shrink=0.8, pad=0.01)
-        fig.legend(handles=_legend_handles(), loc="outside lower center", ncol=3, fontsize=7)
-        suptitle(fig, _title(phase))
-        save(fig, out_pdf, out_png)
+    fig = Figure(figsize=(4.3 * ncols + 1.2, 3.9 * nrows + 1.3), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+    mesh, live = None, []
+    for i, (act, depth) in enumerate(groups.itertuples(index=False)):
+        sub = phase[(phase["activation"] == act) & (phase["depth"] == depth)]
+        bsub = boundary[(boundary["activation"] == act) & (boundary["depth"] == depth)]
+        for j in range(ncols):
+            ax = axes[i, j]
+            cells = sub[sub["layer"] == j + 1]
+            if j > depth or cells.empty:
+                ax.remove()  # the depth has no such layer: no empty panel
+                continue
+            mesh = _draw_layer(ax, cells, bsub[bsub["layer"] == j + 1], norm)
+            live.append(ax)
+            ax.set_title(f"{act}, $L$ = {depth}: layer {layer_math(cells['layer_name'].iloc[0])}",
+                         fontsize=9)  # fmt: skip
+            ax.set_xlabel(GAMMA_H_LABEL)
+            ax.set_ylabel(S_LABEL if j == 0 else "")
+    if mesh is not None:
+        fig.colorbar(mesh, ax=live, label=SLOPE_LABEL, shrink=0.8, pad=0.01)
+    figure_legend(fig, _legend_handles(), ncol=3)
+    suptitle(fig, _title(phase))
+    return fig
 
 
-def _draw_layer(ax, cells: pd.DataFrame, bnd: pd.DataFrame, norm, vmax: float):
+def _draw_layer(ax, cells: pd.DataFrame, bnd: pd.DataFrame, norm):
     """One layer's heatmap, its bisection cells, boundary points and the line ``s = 0``."""
     coarse = cells[cells["round"] == 0]
     ghs = np.sort(coarse["gamma_h"].unique())
@@ -69,25 +79,19 @@ def _draw_layer(ax, cells: pd.DataFrame, bnd: pd.DataFrame, norm, vmax: float):
     grid = np.full((len(ss), len(ghs)), np.nan)
     for row in coarse.itertuples():
         grid[np.searchsorted(ss, row.s), np.searchsorted(ghs, row.gamma_h)] = row.slope
-    mesh = ax.pcolormesh(ex, ey, grid, cmap=_CMAP, norm=norm, shading="flat")
+    cmap = colormaps[_CMAP]
+    mesh = ax.pcolormesh(ex, ey, grid, cmap=cmap, norm=norm, shading="flat")
     # numbers only while they fit (paper-scale grids: colour, hatching and phase.csv)
     label = len(ghs) * len(ss) <= MAX_LABELLED_TILES
     for row in coarse.itertuples():
         i, j = np.searchsorted(ss, row.s), np.searchsorted(ghs, row.gamma_h)
-        if row.hatched:
-            ax.add_patch(Rectangle((ex[j], ey[i]), ex[j + 1] - ex[j], ey[i + 1] - ey[i],
-                                   fill=False, hatch="///", edgecolor="0.35", linewidth=0))  # fmt: skip
-        if not label:
-            continue
         txt = "n/a" if not np.isfinite(row.slope) else f"{row.slope:+.2f}".replace("-", "−")
-        dark = np.isfinite(row.slope) and abs(row.slope) > 0.6 * vmax
         if row.n_converged < row.n_replicas:
             txt += f"\n{int(row.n_converged)}/{int(row.n_replicas)} conv."
-        # top left of the tile: the line s = 0 crosses the centre, and the boundary points and
-        # bisection squares sit on the tile's vertical mid-line
-        x, y = ex[j] + 0.04 * (ex[j + 1] - ex[j]), ey[i + 1] - 0.06 * (ey[i + 1] - ey[i])
-        ax.text(x, y, txt, ha="left", va="top", fontsize=6.5,
-                color="white" if dark else "black", zorder=5)  # fmt: skip
+        # top left of the tile (label_tile): the line s = 0 crosses the centre, and the boundary
+        # points and bisection squares sit on the tile's vertical mid-line
+        label_tile(ax, (ex[j], ex[j + 1]), (ey[i], ey[i + 1]), txt if label else "",
+                   hatched=bool(row.hatched), rgba=tile_color(cmap, norm, row.slope))  # fmt: skip
     fine = cells[cells["round"] > 0]
     if len(fine):
         ax.scatter(fine["gamma_h"], fine["s"], c=fine["slope"], cmap=_CMAP, norm=norm,
@@ -112,12 +116,12 @@ def _draw_layer(ax, cells: pd.DataFrame, bnd: pd.DataFrame, norm, vmax: float):
 def _legend_handles() -> list:
     return [
         Line2D([], [], color="k", ls="--", lw=1.5,
-               label="s = 0 (theta-lazy: every layer linear above, for every γ_h)"),
+               label=r"$s = 0$ (theta-lazy: every layer linear above, for every $\gamma_h$)"),
         Line2D([], [], marker="o", color="gold", mec="k", ls="",
-               label="measured boundary s* of the layer (bootstrap interval)"),
+               label="measured boundary $s^*$ of the layer (bootstrap interval)"),
         Line2D([], [], marker="s", color="w", mec="k", ls="", label="bisection cells"),
-        Patch(facecolor="w", edgecolor="0.35", hatch="///",
-              label="hatched: R² < r2_min, or a replica not converged (max_steps / diverged)"),
+        Patch(facecolor="w", edgecolor="k", hatch="///",
+              label="hatched: $R^2$ < r2_min, or a replica not converged (max_steps / diverged)"),
         Patch(facecolor="#2166ac", label="exponent < 0: linear (lazy)"),
         Patch(facecolor="#b2182b", label="exponent ≥ 0: condensed"),
     ]  # fmt: skip
@@ -128,8 +132,8 @@ def _title(phase: pd.DataFrame) -> str:
                  .drop_duplicates().shape[0])  # fmt: skip
     n_cells = phase[["activation", "depth", "gamma_h", "s"]].drop_duplicates().shape[0]
     return (
-        f"B2: deep phase diagram, regime exponent of every layer over (γ_h, s), κ = m^s fixed by "
-        f"the first and output layer: m = {int(phase['m_min'].min())}…"
+        f"B2: deep phase diagram, regime exponent of every layer over $(\\gamma_h, s)$, "
+        f"$\\kappa = m^s$ fixed by the first and output layer: $m$ = {int(phase['m_min'].min())}…"
         f"{int(phase['m_max'].max())} ({int(phase['n_m'].max())} widths), "
         f"{int(phase['n_seeds'].max())} seeds, {n_cells - n_fine} grid cells + {n_fine} "
         f"bisection cells; ≤ {int(phase['max_final_step'].max())} steps"

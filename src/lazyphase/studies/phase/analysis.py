@@ -29,9 +29,9 @@ log = logging.getLogger("lazyphase.phase")
 LAYER = "W1"
 #: Points of the diagram (γ', γ): Luo et al.'s NTK (α = √m, β = 1) and mean-field (α = m) scalings.
 NTK_POINT, MEAN_FIELD_POINT = (0.0, 0.5), (0.0, 1.0)
-GAMMA_LABEL = "γ = −log(β₁β₂/α) / log m  (= 1 − s)"
-GAMMA_PRIME_LABEL = "γ′ = −log(β₂/β₁) / log m"
-SW_LABEL = "S_w = −slope of log RD(W1) vs log m"
+GAMMA_LABEL = r"$\gamma = -\log(\beta_1\beta_2/\alpha)\,/\log m = 1 - s$"
+GAMMA_PRIME_LABEL = r"$\gamma' = -\log(\beta_2/\beta_1)\,/\log m$"
+SW_LABEL = r"$S_w$ = −slope of $\log\mathrm{RD}(W^{[1]})$ vs $\log m$"
 
 
 def luo_coordinates(scheme: str, s: float) -> tuple[float, float]:

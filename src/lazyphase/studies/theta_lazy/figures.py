@@ -1,11 +1,13 @@
-"""Figures A1, A2, A3, A5 of the catalog (docs/experiments.md §A) from the aggregated tables.
+"""Figures A1–A6 of the catalog (docs/experiments.md §A) from the aggregated tables.
 
-Every function writes a PDF and a PNG (``out_png=None``: ``out_pdf`` is taken as a path stem and
-``.pdf``/``.png`` are appended or substituted). Figures are built on ``matplotlib.figure.Figure``
+Every ``build_*`` returns the figure, its ``plot_*`` writes a PDF and a PNG (``out_png=None``:
+``out_pdf`` is taken as a path stem and ``.pdf``/``.png`` are appended or substituted). Figures are built on ``matplotlib.figure.Figure``
 without pyplot, so no backend, global figure registry or global style is touched; seaborn gives
 the style (as a context manager) and the palettes. Panels are facets of
 ``(scheme, activation, depth)`` × layer (A1, A5) or scheme × ``(activation, depth)`` (A2, A3);
-empty panels say "no data", NaN values are skipped.
+a panel without data is not drawn (the figure keeps its grid, so layers stay in columns), NaN
+values are skipped. Numbers that differ per panel (fitted slopes, gaps) are in a legend on the
+panel's right; conventions shared by all panels are in one legend below the figure.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import seaborn as sns
-from matplotlib.lines import Line2D
+from matplotlib.figure import Figure
 
 from lazyphase.stats import FIT_BY, fit_exponents
 from lazyphase.studies.plotting import (
@@ -25,81 +27,77 @@ from lazyphase.studies.plotting import (
     S_LABEL,
     T_LABEL,
     constant_label,
+    drop_empty_axes,
+    figure_legend,
     fmt_num,
     fmt_s,
+    fmt_sci,
     group_keys,
     group_label,
+    key_line,
     layer_math,
     layer_order,
-    legend_outside,
-    mark_empty,
+    layer_tex,
+    legend_right,
     median_of,
     norm_key,
     panel_grid,
-    plot_style,
+    plotted,
     positive_mask,
     present_cols,
     replica_count,
-    s_palette,
-    save,
+    s_styles,
     select_rows,
     suptitle,
     varying_cols,
 )
 
-
 # ----------------------------------------------------------------------------- A1 / A5
-def _width_scaling(
-    runs: pd.DataFrame,
-    ycol: str,
-    ylabel: str,
-    slopes: pd.DataFrame | None,
-    title: str,
-    out_pdf,
-    out_png,
-) -> None:
+_WIDTH_KEY = (
+    key_line("geometric mean over seeds", marker="o", ls="-", ms=3.5),
+    key_line("one seed", marker="o", ms=3, alpha=0.5),
+    key_line("diverged replica (excluded from means and fits)", marker="x"),
+)
+
+
+def _width_scaling(runs: pd.DataFrame, ycol: str, ylabel, slopes: pd.DataFrame | None,
+                   title: str) -> Figure:  # fmt: skip
     """RD-like quantity ``ycol`` against ``m`` (log–log); rows = (scheme, activation, depth),
-    columns = layer name, one colour per ``s``; geometric mean over non-diverged seeds (line),
-    seeds (dots), diverged replicas ('x'); legend ``s=…: slope …`` from ``slopes``."""
+    columns = layer name (a panel only where that layer exists and has data), one colour and
+    marker per ``s``; geometric mean over non-diverged seeds (line), seeds (dots), diverged
+    replicas ('x'); per-panel legend ``s: slope`` from ``slopes`` on the right of the panel.
+    ``ylabel(layer_name, rows)`` gives the y label."""
     missing = [c for c in ("m", "s", "layer_name", ycol) if c not in runs.columns]
     if missing:
         raise KeyError(f"runs lacks the column(s) {missing}")
     rcols = present_cols(runs, ROW_KEYS)
     rows = group_keys(runs, rcols) or [()]
-    layers = layer_order(runs["layer_name"]) if "layer_name" in runs.columns else []
-    layers = layers or ["(none)"]
-    pal = s_palette(runs["s"] if "s" in runs.columns else [])
+    layers = layer_order(runs["layer_name"]) or ["(none)"]
+    styles = s_styles(runs["s"])
     varying = varying_cols(runs, rcols)
     status = runs["status"] if "status" in runs.columns else pd.Series("", index=runs.index)
-    diverged = runs[status == DIVERGED]
-    n_div = replica_count(diverged) if len(diverged) else 0
+    n_div = replica_count(runs[status == DIVERGED]) if (status == DIVERGED).any() else 0
     labels = _SlopeLabels(runs, slopes)
-
-    with plot_style():
-        fig, axes = panel_grid(len(rows), len(layers))
-        for i, rkey in enumerate(rows):
-            for j, lname in enumerate(layers):
-                ax = axes[i, j]
-                sub = select_rows(runs, rcols, rkey)
-                if "layer_name" in sub.columns:
-                    sub = sub[sub["layer_name"].astype(str) == lname]
-                head = f"{group_label(rcols, rkey, varying)} — {layer_math(lname)}".strip(" —")
-                ax.set_title(head, fontsize="small")
-                ctx = dict(zip([*rcols, "layer_name"], (*rkey, lname)))
-                _draw_width_panel(ax, sub, ycol, ylabel, lname, pal, labels, ctx)
-        const = constant_label(runs, rcols)
-        suptitle(
-            fig,
-            f"{title}{' (' + const + ')' if const and varying else ''}\n"
-            f"lines: geometric mean over seeds; dots: seeds; x: diverged replicas, excluded from "
-            f"means and fits ({n_div} diverged)",
-            fontsize="medium",
-        )
-        save(fig, out_pdf, out_png)
+    # the panels' right-hand legends need about 1.4 inches beside each panel
+    fig, axes = panel_grid(len(rows), len(layers), panel_w=5.6, panel_h=3.0)
+    for i, rkey in enumerate(rows):
+        for j, lname in enumerate(layers):
+            ax = axes[i, j]
+            sub = select_rows(runs, rcols, rkey)
+            sub = sub[sub["layer_name"].astype(str) == lname]
+            head = ": ".join(x for x in (group_label(rcols, rkey, varying), layer_math(lname)) if x)
+            ax.set_title(head, fontsize="small")
+            ctx = dict(zip([*rcols, "layer_name"], (*rkey, lname)))
+            _draw_width_panel(ax, sub, ycol, ylabel(lname, sub), styles, labels, ctx)
+    const = constant_label(runs, rcols)
+    suptitle(fig, f"{title}{' (' + const + ')' if const and varying else ''}; "
+                  f"{n_div} diverged replicas")  # fmt: skip
+    figure_legend(fig, list(_WIDTH_KEY))
+    return drop_empty_axes(fig)
 
 
 class _SlopeLabels:
-    """Legend labels ``s=…: slope …`` of :func:`_width_scaling` from a table of slopes (the
+    """Legend labels ``s = …: slope`` of :func:`_width_scaling` from a table of slopes (the
     first slope of each ``(scheme, activation, depth, layer_name, s)`` key it has)."""
 
     def __init__(self, runs: pd.DataFrame, slopes: pd.DataFrame | None) -> None:
@@ -115,28 +113,33 @@ class _SlopeLabels:
     def __call__(self, ctx: dict, s_val) -> str:
         ctx = {**ctx, "s": s_val}
         slope = self.lookup.get(tuple(norm_key(ctx[c]) for c in self.keys), np.nan)
-        return f"s={fmt_s(s_val)}" + (f": slope {fmt_num(slope)}" if self.given else "")
+        return f"{fmt_s(s_val)}" + (f": {fmt_num(slope)}" if self.given else "")
+
+    @property
+    def title(self) -> str:
+        return "$s$: fitted slope" if self.given else "$s$"
 
 
-def _draw_width_panel(ax, sub, ycol, ylabel, lname, pal, labels: _SlopeLabels, ctx) -> None:
-    """One panel of :func:`_width_scaling`: the rows ``sub`` of one layer, one series per ``s``."""
+def _draw_width_panel(ax, sub, ycol, ylabel: str, styles, labels: _SlopeLabels, ctx) -> None:
+    """One panel of :func:`_width_scaling`: the rows ``sub`` of one layer, one series per ``s``
+    (nothing drawn, so the panel is dropped, when no value is positive)."""
     if sub.empty or not positive_mask(sub[ycol]).any():
-        mark_empty(ax)
         return
     for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
         d = select_rows(sub, ["s"], (s_val,))
         d = d[positive_mask(d[ycol])]
-        _width_series(ax, d, ycol, pal[s_val], labels(ctx, s_val))
+        _width_series(ax, d, ycol, styles[s_val], labels(ctx, s_val))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel(M_LABEL)
-    ax.set_ylabel(ylabel.format(layer=layer_math(lname)))
-    legend_outside(ax)
+    ax.set_ylabel(ylabel)
+    legend_right(ax, title=labels.title)
 
 
-def _width_series(ax, d: pd.DataFrame, ycol: str, color, label: str) -> None:
+def _width_series(ax, d: pd.DataFrame, ycol: str, style: dict, label: str) -> None:
     """Diverged replicas ('x'), the other seeds (dots) and their geometric mean over seeds per
-    ``m`` (line, labelled)."""
+    ``m`` (line with the series' marker, labelled)."""
+    color = style["color"]
     bad = d["status"] == DIVERGED if "status" in d.columns else pd.Series(False, index=d.index)
     good = d[~bad]
     if bad.any():
@@ -145,34 +148,41 @@ def _width_series(ax, d: pd.DataFrame, ycol: str, color, label: str) -> None:
         return
     ax.scatter(good["m"], good[ycol], s=9, color=color, alpha=0.35, linewidths=0)
     gm = np.exp(np.log(good[ycol].astype(float)).groupby(good["m"]).mean())
-    ax.plot(gm.index, gm.to_numpy(), marker="o", ms=3.5, lw=1.3, color=color, label=label)
+    ax.plot(gm.index, gm.to_numpy(), marker=style["marker"], ms=4, lw=1.3, color=color,
+            label=label)  # fmt: skip
 
 
-def plot_theta_lazy_rd(
-    runs: pd.DataFrame,
-    exponents: pd.DataFrame,
-    out_pdf: str | Path,
-    out_png: str | Path | None = None,
-) -> None:
+def _rd_label(lname: str, sub: pd.DataFrame) -> str:
+    return rf"$\mathrm{{RD}}({layer_tex(lname)})$ at the end of training"
+
+
+def _gram_label(lname: str, sub: pd.DataFrame) -> str:
+    """``sup_t ‖G[l](t) − G[l](0)‖_F / ‖G[l](0)‖_F`` with ``l`` the layer's index (``L + 1``
+    for the output layer, docs/conventions.md), read from the ``layer`` column."""
+    if "layer" in sub.columns and sub["layer"].notna().any():
+        g = f"G^{{[{int(sub['layer'].dropna().iloc[0])}]}}"
+    else:
+        g = f"G^{{[{layer_tex(lname)}]}}"
+    return rf"$\sup_t\,\|{g}(t) - {g}(0)\|_F\,/\,\|{g}(0)\|_F$"
+
+
+def build_theta_lazy_rd(runs: pd.DataFrame, exponents: pd.DataFrame) -> Figure:
     """A1 ``theta_lazy_rd``: ``RD_final(W[l])`` against ``m`` on log–log axes, one line per
     ``s`` (geometric mean over non-diverged seeds, dots per seed, 'x' for diverged replicas and
     their count in the title), panels rows = (scheme, activation, depth), columns = layer; the
-    legend gives the fitted slopes of ``exponents`` (:func:`~lazyphase.stats.fit_exponents`).
-    """
-    _width_scaling(
-        runs,
-        "rd_final",
-        "RD_final({layer}) = ‖ΔW‖_F / ‖W(0)‖_F",
-        exponents,
-        "A1 theta-lazy: relative displacement at the end of training against width",
-        out_pdf,
-        out_png,
-    )
+    legends give the fitted slopes of ``exponents`` (:func:`~lazyphase.stats.fit_exponents`)."""
+    return _width_scaling(
+        runs, "rd_final", _rd_label, exponents,
+        r"A1 relative displacement $\mathrm{RD}(W) = \|W(T) - W(0)\|_F\,/\,\|W(0)\|_F$ "
+        "against width",
+    )  # fmt: skip
 
 
-def plot_gram_drift(
-    runs: pd.DataFrame, out_pdf: str | Path, out_png: str | Path | None = None
-) -> None:
+def plot_theta_lazy_rd(runs, exponents, out_pdf: str | Path, out_png=None) -> None:
+    plotted(build_theta_lazy_rd, runs, exponents, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_gram_drift(runs: pd.DataFrame) -> Figure:
     """A5 ``gram_drift``: ``sup_t ‖G[l](t) − G[l](0)‖_F / ‖G[l](0)‖_F`` against ``m``
     (log–log), one line per ``s``, panels as in A1; legend slopes fitted here with
     :func:`~lazyphase.stats.fit_exponents` (``y = gram_drift``, no bootstrap)."""
@@ -186,24 +196,20 @@ def plot_gram_drift(
             n_boot=0,
             exclude_status=(DIVERGED,) if "status" in runs.columns else (),
         )
-    _width_scaling(
-        runs,
-        "gram_drift",
-        "sup_t ‖G{layer}(t) − G(0)‖_F / ‖G(0)‖_F",
-        slopes,
-        "A5 Gram drift against width (→ 0 on the lazy side)",
-        out_pdf,
-        out_png,
-    )
+    return _width_scaling(runs, "gram_drift", _gram_label, slopes,
+                          "A5 Gram drift against width (→ 0 on the lazy side)")  # fmt: skip
+
+
+def plot_gram_drift(runs, out_pdf: str | Path, out_png=None) -> None:
+    plotted(build_gram_drift, runs, out_pdf=out_pdf, out_png=out_png)
 
 
 # ----------------------------------------------------------------------------- A2
-def plot_theta_lazy_threshold(
-    exponents: pd.DataFrame,
-    thresholds: pd.DataFrame,
-    out_pdf: str | Path,
-    out_png: str | Path | None = None,
-) -> None:
+def plot_theta_lazy_threshold(exponents, thresholds, out_pdf: str | Path, out_png=None) -> None:
+    plotted(build_theta_lazy_threshold, exponents, thresholds, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_theta_lazy_threshold(exponents: pd.DataFrame, thresholds: pd.DataFrame) -> Figure:
     """A2 ``theta_lazy_threshold``: fitted RD exponent against ``s`` with its bootstrap interval
     (error bars), hue = layer, panels rows = scheme, columns = (activation, depth); lines at
     exponent 0 and at ``s = 0`` (the theta-lazy boundary), and per layer ``s*`` (dotted) with its
@@ -220,23 +226,19 @@ def plot_theta_lazy_threshold(
     span = float(s_all.max() - s_all.min()) if s_all.notna().any() else 1.0
     span = span if span > 0 else 1.0
 
-    with plot_style():
-        fig, axes = panel_grid(len(rows), len(cols), panel_w=4.6, panel_h=3.4)
-        for i, rkey in enumerate(rows):
-            for j, ckey in enumerate(cols):
-                ax = axes[i, j]
-                sub = select_rows(select_rows(exponents, rcols, rkey), ccols, ckey)
-                ax.set_title(_facet_title(rcols, rkey, ccols, ckey), fontsize="small")
-                ctx = dict(zip([*rcols, *ccols], (*rkey, *ckey)))
-                _draw_threshold_panel(ax, sub, thresholds, tcols, ctx, lcolor, span)
-        suptitle(
-            fig,
-            "A2 regime exponent against s (< 0 lazy, ≈ 0 critical, > 0 condensed)\n"
-            "bars: bootstrap interval over seeds; dotted line and band: crossing s* and its "
-            "bootstrap interval",
-            fontsize="medium",
-        )
-        save(fig, out_pdf, out_png)
+    fig, axes = panel_grid(len(rows), len(cols), panel_w=6.4, panel_h=3.4)
+    for i, rkey in enumerate(rows):
+        for j, ckey in enumerate(cols):
+            ax = axes[i, j]
+            sub = select_rows(select_rows(exponents, rcols, rkey), ccols, ckey)
+            ax.set_title(_facet_title(rcols, rkey, ccols, ckey), fontsize="small")
+            ctx = dict(zip([*rcols, *ccols], (*rkey, *ckey)))
+            _draw_threshold_panel(ax, sub, thresholds, tcols, ctx, lcolor, span)
+    suptitle(fig, "A2 regime exponent against $s$ (< 0 lazy, ≈ 0 critical, > 0 condensed); "
+                  "bars: bootstrap interval over seeds; dotted line and band: crossing $s^*$ "
+                  "and its bootstrap interval")  # fmt: skip
+    figure_legend(fig, [key_line("$s = 0$ (theta-lazy boundary)", color="k", ls="--")])
+    return drop_empty_axes(fig)
 
 
 def _facet_title(rcols, rkey: tuple, ccols, ckey: tuple) -> str:
@@ -249,8 +251,7 @@ def _draw_threshold_panel(ax, sub, thresholds, tcols, ctx: dict, lcolor, span: f
     """One panel of A2 (``ctx``: its row and column keys): per layer the exponents with error
     bars and the crossing ``s*`` of ``thresholds`` (matched on ``tcols``)."""
     if sub.empty or not np.isfinite(sub["slope"].to_numpy(float)).any():
-        mark_empty(ax)
-        return
+        return  # nothing drawn: the panel is dropped
     present = layer_order(sub["layer_name"]) if "layer_name" in sub else ["(all)"]
     no_cross = []
     for k, lname in enumerate(present):
@@ -263,7 +264,7 @@ def _draw_threshold_panel(ax, sub, thresholds, tcols, ctx: dict, lcolor, span: f
         if not _crossing_marker(ax, tr, color, lname):
             no_cross.append(layer_math(lname))
     ax.axhline(0.0, color="0.3", lw=0.8)
-    ax.axvline(0.0, color="k", ls="--", lw=1.0, label="s = 0 (theta-lazy boundary)")
+    ax.axvline(0.0, color="k", ls="--", lw=1.0)
     if no_cross:
         ax.text(
             0.02,
@@ -276,8 +277,8 @@ def _draw_threshold_panel(ax, sub, thresholds, tcols, ctx: dict, lcolor, span: f
             ha="left",
         )
     ax.set_xlabel(S_LABEL)
-    ax.set_ylabel("RD exponent: slope of log RD_final vs log m")
-    legend_outside(ax)
+    ax.set_ylabel(r"RD exponent: slope of $\log\mathrm{RD}$ vs $\log m$")
+    legend_right(ax)
 
 
 def _exponent_series(ax, d: pd.DataFrame, dx: float, color, lname: str) -> None:
@@ -315,7 +316,7 @@ def _crossing_marker(ax, tr: pd.DataFrame, color, lname: str) -> bool:
         color=color,
         ls=":",
         lw=1.4,
-        label=f"s* ({layer_math(lname)}) = {fmt_num(star)} {_interval_text(tr.iloc[0], slo, shi)}",
+        label=f"$s^*$ ({layer_math(lname)}) = {fmt_num(star)}\n{_interval_text(tr.iloc[0], slo, shi)}",
     )
     return True
 
@@ -350,17 +351,15 @@ def _seed_median(d: pd.DataFrame, col: str = "train_loss") -> tuple[np.ndarray, 
     return grid, np.exp(np.median(vals, axis=0))
 
 
-def plot_loss_decay(
-    traj: pd.DataFrame,
-    out_pdf: str | Path,
-    out_png: str | Path | None = None,
-    *,
-    m: int | None = None,
-) -> None:
-    """A3 ``loss_decay``: training loss ``R(t)`` (log axis) against ``t = η·step`` for every
-    ``s``, at width ``m`` (default: the largest ``m`` of each panel), seed-median (diverged
-    replicas left out), panels rows = scheme, columns = (activation, depth). Dashed, when
-    ``traj`` has ``train_loss_lin``: the exact linearized loss
+def plot_loss_decay(traj, out_pdf: str | Path, out_png=None, *, m: int | None = None) -> None:
+    plotted(build_loss_decay, traj, out_pdf=out_pdf, out_png=out_png, m=m)
+
+
+def build_loss_decay(traj: pd.DataFrame, *, m: int | None = None) -> Figure:
+    """A3 ``loss_decay``: training loss ``R(t)`` against ``t = η·step`` (both log axes: the
+    decay spans decades of t), for every ``s``, at width ``m`` (default: the largest ``m`` of
+    each panel), seed-median (diverged replicas left out), panels rows = scheme, columns =
+    (activation, depth). Dashed, when ``traj`` has ``train_loss_lin``: the exact linearized loss
     ``R_lin(t) = (1/2n) Σ_k Π_τ (1 − η_τ λ_k/n)² (u_k·e0)²`` over the full spectrum of ``Θ0``,
     with the network's own step sizes (docs/conventions.md §5), seed median on the same grid.
     The legend gives one number per curve, :func:`loss_gap`: the largest relative gap
@@ -370,73 +369,71 @@ def plot_loss_decay(
     ccols = present_cols(traj, ("activation", "depth"))
     rows = group_keys(traj, rcols) or [()]
     cols = group_keys(traj, ccols) or [()]
-    pal = s_palette(traj["s"] if "s" in traj.columns else [])
+    styles = s_styles(traj["s"] if "s" in traj.columns else [])
     has_lin = "train_loss_lin" in traj.columns
     status = traj["status"] if "status" in traj.columns else pd.Series("", index=traj.index)
     n_div = replica_count(traj[status == DIVERGED]) if (status == DIVERGED).any() else 0
     kept = traj[status != DIVERGED]
-
-    with plot_style():
-        fig, axes = panel_grid(len(rows), len(cols), panel_w=4.6, panel_h=3.4)
-        for i, rkey in enumerate(rows):
-            for j, ckey in enumerate(cols):
-                ax = axes[i, j]
-                sub = select_rows(select_rows(kept, rcols, rkey), ccols, ckey)
-                m_used = m if m is not None else (sub["m"].max() if len(sub) else None)
-                if m_used is not None and pd.notna(m_used):
-                    sub = sub[sub["m"] == m_used]
-                ax.set_title(
-                    f"{_facet_title(rcols, rkey, ccols, ckey)}, m={m_used}", fontsize="small"
-                )
-                _draw_decay_panel(ax, sub, pal, has_lin)
-        suptitle(
-            fig,
-            "A3 loss decay against the exact linearized dynamics (log R vs t); "
-            f"{n_div} diverged replicas left out\n"
-            "dashed: R_lin(t) = (1/2n) Σ_k Π_τ (1 − η_τ λ_k/n)² (u_k·e0)², same steps as the "
-            "network; legend: gap = max_t |R − R_lin| / R_lin over the snapshots",
-            fontsize="medium",
-        )
-        save(fig, out_pdf, out_png)
+    fig, axes = panel_grid(len(rows), len(cols), panel_w=6.0, panel_h=3.4)
+    for i, rkey in enumerate(rows):
+        for j, ckey in enumerate(cols):
+            sub = select_rows(select_rows(kept, rcols, rkey), ccols, ckey)
+            m_used = m if m is not None else (sub["m"].max() if len(sub) else None)
+            if m_used is not None and pd.notna(m_used):
+                sub = sub[sub["m"] == m_used]
+            axes[i, j].set_title(f"{_facet_title(rcols, rkey, ccols, ckey)}, $m$ = {m_used}",
+                                 fontsize="small")  # fmt: skip
+            _draw_decay_panel(axes[i, j], sub, styles, has_lin)
+    lin = r"; dashed: exact linearized loss $R_\mathrm{lin}(t)$, same steps" if has_lin else ""
+    suptitle(fig, f"A3 training loss decay, seed median{lin}; {n_div} diverged replicas left "
+                  "out")  # fmt: skip
+    key = [key_line("network, seed median")]
+    if has_lin:
+        key.append(key_line(r"linearized $R_\mathrm{lin}(t)$ (exact)", ls="--"))
+    figure_legend(fig, key)
+    return drop_empty_axes(fig)
 
 
-def _draw_decay_panel(ax, sub: pd.DataFrame, pal: dict, has_lin: bool) -> None:
-    """One panel of A3: per ``s`` the seed-median loss and the exact linearized loss."""
+def _draw_decay_panel(ax, sub: pd.DataFrame, styles: dict, has_lin: bool) -> None:
+    """One panel of A3: per ``s`` the seed-median loss and the exact linearized loss (nothing
+    drawn, so the panel is dropped, without a positive loss)."""
     if sub.empty or not positive_mask(sub["train_loss"]).any():
-        mark_empty(ax)
         return
     ymin, ymax = np.inf, -np.inf
     for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
-        med = _decay_series(ax, select_rows(sub, ["s"], (s_val,)), s_val, pal[s_val], has_lin)
-        if med is not None:
+        med = _decay_series(ax, select_rows(sub, ["s"], (s_val,)), s_val, styles[s_val], has_lin)
+        if med is not None and med.size:
             ymin, ymax = min(ymin, med.min()), max(ymax, med.max())
     if not np.isfinite(ymin):
-        mark_empty(ax)
         return
+    ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_ylim(ymin / 3.0, ymax * 3.0)
     ax.set_xlabel(T_LABEL)
-    ax.set_ylabel("training loss R(t)")
-    handles, labels = ax.get_legend_handles_labels()
-    for ls, text in [("-", "network, seed median"), ("--", "linearized R_lin(t), exact")]:
-        handles.append(Line2D([], [], color="0.3", ls=ls))
-        labels.append(text)
-    ax.legend(handles, labels, fontsize="x-small", loc="best", framealpha=0.8)
+    ax.set_ylabel(r"training loss $R(t)$")
+    legend_right(ax, title=r"$s$: max gap $|R - R_\mathrm{lin}|/R_\mathrm{lin}$" if has_lin
+                 else "$s$")  # fmt: skip
 
 
-def _decay_series(ax, d: pd.DataFrame, s_val, color, has_lin: bool) -> np.ndarray | None:
+def _decay_series(ax, d: pd.DataFrame, s_val, style: dict, has_lin: bool) -> np.ndarray | None:
     """The trajectories ``d`` of one ``s``: seed-median loss, labelled with its largest gap to
-    the linearized curve (dashed); the median curve, or ``None`` when nothing is drawn."""
+    the linearized curve (dashed); the median curve at ``t > 0`` (the log time axis), or
+    ``None`` when nothing is drawn."""
     grid, med = _seed_median(d)
     if grid.size == 0:
         return None
     lgrid, lmed = _seed_median(d, "train_loss_lin") if has_lin else ((), ())
     gap = loss_gap(grid, med, lgrid, lmed)
-    label = f"s={fmt_s(s_val)}" + (f": gap {fmt_num(gap)}" if np.isfinite(gap) else "")
-    ax.plot(grid, med, color=color, lw=1.5, label=label)
+    label = fmt_s(s_val) + (f": {fmt_sci(gap)}" if np.isfinite(gap) else "")
+    pos = grid > 0
+    every = max(1, int(pos.sum() // 8))  # a few markers: the series' second cue besides colour
+    ax.plot(grid[pos], med[pos], color=style["color"], lw=1.5, marker=style["marker"], ms=3.5,
+            markevery=every, label=label)  # fmt: skip
     if len(lgrid):
-        ax.plot(lgrid, lmed, color=color, ls="--", lw=1.0)
-    return med
+        lpos = np.asarray(lgrid) > 0
+        ax.plot(np.asarray(lgrid)[lpos], np.asarray(lmed)[lpos], color=style["color"], ls="--",
+                lw=1.0)  # fmt: skip
+    return med[pos]
 
 
 def loss_gap(t: np.ndarray, loss: np.ndarray, t_lin, loss_lin) -> float:
@@ -450,12 +447,11 @@ def loss_gap(t: np.ndarray, loss: np.ndarray, t_lin, loss_lin) -> float:
 
 
 # ----------------------------------------------------------------------------- A4
-def plot_gram_concentration(
-    table: pd.DataFrame,
-    summary: pd.DataFrame,
-    out_pdf: str | Path,
-    out_png: str | Path | None = None,
-) -> None:
+def plot_gram_concentration(table, summary, out_pdf: str | Path, out_png=None) -> None:
+    plotted(build_gram_concentration, table, summary, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_gram_concentration(table: pd.DataFrame, summary: pd.DataFrame) -> Figure:
     """A4 ``gram_concentration``: one column of panels per ``(scheme, activation, depth)``.
 
     Top row: ``‖G[l](θ0) − K[l]‖_F / ‖K[l]‖_F`` against ``m`` (log–log), one colour per layer
@@ -473,34 +469,26 @@ def plot_gram_concentration(
     layers = layer_order(table["layer_name"]) or ["(none)"]
     lcolor = dict(zip(layers, sns.color_palette("deep", n_colors=max(len(layers), 1))))
     scols = [c for c in (*pcols, "layer_name") if c in summary.columns]
-
-    with plot_style():
-        fig, axes = panel_grid(2, len(panels), panel_w=4.0, panel_h=3.3)
-        for j, pkey in enumerate(panels):
-            ax, bx = axes[0, j], axes[1, j]
-            sub = select_rows(table, pcols, pkey)
-            head = group_label(pcols, pkey, set())
-            lam_s = median_of(sub["lambda_S"]) if "lambda_S" in sub.columns else np.nan
-            ax.set_title(head, fontsize="small")
-            bx.set_title(
-                f"{head}, λ_S = {lam_s:.3g}" if np.isfinite(lam_s) else head, fontsize="small"
-            )
-            if sub.empty or not positive_mask(sub["rel_error"]).any():
-                mark_empty(ax)
-                mark_empty(bx)
-                continue
-            ctx = dict(zip(pcols, pkey))
-            _draw_concentration_panels(ax, bx, sub, summary, scols, ctx, lcolor)
-        n_draws = table["seed"].nunique() if "seed" in table.columns else len(table)
-        fig.suptitle(
-            "A4 concentration of the per-layer Gram at initialization, "
-            "G[l] = (m β_l²/κ²) Θ[l] against its limit K[l]\n"
-            f"top: relative Frobenius error (line: median over {n_draws} draws, dots: draws; "
-            "legend: fitted slope of log error vs log m, bootstrap interval); "
-            "bottom: λ_min(G[l]) ≥ ¾ λ_S, λ_S = min_l λ_min(K[l])",
-            fontsize="medium",
-        )
-        save(fig, out_pdf, out_png)
+    fig, axes = panel_grid(2, len(panels), panel_w=5.6, panel_h=3.3)
+    for j, pkey in enumerate(panels):
+        ax, bx = axes[0, j], axes[1, j]
+        sub = select_rows(table, pcols, pkey)
+        head = group_label(pcols, pkey, set())
+        lam_s = median_of(sub["lambda_S"]) if "lambda_S" in sub.columns else np.nan
+        ax.set_title(head, fontsize="small")
+        bx.set_title(f"{head}, $\\lambda_S$ = {lam_s:.3g}" if np.isfinite(lam_s) else head,
+                     fontsize="small")  # fmt: skip
+        if sub.empty or not positive_mask(sub["rel_error"]).any():
+            continue  # nothing drawn: both panels are dropped
+        _draw_concentration_panels(ax, bx, sub, summary, scols, dict(zip(pcols, pkey)), lcolor)
+    n_draws = table["seed"].nunique() if "seed" in table.columns else len(table)
+    suptitle(fig, r"A4 per-layer Gram at initialization, $G^{[l]} = (m\beta_l^2/\kappa^2)\,"
+                  r"\Theta^{[l]}$, against its limit $K^{[l]}$; top: relative error, line: "
+                  f"median over {n_draws} draws, dots: draws, legend: fitted slope and bootstrap "
+                  r"interval; bottom: fraction of draws with $\lambda_{\min}(G^{[l]}) \geq "
+                  r"\frac{3}{4}\lambda_S$, $\lambda_S = \min_l \lambda_{\min}(K^{[l]})$")  # fmt: skip
+    figure_legend(fig, [key_line(r"slope $-\frac{1}{2}$ (reference)", color="0.2", ls="--")])
+    return drop_empty_axes(fig)
 
 
 def _draw_concentration_panels(ax, bx, sub, summary, scols, ctx: dict, lcolor: dict) -> None:
@@ -521,21 +509,20 @@ def _draw_concentration_panels(ax, bx, sub, summary, scols, ctx: dict, lcolor: d
     if first_medians and m_all.size >= 2:
         anchor = float(np.exp(np.mean(np.log(first_medians))))
         ref = anchor * np.sqrt(m_all[0] / m_all)
-        ax.plot(m_all, ref, ls="--", color="0.2", lw=1.0, label="slope −½ (reference)")
+        ax.plot(m_all, ref, ls="--", color="0.2", lw=1.0)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel(M_LABEL)
-    ax.set_ylabel("‖G[l](θ0) − K[l]‖_F / ‖K[l]‖_F")
-    legend_outside(ax)
+    ax.set_ylabel(r"$\|G^{[l]}(\theta_0) - K^{[l]}\|_F\,/\,\|K^{[l]}\|_F$")
+    legend_right(ax, title="layer: slope [interval]")
+    if not bx.get_legend_handles_labels()[0]:
+        return  # no fraction to show: the bottom panel stays empty and is dropped
     bx.set_xscale("log", base=2)
     bx.set_ylim(-0.05, 1.05)
     bx.axhline(1.0, color="0.6", lw=0.8)
     bx.set_xlabel(M_LABEL)
-    bx.set_ylabel("fraction of draws with λ_min(G[l]) ≥ ¾ λ_S")
-    if bx.get_legend_handles_labels()[0]:
-        bx.legend(fontsize="x-small", loc="lower right", framealpha=0.8)
-    else:
-        mark_empty(bx)
+    bx.set_ylabel(r"fraction with $\lambda_{\min}(G^{[l]}) \geq \frac{3}{4}\lambda_S$")
+    legend_right(bx, title="layer")
 
 
 def _concentration_layer(ax, bx, d, fit, has_frac: bool, color, lname: str) -> float:
@@ -565,7 +552,7 @@ def _concentration_layer(ax, bx, d, fit, has_frac: bool, color, lname: str) -> f
 
 
 # ----------------------------------------------------------------------------- A6
-def _fdist_vs_m(ax, sub: pd.DataFrame, fexp: pd.DataFrame, pal: dict) -> None:
+def _fdist_vs_m(ax, sub: pd.DataFrame, fexp: pd.DataFrame, styles: dict) -> None:
     """``fdist`` against ``m`` (log–log), one line per ``s`` (geometric mean over the kept
     seeds, dots per seed), legend ``s: slope [ci]`` from ``fexp``."""
     for s_val in sorted({norm_key(v) for v in sub["s"].dropna()}):
@@ -573,21 +560,21 @@ def _fdist_vs_m(ax, sub: pd.DataFrame, fexp: pd.DataFrame, pal: dict) -> None:
         d = d[positive_mask(d["fdist"])]
         if d.empty:
             continue
-        color = pal[s_val]
+        color = styles[s_val]["color"]
         ax.scatter(d["m"], d["fdist"], s=9, color=color, alpha=0.35, linewidths=0)
         gm = np.exp(np.log(d["fdist"].astype(float)).groupby(d["m"]).mean())
         fit = select_rows(fexp, ["s"], (s_val,))
-        label = f"s={fmt_s(s_val)}"
+        label = fmt_s(s_val)
         if len(fit):
             r = fit.iloc[0]
             label += f": {fmt_num(r['slope'])} [{fmt_num(r['ci_low'])}, {fmt_num(r['ci_high'])}]"
-        ax.plot(gm.index, gm.to_numpy(), marker="o", ms=3, lw=1.2, color=color, label=label)
+        ax.plot(gm.index, gm.to_numpy(), marker=styles[s_val]["marker"], ms=3.5, lw=1.2,
+                color=color, label=label)  # fmt: skip
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel(M_LABEL)
-    ax.set_ylabel("D = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖")
-    ax.legend(fontsize="xx-small", loc="best", framealpha=0.8, title="s: slope [ci]",
-              title_fontsize="xx-small")  # fmt: skip
+    ax.set_ylabel(r"$D = \|f(\theta_T) - f_\mathrm{lin}(T)\|\,/\,\|f_\mathrm{lin}(T) - f(\theta_0)\|$")
+    legend_right(ax, title="$s$: slope [interval]")
 
 
 def _fdist_exponent_vs_s(ax, fexp: pd.DataFrame, thr: pd.DataFrame) -> None:
@@ -600,9 +587,9 @@ def _fdist_exponent_vs_s(ax, fexp: pd.DataFrame, thr: pd.DataFrame) -> None:
     hi = np.clip(d["ci_high"].to_numpy(float) - y, 0, None)
     yerr = np.nan_to_num(np.vstack([lo, hi]), nan=0.0)
     ax.errorbar(d["s"].to_numpy(float)[ok], y[ok], yerr=yerr[:, ok], marker="o", ms=3.5,
-                lw=1.2, capsize=2.5, color="k", label="D exponent")  # fmt: skip
+                lw=1.2, capsize=2.5, color="k", label="$D$ exponent")  # fmt: skip
     ax.axhline(0.0, color="0.3", lw=0.8)
-    ax.axvline(0.0, color="k", ls="--", lw=0.9, label="s = 0 (theta-lazy boundary)")
+    ax.axvline(0.0, color="k", ls="--", lw=0.9, label="$s = 0$ (theta-lazy boundary)")
     text = []
     if len(thr):
         r = thr.iloc[0]
@@ -612,26 +599,26 @@ def _fdist_exponent_vs_s(ax, fexp: pd.DataFrame, thr: pd.DataFrame) -> None:
             if np.isfinite(flo) and np.isfinite(fhi):
                 ax.axvspan(flo, fhi, color="tab:red", alpha=0.15, lw=0)
             ax.axvline(sf, color="tab:red", lw=1.4,
-                       label=f"s*_f = {fmt_num(sf)} [{fmt_num(flo)}, {fmt_num(fhi)}]")  # fmt: skip
+                       label=f"$s^*_f$ = {fmt_num(sf)} [{fmt_num(flo)}, {fmt_num(fhi)}]")  # fmt: skip
         else:
-            text.append("s*_f: no crossing")
+            text.append("$s^*_f$: no crossing")
         colors = sns.color_palette("deep", n_colors=max(len(thr), 1))
         for c, (_, t) in zip(colors, thr.iterrows()):
             star = float(t["s_star"])
             name = layer_math(str(t.get("layer_name", "")))
             if np.isfinite(star):
-                ax.axvline(star, color=c, ls=":", lw=1.1, label=f"RD s* ({name}) = {fmt_num(star)}")
+                ax.axvline(star, color=c, ls=":", lw=1.1, label=f"RD $s^*$ ({name}) = {fmt_num(star)}")
             else:
-                text.append(f"RD s* ({name}): no crossing")
+                text.append(f"RD $s^*$ ({name}): no crossing")
         neg = r.get("lazy_side_negative_f", np.nan)
         if isinstance(neg, (bool, np.bool_)):
-            text.append("D exponent < 0 for every s > 0: " + ("yes" if neg else "no"))
+            text.append("$D$ exponent < 0 for every $s$ > 0: " + ("yes" if neg else "no"))
     if text:
         ax.text(0.02, 0.97, "\n".join(text), transform=ax.transAxes, fontsize="xx-small",
                 color="0.2", va="top", ha="left")  # fmt: skip
     ax.set_xlabel(S_LABEL)
-    ax.set_ylabel("slope of log D vs log m")
-    ax.legend(fontsize="xx-small", loc="upper right", framealpha=0.8)
+    ax.set_ylabel(r"slope of $\log D$ vs $\log m$")
+    legend_right(ax)
 
 
 def _test_losses_vs_s(ax, sub: pd.DataFrame) -> None:
@@ -641,26 +628,26 @@ def _test_losses_vs_s(ax, sub: pd.DataFrame) -> None:
     d = sub[sub["m"] == m_max]
     med = d.groupby("s")[["test_loss_final", "test_loss_lin"]].median().sort_index()
     ax.plot(med.index, med["test_loss_final"], marker="o", ms=3.5, color="tab:blue",
-            label="network f(θ_T)")  # fmt: skip
+            label=r"network $f(\theta_T)$")  # fmt: skip
     ax.plot(med.index, med["test_loss_lin"], marker="s", ms=3.5, ls="--", color="tab:orange",
-            label="kernel predictor f_lin(T)")  # fmt: skip
+            label=r"kernel predictor $f_\mathrm{lin}(T)$")  # fmt: skip
     if "test_loss_best" in d.columns:
         best = d.groupby("s")["test_loss_best"].median().sort_index()
         ax.plot(best.index, best, ls=":", lw=1.0, color="tab:blue", label="network, best over t")
     ax.axvline(0.0, color="k", ls="--", lw=0.9)
     ax.set_yscale("log")
     ax.set_xlabel(S_LABEL)
-    ax.set_ylabel(f"test loss at the end (m = {m_max}, seed median)")
-    ax.legend(fontsize="xx-small", loc="best", framealpha=0.8)
+    ax.set_ylabel(f"test loss at the end ($m$ = {m_max}, seed median)")
+    legend_right(ax)
 
 
-def plot_function_distance(
-    runs: pd.DataFrame,
-    fexponents: pd.DataFrame,
-    threshold: pd.DataFrame,
-    out_pdf: str | Path,
-    out_png: str | Path | None = None,
-) -> None:
+def plot_function_distance(runs, fexponents, threshold, out_pdf: str | Path, out_png=None) -> None:
+    plotted(build_function_distance, runs, fexponents, threshold, out_pdf=out_pdf,
+            out_png=out_png)  # fmt: skip
+
+
+def build_function_distance(runs: pd.DataFrame, fexponents: pd.DataFrame,
+                            threshold: pd.DataFrame) -> Figure:  # fmt: skip
     """A6 ``function_distance``: the trained network against its linearized (kernel) run
     (docs/conventions.md §5). Columns = (activation, depth); for every scheme three rows:
     ``D = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖`` on the test set against ``m`` per ``s``
@@ -668,7 +655,7 @@ def plot_function_distance(
     that exponent against ``s`` with the crossing ``s*_f`` and the RD-based ``s*`` of every
     layer (``threshold``); the test loss of the network and of the kernel predictor against
     ``s`` at the largest ``m``. One row per replica is used (``runs`` repeats it per layer);
-    diverged replicas are left out."""
+    diverged replicas are left out; panels without data are dropped."""
     need = [c for c in ("m", "s", "seed", "fdist", "test_loss_final", "test_loss_lin")
             if c not in runs.columns]  # fmt: skip
     if need:
@@ -681,43 +668,35 @@ def plot_function_distance(
     ccols = present_cols(kept, ("activation", "depth"))
     schemes = group_keys(kept, rcols) or [()]
     cols = group_keys(kept, ccols) or [()]
-    pal = s_palette(kept["s"] if "s" in kept.columns else [])
-    fcols = [c for c in (*rcols, *ccols) if c in fexponents.columns]
-    tcols = [c for c in (*rcols, *ccols) if c in threshold.columns]
+    styles = s_styles(kept["s"] if "s" in kept.columns else [])
+    fig, axes = panel_grid(3 * len(schemes), len(cols), panel_w=6.4, panel_h=3.1)
+    for i, skey in enumerate(schemes):
+        for j, ckey in enumerate(cols):
+            sub = select_rows(select_rows(kept, rcols, skey), ccols, ckey)
+            ctx = dict(zip([*rcols, *ccols], (*skey, *ckey)))
+            axs = [axes[3 * i + k, j] for k in range(3)]
+            for ax in axs:
+                ax.set_title(_facet_title(rcols, skey, ccols, ckey), fontsize="small")
+            if sub.empty or not positive_mask(sub["fdist"]).any():
+                continue  # no linearized run: the three panels are dropped
+            _function_distance_column(axs, sub, fexponents, threshold, ctx, styles)
+    suptitle(fig, "A6 function-space distance $D$ of the trained network to its linearized "
+                  f"(kernel) run, test set, end of training; {n_div} diverged replicas left "
+                  "out; rows per scheme: $D$ against $m$ (lines: geometric mean over seeds, "
+                  "dots: seeds); its exponent against $s$, $s^*_f$ (red) and the RD-based $s^*$ "
+                  "per layer (dotted); test losses at the largest $m$. Theta-lazy predicts a "
+                  "negative $D$ exponent for every $s$ > 0")  # fmt: skip
+    return drop_empty_axes(fig)
 
-    with plot_style():
-        fig, axes = panel_grid(3 * len(schemes), len(cols), panel_w=4.2, panel_h=3.1)
-        for i, skey in enumerate(schemes):
-            for j, ckey in enumerate(cols):
-                sub = select_rows(select_rows(kept, rcols, skey), ccols, ckey)
-                ctx = dict(zip([*rcols, *ccols], (*skey, *ckey)))
-                fexp = select_rows(fexponents, fcols, tuple(norm_key(ctx[c]) for c in fcols))
-                thr = select_rows(threshold, tcols, tuple(norm_key(ctx[c]) for c in tcols))
-                title = ", ".join(
-                    x for x in (group_label(rcols, skey, set()), group_label(ccols, ckey, set()))
-                    if x
-                )  # fmt: skip
-                axs = [axes[3 * i + k, j] for k in range(3)]
-                for ax in axs:
-                    ax.set_title(title, fontsize="small")
-                if sub.empty or not positive_mask(sub["fdist"]).any():
-                    for ax in axs:
-                        mark_empty(ax, "no linearized run")
-                    continue
-                _fdist_vs_m(axs[0], sub, fexp, pal)
-                if len(fexp) and np.isfinite(fexp["slope"].to_numpy(float)).any():
-                    _fdist_exponent_vs_s(axs[1], fexp, thr)
-                else:
-                    mark_empty(axs[1], "no exponent")
-                _test_losses_vs_s(axs[2], sub)
-        suptitle(
-            fig,
-            "A6 function-space distance of the trained network to its linearized (kernel) run, "
-            f"on the test set at the end of training; {n_div} diverged replicas left out\n"
-            "rows per scheme: D against m (lines: geometric mean over seeds, dots: seeds); its "
-            "exponent against s with bootstrap bars, s*_f (red) and the RD-based s* per layer "
-            "(dotted); test loss of network and kernel predictor at the largest m. "
-            "Theta-lazy predicts a negative D exponent for every s > 0",
-            fontsize="medium",
-        )
-        save(fig, out_pdf, out_png)
+
+def _function_distance_column(axs, sub, fexponents, threshold, ctx: dict, styles) -> None:
+    """The three panels of one (scheme, activation, depth): ``D`` against ``m``, its exponent
+    against ``s`` (only where one was fitted) and the test losses."""
+    fcols = [c for c in ctx if c in fexponents.columns]
+    tcols = [c for c in ctx if c in threshold.columns]
+    fexp = select_rows(fexponents, fcols, tuple(norm_key(ctx[c]) for c in fcols))
+    thr = select_rows(threshold, tcols, tuple(norm_key(ctx[c]) for c in tcols))
+    _fdist_vs_m(axs[0], sub, fexp, styles)
+    if len(fexp) and np.isfinite(fexp["slope"].to_numpy(float)).any():
+        _fdist_exponent_vs_s(axs[1], fexp, thr)
+    _test_losses_vs_s(axs[2], sub)
