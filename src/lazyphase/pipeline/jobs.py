@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -94,7 +95,8 @@ def train_cells(
     start = time.perf_counter()
     lines = []
     ckpts: list[Checkpointing] = []
-    with job_device(gpus) as device, stop_signals() as pending:
+    deadline = slurm_deadline() if checkpoint is not None else None
+    with job_device(gpus) as device, stop_signals(deadline) as pending:
 
         def checkpointing(sub_cells: Sequence[Mapping[str, Any]], k: int | None):
             # one file per chunk: each chunk resumes from its own last checkpoint
@@ -188,9 +190,11 @@ def checkpoint_key(cells: Sequence[Mapping[str, Any]], device: str) -> str:
 
 
 @contextlib.contextmanager
-def stop_signals() -> Iterator[Callable[[], int]]:
+def stop_signals(deadline: float | None = None) -> Iterator[Callable[[], int]]:
     """While open, SIGTERM and SIGINT only set a flag; yields a function returning the pending
-    signal's number (0: none), which the training loop polls every step. Outside the main thread
+    signal's number (0: none), which the training loop polls every step. ``deadline``: seconds
+    from now after which SIGALRM (14) sets the flag too, so that a job stops itself, with its
+    checkpoint, before its allocation ends (:func:`slurm_deadline`). Outside the main thread
     (where handlers cannot be installed) nothing is installed and it always returns 0."""
     pending = [0]
     if threading.current_thread() is not threading.main_thread():
@@ -200,13 +204,57 @@ def stop_signals() -> Iterator[Callable[[], int]]:
     def handler(signum: int, frame: Any) -> None:
         pending[0] = signum  # nothing else: the loop logs, writes and stops
 
-    sigs = (signal.SIGTERM, signal.SIGINT)
+    sigs = (signal.SIGTERM, signal.SIGINT, signal.SIGALRM)
     old = {s: signal.signal(s, handler) for s in sigs}
+    if deadline is not None:
+        signal.setitimer(signal.ITIMER_REAL, max(deadline, 1e-3))
     try:
         yield lambda: pending[0]
     finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
         for s, h in old.items():
             signal.signal(s, h)
+
+
+def slurm_time_left(text: str) -> float | None:
+    """Seconds in squeue's ``%L`` (``[days-][hours:]minutes:seconds``); None for ``UNLIMITED``,
+    ``NOT_SET`` or anything else it cannot read."""
+    days, _, hms = text.strip().rpartition("-")
+    parts = hms.split(":")
+    if (
+        not 2 <= len(parts) <= 3
+        or not all(p.isdigit() for p in parts)
+        or not (days or "0").isdigit()
+    ):
+        return None
+    h, m, sec = [0] * (3 - len(parts)) + [int(p) for p in parts]
+    return float(((int(days or 0) * 24 + h) * 60 + m) * 60 + sec)
+
+
+def slurm_deadline(env: Mapping[str, str] = os.environ) -> float | None:
+    """Inside a SLURM job: seconds until the job should stop itself, a margin before its time
+    limit (5 % of the time left, at least 15 s and at most 2 min). SLURM's own SIGTERM comes
+    only at the limit, and a job that finishes in the last seconds is still marked TIMEOUT
+    and its outputs deleted; stopping before the limit leaves time to write the checkpoint
+    and exit cleanly, so that the retry resumes. None outside SLURM or without a limit."""
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        return None
+    try:
+        out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%L"], capture_output=True,
+                             text=True, timeout=10).stdout  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("SLURM job %s: time left unknown (%s); no stop before the limit", job, exc)
+        return None
+    left = slurm_time_left(out)
+    if left is None:
+        return None
+    margin = min(max(0.05 * left, 15.0), 120.0)
+    log.info("SLURM job %s: %.0fs left; stopping with a checkpoint after %.0fs", job, left,
+             max(left - margin, 0.0))  # fmt: skip
+    return max(left - margin, 0.0)
+
+
 def _train_chunked(
     cells: Sequence[Mapping[str, Any]],
     chunk: int,
@@ -299,7 +347,9 @@ def merge_runs(parts: Sequence[tuple[BatchRun, Sequence[int]]]) -> BatchRun:
     res0 = m.res[0]
     weights = None
     if res0.weights is not None:
-        weights = [m.cat(lambda run, r, li=li: r.weights[li], "traj") for li in range(len(res0.weights))]
+        weights = [
+            m.cat(lambda run, r, li=li: r.weights[li], "traj") for li in range(len(res0.weights))
+        ]
     n_layers = len(res0.params_final)
     result = TrainResult(
         status=[r.status[i] for (run, idx), r in zip(parts, m.res) for i in idx],
@@ -383,7 +433,9 @@ class _Merge:
     def linearized(self) -> Linearized | None:
         if any(run.linearized is None for run, _ in self.parts):
             return None
-        skipped = sorted({run.linearized.skipped for run, _ in self.parts if run.linearized.skipped})
+        skipped = sorted(
+            {run.linearized.skipped for run, _ in self.parts if run.linearized.skipped}
+        )
         return Linearized(
             test_output=self.cat(lambda run, r: run.linearized.test_output, "traj"),
             train_loss=self.cat(lambda run, r: run.linearized.train_loss, "traj"),
