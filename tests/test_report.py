@@ -141,7 +141,7 @@ def test_report_sections_sort_in_catalog_order():
     )
     families = [FIGURES[f].label[0] for *_, f in placed]
     assert families == sorted(families)
-    for name, exp in cfg.items():
+    for name in cfg:
         mine = [f for cat, sub, _, f in placed if sub.endswith(f" · {name}")]
         assert mine == sorted(mine, key=order.index), name
     assert rep.TABLE_LABEL.casefold() > max(f.label for f in FIGURES.values()).casefold()
@@ -287,6 +287,7 @@ def test_report_in_a_browser(tiny_report, browser):
                         f"the image of {path}",
                     )
                     assert size > 0, path
+                    assert title == FIGURES[file.removesuffix(".png")].title, path
                     seen.add((experiment, file.removesuffix(".png")))
                 _click(browser, f"{row}//a[2]")  # the info button: labels, caption (and table)
                 desc = _wait(
