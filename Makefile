@@ -35,7 +35,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
-	bash -n scripts/slurm_local.sh scripts/install_chromium.sh
+	bash -n scripts/slurm_local.sh
+	bash -n scripts/install_chromium.sh
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not slurm" -q
