@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
 	bash -n scripts/slurm_local.sh
+	bash -n scripts/install_chromium.sh
 
 pytest: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not slurm" -q

@@ -83,3 +83,41 @@ def slurm_cluster():
     yield
     if not was_up:  # leave a cluster we did not start running; stop ours
         subprocess.run([str(SLURM_SCRIPT), "stop"], capture_output=True)
+
+
+TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+# the tiny experiments only (a bare --configfile deep-merges over config.yaml's experiments)
+TINY_CFG = ("--configfile", str(TINY), "--replace-workflow-config")
+TINY_ARGS = ("--cores", "2", *TINY_CFG)
+
+
+def smk(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """``snakemake`` on the repository's Snakefile."""
+    return subprocess.run(
+        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny workflow (tests/configs/tiny.yaml) run once for the session (about a minute):
+    tests/test_workflow.py and tests/test_report.py share it."""
+    work = tmp_path_factory.mktemp("wf")
+    r = smk(*TINY_ARGS, "--directory", str(work))
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    (work / "snakemake.out").write_text(r.stdout + r.stderr)  # the console, for the summary test
+    return work
+
+
+@pytest.fixture(scope="session")
+def tiny_report(tiny_run):
+    """``snakemake --report`` of the tiny run: the path of report.html (built once)."""
+    report = tiny_run / "report.html"
+    start = time.perf_counter()
+    r = smk(*TINY_CFG, "--directory", str(tiny_run), "--report", str(report))
+    assert r.returncode == 0, r.stderr[-2000:]
+    print(f"report built in {time.perf_counter() - start:.1f} s")
+    return report

@@ -6,27 +6,11 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
-from conftest import dataset_bytes
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "configs" / "tiny.yaml"
-# the tiny experiments only (a bare --configfile deep-merges over config.yaml's experiments)
-TINY_CFG = ("--configfile", str(TINY), "--replace-workflow-config")
-TINY_ARGS = ("--cores", "2", *TINY_CFG)
-
-
-def smk(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-    )
+from conftest import ROOT, TINY, TINY_ARGS, TINY_CFG, dataset_bytes, smk
 
 
 def test_dry_run_of_the_default_config(tmp_path):
@@ -51,15 +35,6 @@ def test_dry_run_of_the_default_config(tmp_path):
     assert re.search(rf"train_cell\s+{n_jobs}\b", r.stdout), r.stdout
 
 
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("wf")
-    r = smk(*TINY_ARGS, "--directory", str(work))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    (work / "snakemake.out").write_text(r.stdout + r.stderr)
-    return work
-
-
 def test_end_of_run_summary_and_no_shell_command_noise(tiny_run):
     out = (tiny_run / "snakemake.out").read_text()
     assert "Shell command: None" not in out
@@ -76,7 +51,10 @@ def test_every_table_column_is_in_the_data_dictionary(tiny_run):
     from lazyphase.store.dictionary import docs_for, undocumented
     from lazyphase.store.files import read_table
 
-    kinds = {n: e.get("kind", "train") for n, e in yaml.safe_load(TINY.read_text())["experiments"].items()}
+    kinds = {
+        n: e.get("kind", "train")
+        for n, e in yaml.safe_load(TINY.read_text())["experiments"].items()
+    }
     tables = sorted((tiny_run / "results").glob("*/*.parquet")) + sorted(
         (tiny_run / "results").glob("*/*.csv")
     )
@@ -252,10 +230,8 @@ def test_corrupt_run_file_stops_aggregation_with_its_name(tiny_run, tmp_path):
     assert victim.name in log and "rerun the workflow" in log
 
 
-def test_report_is_self_contained_with_every_figure(tiny_run):
-    report = tiny_run / "report.html"
-    r = smk(*TINY_CFG, "--directory", str(tiny_run), "--report", str(report))
-    assert r.returncode == 0, r.stderr[-2000:]
+def test_report_is_self_contained_with_every_figure(tiny_report):
+    report = tiny_report
     html = report.read_text()
     assert report.stat().st_size > 100_000  # figures are embedded
     for name in (

@@ -7,9 +7,11 @@ rule aggregate_experiment:
     output:
         runs="results/{experiment}/runs.parquet",
         traj="results/{experiment}/trajectory.parquet",
-        exponents="results/{experiment}/exponents.csv",
-        threshold="results/{experiment}/threshold.csv",
-        fexponents="results/{experiment}/function_exponents.csv",
+        exponents=report_table("results/{experiment}/exponents.csv", "exponents.csv"),
+        threshold=report_table("results/{experiment}/threshold.csv", "threshold.csv"),
+        fexponents=report_table(
+            "results/{experiment}/function_exponents.csv", "function_exponents.csv"
+        ),
     log:
         "logs/aggregate_experiment/{experiment}.log",
     wildcard_constraints:

@@ -18,6 +18,8 @@ from lazyphase.pipeline.budget import (
 )
 from lazyphase.pipeline.jobs import estimate_mem_mb
 from lazyphase.pipeline.fingerprint import code_fingerprint
+from lazyphase.pipeline import report as _report
+from lazyphase.pipeline.report import figure_labels
 from lazyphase.pipeline.verify import experiment_products as _products
 from lazyphase.studies.catalog import FIGURES
 
@@ -170,6 +172,33 @@ def all_targets():
         if exp["figures"]
     ]
     return figures + manifests
+
+
+# The report (snakemake --report; lazyphase.pipeline.report): category and subcategory of the
+# entries of an experiment, which sort in catalog order (A1 ... C8, then the tables)
+def report_category(figure=None):
+    def get(wildcards):
+        return _report.section(config["experiments"], wildcards.experiment, figure)[0]
+
+    return get
+
+
+def report_subcategory(figure=None):
+    def get(wildcards):
+        return _report.section(config["experiments"], wildcards.experiment, figure)[1]
+
+    return get
+
+
+def report_table(path, file):
+    """A CSV table of results/{experiment} marked for the report, captioned and labelled."""
+    return report(
+        path,
+        caption=f"../report/tables/{file.removesuffix('.csv')}.rst",
+        category=report_category(),
+        subcategory=report_subcategory(),
+        labels=_report.table_labels(file),
+    )
 
 
 # B2 (deep_phase.smk)

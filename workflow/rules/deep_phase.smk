@@ -37,8 +37,8 @@ rule aggregate_deep_phase:
         runs="results/{experiment}/runs.parquet",
         refine="results/{experiment}/refine",
     output:
-        phase="results/{experiment}/phase.csv",
-        boundary="results/{experiment}/boundary.csv",
+        phase=report_table("results/{experiment}/phase.csv", "phase.csv"),
+        boundary=report_table("results/{experiment}/boundary.csv", "boundary.csv"),
     log:
         "logs/aggregate_deep_phase/{experiment}.log",
     wildcard_constraints:
@@ -62,7 +62,7 @@ rule compute_neurons:
     output:
         neurons="results/{experiment}/neurons.parquet",
         circle="results/{experiment}/circle.parquet",
-        condensation="results/{experiment}/condensation.csv",
+        condensation=report_table("results/{experiment}/condensation.csv", "condensation.csv"),
     log:
         "logs/compute_neurons/{experiment}.log",
     wildcard_constraints:

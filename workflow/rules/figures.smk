@@ -1,5 +1,6 @@
 # One plot rule per figure of the catalog (lazyphase.studies.catalog.FIGURES): tables -> PDF
-# and PNG, with a caption for the report. The rule of figure F is named plot_F.
+# and PNG, with a caption for the report (the PNG: labelled and placed in catalog order,
+# lazyphase.pipeline.report). The rule of figure F is named plot_F.
 
 
 for fig in FIGURES.values():
@@ -14,7 +15,9 @@ for fig in FIGURES.values():
             png=report(
                 f"results/{{experiment}}/figures/{fig.name}.png",
                 caption=f"../report/{fig.name}.rst",
-                category="{experiment}",
+                category=report_category(fig.name),
+                subcategory=report_subcategory(fig.name),
+                labels=figure_labels(fig),
             ),
         log:
             f"logs/plot/{{experiment}}/{fig.name}.log",

@@ -29,7 +29,9 @@ rule aggregate_concentration:
         concentration_files,
     output:
         table="results/{experiment}/concentration.parquet",
-        summary="results/{experiment}/concentration_summary.csv",
+        summary=report_table(
+            "results/{experiment}/concentration_summary.csv", "concentration_summary.csv"
+        ),
     log:
         "logs/aggregate_concentration/{experiment}.log",
     wildcard_constraints:

@@ -36,8 +36,8 @@ rule aggregate_phase:
         runs="results/{experiment}/runs.parquet",
         refine="results/{experiment}/refine",
     output:
-        phase="results/{experiment}/phase.csv",
-        boundary="results/{experiment}/boundary.csv",
+        phase=report_table("results/{experiment}/phase.csv", "phase.csv"),
+        boundary=report_table("results/{experiment}/boundary.csv", "boundary.csv"),
     log:
         "logs/aggregate_phase/{experiment}.log",
     wildcard_constraints:
