@@ -1,10 +1,11 @@
 """Checkpoint and resume on a real (one-node) SLURM cluster started by scripts/slurm_local.sh: a
-training job that needs several minutes, submitted with a 1-minute time limit, is stopped by
-SLURM at each limit (SIGTERM: the job writes its checkpoint and exits), retried by Snakemake, and
-finishes through the retries; its run files equal an uninterrupted run's bit for bit.
+training job that needs several minutes, submitted with a 1-minute time limit, stops itself a
+margin before each limit (or SLURM's SIGTERM stops it at the limit): it writes its checkpoint
+and exits, Snakemake retries it, and it finishes through the retries; its run files equal an
+uninterrupted run's bit for bit.
 
 Needs root on Debian/Ubuntu (the script installs SLURM); skipped otherwise. Run with
-``pytest -m slurm tests/test_slurm_resume.py`` (about 10 minutes)."""
+``pytest -m slurm tests/test_slurm_resume.py`` (about 6 minutes)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from conftest import SLURM_FAST_POLL as FAST_POLL
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
-TRAIN_SECONDS = 200.0  # training time of the job, uninterrupted: several 1-minute limits
+TRAIN_SECONDS = 120.0  # training time of the job, uninterrupted: several 1-minute limits
 INTERVAL_MIN = 0.25  # checkpoint_every of the experiment (minutes)
 
 pytestmark = pytest.mark.slurm
@@ -111,7 +112,7 @@ def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_p
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ref_log = (ref / "logs" / "train_cell" / "theta_lazy" / f"{batch}.log").read_text()
     trained = float(re.search(r"steps trained by this job: \d+ in ([\d.]+)s", ref_log)[1])
-    assert trained > 150, f"the job trains only {trained:.0f}s: not several 1-minute limits"
+    assert trained > 80, f"the job trains only {trained:.0f}s: not several 1-minute limits"
 
     # through SLURM with a 1-minute limit, retried until done
     work = tmp_path / "slurm"
@@ -133,8 +134,10 @@ def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_p
     states = [j["State"] for j in jobs]
     print(f"max_steps {max_steps}, uninterrupted training {trained:.0f}s, SLURM run {wall:.0f}s")
     print("sacct:", [(j["JobID"], j["State"], j["Elapsed"]) for j in jobs])
-    assert [s for s in states if s != "TIMEOUT"] == ["COMPLETED"], jobs
-    assert states[-1] == "COMPLETED" and states.count("TIMEOUT") >= 2, jobs
+    # each job but the last stops itself before its limit (FAILED: exit non-zero after its
+    # checkpoint) or is stopped by SLURM at the limit (TIMEOUT); the last completes
+    assert [s for s in states if s not in ("FAILED", "TIMEOUT")] == ["COMPLETED"], jobs
+    assert states[-1] == "COMPLETED" and len(states) >= 3, jobs
 
     log = (work / "logs" / "train_cell" / "theta_lazy" / f"{batch}.log").read_text()
     assert "resuming from checkpoint at step" in log, log[-3000:]
@@ -149,10 +152,11 @@ def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_p
     assert segs[0][0] == 0 and segs[-1][1] == max_steps
     assert all(a[1] == b[0] for a, b in itertools.pairwise(segs)), segs
     for seg, job in zip(segs[:-1], jobs[:-1]):
-        # stopped by the time limit's SIGTERM: the checkpoint was written then, nothing lost;
-        # at worst (a SIGKILL) the job lost what it trained since its last periodic checkpoint
+        # stopped before the limit (SIGALRM, 14) or by the limit's SIGTERM (15): the checkpoint
+        # was written then, nothing lost; at worst (a SIGKILL) the job lost what it trained
+        # since its last periodic checkpoint
         lost = seconds(job["Elapsed"]) - seg[2]
-        assert seg[3] == 15 or lost <= 60 * INTERVAL_MIN + 45, (seg, job)
+        assert seg[3] in (14, 15) or lost <= 60 * INTERVAL_MIN + 45, (seg, job)
     assert not (work / "results" / "theta_lazy" / "checkpoints" / f"{batch}.pt").exists()
 
     for path in frame["path"]:
