@@ -136,6 +136,31 @@ def test_stop_signals_turn_sigterm_and_sigint_into_a_flag():
     assert signal.getsignal(signal.SIGTERM) is before
 
 
+def test_a_deadline_raises_the_flag_with_sigalrm_and_is_cleared_on_exit():
+    with stop_signals(deadline=0.05) as pending:
+        assert pending() == 0
+        time.sleep(0.2)
+        assert pending() == signal.SIGALRM
+    assert signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("0:45", 45), ("2:00", 120), ("1:02:03", 3723), ("1-00:00:10\n", 86410),
+     ("UNLIMITED", None), ("NOT_SET", None), ("", None)],
+)  # fmt: skip
+def test_slurm_time_left_reads_squeue_percent_L(text, seconds):
+    assert jobs.slurm_time_left(text) == seconds
+
+
+def test_slurm_deadline_keeps_a_margin_and_is_none_outside_slurm(monkeypatch):
+    assert jobs.slurm_deadline({}) is None
+    for left, margin in ((60, 15), (3600, 120), (1000, 50)):
+        out = subprocess.CompletedProcess([], 0, stdout=f"{left // 60}:{left % 60:02d}\n")
+        monkeypatch.setattr(jobs.subprocess, "run", lambda *a, out=out, **k: out)
+        assert jobs.slurm_deadline({"SLURM_JOB_ID": "7"}) == pytest.approx(left - margin)
+
+
 def _train_cell_cli(cell_yaml: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cmd = [sys.executable, "-m", "lazyphase", "train-cell", "--config", str(cell_yaml),
