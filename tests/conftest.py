@@ -39,6 +39,15 @@ def dataset_bytes(path) -> dict[str, bytes]:
     return out
 
 
+def pytest_collection_modifyitems(items):
+    """Under pytest-xdist (``make pytest`` runs ``-n 2 --dist loadgroup``) a test file runs on
+    one worker, so its module fixtures run once; files that share a session fixture (the tiny
+    run) name one group with ``pytest.mark.xdist_group``."""
+    for item in items:
+        if not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
+
+
 def pytest_configure(config):
     """One torch thread: the tests are small, and two pytest-spawned workloads sharing two cores
     with OpenMP spin-waiting would make them slow, not faster."""

@@ -23,6 +23,9 @@ from jinja2 import Environment
 from lazyphase.pipeline import report as rep
 from lazyphase.studies.catalog import FIGURES, TABLES
 
+# one worker runs every test of the shared tiny run (conftest.py)
+pytestmark = pytest.mark.xdist_group("tiny_run")
+
 REPORT_DIR = ROOT / "workflow" / "report"
 #: what an error block of the report says: docutils, jinja, a Python traceback
 ERRORS = ("System Message", "Docutils System Messages", "Traceback", "UndefinedError",
@@ -65,7 +68,11 @@ def _front_page_context(cfg: dict) -> dict:
     files = []
     for name, exp in cfg["experiments"].items():
         entries = [
-            (rep.section(cfg["experiments"], name, f), rep.figure_labels(FIGURES[f]), f"figures/{f}.png")
+            (
+                rep.section(cfg["experiments"], name, f),
+                rep.figure_labels(FIGURES[f]),
+                f"figures/{f}.png",
+            )
             for f in exp["figures"]
         ] + [(rep.section(cfg["experiments"], name), rep.table_labels(t), t) for t in rep.TABLES]
         for (cat, sub), labels, file in entries:
@@ -155,15 +162,19 @@ def _chromium() -> tuple[str, str]:
     missing and root; skips with the reason otherwise."""
 
     def which() -> tuple[str | None, str | None]:
-        browser = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(
-            "chromium-browser"
+        browser = (
+            os.environ.get("CHROMIUM")
+            or shutil.which("chromium")
+            or shutil.which("chromium-browser")
         )
         return browser, os.environ.get("CHROMEDRIVER") or shutil.which("chromedriver")
 
     browser, driver = which()
     if not (browser and driver):
         if os.geteuid() != 0:
-            pytest.skip("chromium/chromedriver missing and not root: run scripts/install_chromium.sh as root")
+            pytest.skip(
+                "chromium/chromedriver missing and not root: run scripts/install_chromium.sh as root"
+            )
         r = subprocess.run(["bash", str(ROOT / "scripts" / "install_chromium.sh")],
                            capture_output=True, text=True)  # fmt: skip
         browser, driver = which()
@@ -258,7 +269,9 @@ def test_report_in_a_browser(tiny_report, browser):
     seen = set()
     n_tables = 0
     for cat in sorted(categories):
-        for sub in sorted(browser.execute_script("return Object.keys(categories[arguments[0]]);", cat)):
+        for sub in sorted(
+            browser.execute_script("return Object.keys(categories[arguments[0]]);", cat)
+        ):
             browser.execute_script("app.setView({navbarMode: 'menu'});")
             _click(browser, _menu_item(cat))
             if browser.find_elements(By.XPATH, _menu_item(sub)):  # one subcategory: opened at once
@@ -298,7 +311,9 @@ def test_report_in_a_browser(tiny_report, browser):
                 )
                 if label == rep.TABLE_LABEL:
                     n_tables += 1
-                    cells = browser.find_elements(By.XPATH, "//li[contains(@class, 'prose')]//table//td")
+                    cells = browser.find_elements(
+                        By.XPATH, "//li[contains(@class, 'prose')]//table//td"
+                    )
                     assert file in desc and cells, f"{path}: no table"
                 else:
                     assert label in desc, f"{path}: caption missing"
@@ -312,10 +327,14 @@ def test_report_in_a_browser(tiny_report, browser):
                 _wait(browser, f"!document.querySelector('li.prose') && "
                       f"document.evaluate({ROWS!r}, document).iterateNext()", sub)  # fmt: skip
     assert seen == expected
-    assert n_tables >= 13  # exponents, threshold, function_exponents (x3), phase, boundary (x2), ...
+    assert (
+        n_tables >= 13
+    )  # exponents, threshold, function_exponents (x3), phase, boundary (x2), ...
     severe = [
         entry for entry in browser.get_log("browser")
         if entry["level"] == "SEVERE" and "favicon" not in entry["message"]
     ]  # fmt: skip
     assert not severe, severe
-    print(f"browser check: {len(seen)} figures, {n_tables} tables in {time.perf_counter() - start:.1f} s")
+    print(
+        f"browser check: {len(seen)} figures, {n_tables} tables in {time.perf_counter() - start:.1f} s"
+    )

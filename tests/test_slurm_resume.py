@@ -24,7 +24,7 @@ from conftest import SLURM_FAST_POLL as FAST_POLL
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
-TRAIN_SECONDS = 120.0  # training time of the job, uninterrupted: several 1-minute limits
+TRAIN_SECONDS = 150.0  # training time of the job, uninterrupted: several 1-minute limits
 INTERVAL_MIN = 0.25  # checkpoint_every of the experiment (minutes)
 
 pytestmark = pytest.mark.slurm
@@ -112,7 +112,8 @@ def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_p
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ref_log = (ref / "logs" / "train_cell" / "theta_lazy" / f"{batch}.log").read_text()
     trained = float(re.search(r"steps trained by this job: \d+ in ([\d.]+)s", ref_log)[1])
-    assert trained > 80, f"the job trains only {trained:.0f}s: not several 1-minute limits"
+    # the calibration is rough on a loaded machine; more than one allocation is what matters
+    assert trained > 60, f"the job trains only {trained:.0f}s: it fits one 1-minute limit"
 
     # through SLURM with a 1-minute limit, retried until done
     work = tmp_path / "slurm"
