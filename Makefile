@@ -39,7 +39,7 @@ lint: $(STAMP)
 	bash -n scripts/install_chromium.sh
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow and not slurm" -q -n 2 --dist loadgroup
+	$(BIN)/python -m pytest -m "not slow and not slurm" -q -n 2 --dist loadfile
 
 # The slurm profiles end to end on a local one-node cluster (scripts/slurm_local.sh installs and
 # starts it: needs root on Debian/Ubuntu; skipped with the reason otherwise; a few minutes).

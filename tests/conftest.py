@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import subprocess
@@ -37,15 +38,6 @@ def dataset_bytes(path) -> dict[str, bytes]:
             )
         )
     return out
-
-
-def pytest_collection_modifyitems(items):
-    """Under pytest-xdist (``make pytest`` runs ``-n 2 --dist loadgroup``) a test file runs on
-    one worker, so its module fixtures run once; files that share a session fixture (the tiny
-    run) name one group with ``pytest.mark.xdist_group``."""
-    for item in items:
-        if not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 def pytest_configure(config):
@@ -113,20 +105,32 @@ def smk(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory):
     """The tiny workflow (tests/configs/tiny.yaml) run once for the session (about a minute):
-    tests/test_workflow.py and tests/test_report.py share it."""
-    work = tmp_path_factory.mktemp("wf")
-    r = smk(*TINY_ARGS, "--directory", str(work))
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    (work / "snakemake.out").write_text(r.stdout + r.stderr)  # the console, for the summary test
+    tests/test_workflow.py and tests/test_report.py share it. Under pytest-xdist the workers
+    share one run too: the first to need it builds it under a file lock in the session's
+    common temporary folder, the others wait for it. Only the tests of one file (one worker,
+    ``--dist loadfile``) run snakemake in it; other files work on a copy (:func:`tiny_report`)."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    work = shared / "tiny_run"
+    with open(shared / "tiny_run.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if not (work / "snakemake.out").exists():
+            work.mkdir(exist_ok=True)
+            r = smk(*TINY_ARGS, "--directory", str(work))
+            assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+            # the console, for the summary test; written last: it marks the run as done
+            (work / "snakemake.out").write_text(r.stdout + r.stderr)
     return work
 
 
 @pytest.fixture(scope="session")
-def tiny_report(tiny_run):
-    """``snakemake --report`` of the tiny run: the path of report.html (built once)."""
-    report = tiny_run / "report.html"
+def tiny_report(tiny_run, tmp_path_factory):
+    """``snakemake --report`` of a copy of the tiny run: the path of report.html (built once)."""
+    work = tmp_path_factory.mktemp("report") / "run"
+    shutil.copytree(tiny_run, work, ignore=shutil.ignore_patterns("locks", "report.html"))
+    report = work / "report.html"
     start = time.perf_counter()
-    r = smk(*TINY_CFG, "--directory", str(tiny_run), "--report", str(report))
+    r = smk(*TINY_CFG, "--directory", str(work), "--report", str(report))
     assert r.returncode == 0, r.stderr[-2000:]
     print(f"report built in {time.perf_counter() - start:.1f} s")
     return report

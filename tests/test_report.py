@@ -23,9 +23,6 @@ from jinja2 import Environment
 from lazyphase.pipeline import report as rep
 from lazyphase.studies.catalog import FIGURES, TABLES
 
-# one worker runs every test of the shared tiny run (conftest.py)
-pytestmark = pytest.mark.xdist_group("tiny_run")
-
 REPORT_DIR = ROOT / "workflow" / "report"
 #: what an error block of the report says: docutils, jinja, a Python traceback
 ERRORS = ("System Message", "Docutils System Messages", "Traceback", "UndefinedError",

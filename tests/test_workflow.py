@@ -12,9 +12,6 @@ import pytest
 import yaml
 from conftest import ROOT, TINY, TINY_ARGS, TINY_CFG, dataset_bytes, smk
 
-# one worker runs every test of the shared tiny run (conftest.py)
-pytestmark = pytest.mark.xdist_group("tiny_run")
-
 
 def test_dry_run_of_the_default_config(tmp_path):
     from lazyphase.pipeline.grid import expand_config

@@ -232,7 +232,13 @@ def inspect_file(path: str | os.PathLike, rows: int = 12) -> Inspection:
     try:
         kind = file_kind(path)
     except (OSError, ValueError) as exc:
-        return _bad(path, None, f"cannot be opened as HDF5 ({exc}); a truncated or damaged file")
+        return _bad(path, None, f"not a readable HDF5 file ({exc}); a truncated or damaged file")
+    if kind is None and path.endswith((".h5", ".hdf5")):
+        return Inspection(
+            path, None, False,
+            f"{path}: not a lazyphase run file, nor a data set or concentration file (an HDF5 "
+            "file without their root attributes)",
+        )  # fmt: skip
     if kind is None:
         return Inspection(
             path, None, False,
