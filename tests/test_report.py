@@ -200,8 +200,9 @@ def browser():
     driver.quit()
 
 
-def _wait(driver, script: str, what: str, timeout: float = 10.0):
-    """Poll a JavaScript expression until it is truthy; return its value."""
+def _wait(driver, script: str, what: str, timeout: float = 30.0):
+    """Poll a JavaScript expression until it is truthy; return its value (generous timeout: the
+    CI machine runs two test workers beside the browser)."""
     end = time.monotonic() + timeout
     while True:
         value = driver.execute_script(f"return {script};")
