@@ -40,6 +40,23 @@ def dataset_bytes(path) -> dict[str, bytes]:
     return out
 
 
+def dataset_contents(path) -> dict[str, object]:
+    """Every dataset of an HDF5 file: raw bytes, or the values of variable-length strings (whose
+    buffer holds pointers, which differ between two equal files)."""
+    import h5py
+
+    out: dict[str, object] = {}
+
+    def visit(name, obj):
+        if isinstance(obj, h5py.Dataset):
+            x = obj[()]
+            out[name] = x.tolist() if x.dtype.kind == "O" else x.tobytes()
+
+    with h5py.File(path, "r") as f:
+        f.visititems(visit)
+    return out
+
+
 def pytest_configure(config):
     """One torch thread: the tests are small, and two pytest-spawned workloads sharing two cores
     with OpenMP spin-waiting would make them slow, not faster."""

@@ -19,6 +19,7 @@ import pytest
 import yaml
 from conftest import SLURM_ACCOUNT as ACCOUNT
 from conftest import SLURM_FAST_POLL as FAST_POLL
+from conftest import dataset_contents
 
 ROOT = Path(__file__).resolve().parents[1]
 # tests/configs/tiny.yaml less theta_lazy: every submitted rule kind, fewer sbatch waves
@@ -84,29 +85,12 @@ def minutes(limit: str) -> int:
     return (int(days or 0) * 24 + h) * 60 + m + (s > 0)
 
 
-def datasets(path: Path) -> dict[str, object]:
-    """Every dataset of an HDF5 file: raw bytes, or the values of variable-length strings (whose
-    buffer holds pointers)."""
-    import h5py
-
-    out: dict[str, object] = {}
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            x = obj[()]
-            out[name] = x.tolist() if x.dtype.kind == "O" else x.tobytes()
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    return out
-
-
 def assert_same_datasets(a: Path, b: Path, under: str = "results") -> int:
     fa = sorted(p.relative_to(a) for p in (a / under).rglob("*.h5"))
     fb = sorted(p.relative_to(b) for p in (b / under).rglob("*.h5"))
     assert fa and fa == fb
     for f in fa:
-        assert datasets(a / f) == datasets(b / f), f
+        assert dataset_contents(a / f) == dataset_contents(b / f), f
     return len(fa)
 
 

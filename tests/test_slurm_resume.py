@@ -21,6 +21,7 @@ import pytest
 import yaml
 from conftest import SLURM_ACCOUNT as ACCOUNT
 from conftest import SLURM_FAST_POLL as FAST_POLL
+from conftest import dataset_contents
 
 ROOT = Path(__file__).resolve().parents[1]
 PROFILE = ROOT / "profiles" / "slurm"
@@ -75,22 +76,6 @@ def seconds(elapsed: str) -> int:
     days, _, hms = elapsed.rpartition("-")
     h, m, s = (int(x) for x in hms.split(":"))
     return ((int(days or 0) * 24 + h) * 60 + m) * 60 + s
-
-
-def contents(path: Path) -> dict[str, object]:
-    """Every dataset of a run file (raw bytes; variable-length strings as values)."""
-    import h5py
-
-    out: dict[str, object] = {}
-
-    def visit(name, obj):
-        if isinstance(obj, h5py.Dataset):
-            x = obj[()]
-            out[name] = x.tolist() if x.dtype.kind == "O" else x.tobytes()
-
-    with h5py.File(path, "r") as f:
-        f.visititems(visit)
-    return out
 
 
 def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_path):
@@ -161,4 +146,4 @@ def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_p
     assert not (work / "results" / "theta_lazy" / "checkpoints" / f"{batch}.pt").exists()
 
     for path in frame["path"]:
-        assert contents(work / path) == contents(ref / path), path
+        assert dataset_contents(work / path) == dataset_contents(ref / path), path
