@@ -294,3 +294,15 @@ def test_edge_crossing_and_unsupported_bound_are_noted():
     r = thr.iloc[0]
     assert "first grid interval" in r["note"] and "below the grid" in r["note"]
     assert np.isnan(r["s_star_low"]) and r["frac_boot_cross"] == 0.5
+
+
+def test_grid_bracket_and_bisection_midpoint():
+    from lazyphase.stats import bisection_midpoint, grid_bracket
+
+    grid = np.array([-0.5, 0.0, 0.5, 1.0])
+    assert grid_bracket(grid, 0.2) == (0.0, 0.5)
+    assert grid_bracket(grid, 0.5) == (0.5, 1.0)  # on a grid value: the interval above it
+    assert np.isnan(grid_bracket(grid, 1.2)[1]) and np.isnan(grid_bracket(grid, np.nan)[0])
+    assert bisection_midpoint(0.0, 0.5, 0.1) == 0.25
+    assert bisection_midpoint(0.0, 0.2, 0.1) is None  # half-width 0.1: narrow enough
+    assert bisection_midpoint(0.0, np.nan, 0.1) is None

@@ -522,3 +522,24 @@ def hatched_cells(slope, r2, n_converged, n_replicas, r2_min: float) -> np.ndarr
     sl = np.asarray(slope, dtype=float)
     r2 = np.nan_to_num(np.asarray(r2, dtype=float), nan=0.0)
     return ~np.isfinite(sl) | (r2 < r2_min) | (np.asarray(n_converged) < np.asarray(n_replicas))
+
+
+def grid_bracket(grid: np.ndarray, star: float) -> tuple[float, float]:
+    """The adjacent values of the sorted ``grid`` around a crossing ``star`` (NaN where there is
+    none on that side, both NaN when ``star`` is NaN): the bracket a bisection refines."""
+    if not np.isfinite(star):
+        return np.nan, np.nan
+    below, above = grid[grid <= star + 1e-12], grid[grid > star + 1e-12]
+    return (
+        float(below.max()) if below.size else np.nan,
+        float(above.min()) if above.size else np.nan,
+    )
+
+
+def bisection_midpoint(low: float, high: float, tol: float) -> float | None:
+    """The midpoint of the bracket ``[low, high]`` when its half-width exceeds ``tol`` (rounded
+    to 12 decimals, so that a grid value built from it prints and compares cleanly); None when
+    the bracket is open (NaN) or already narrow enough."""
+    if not (np.isfinite(low) and np.isfinite(high)) or (high - low) / 2 <= tol + 1e-12:
+        return None
+    return round((low + high) / 2, 12)

@@ -117,7 +117,7 @@ def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
         & (phase["layer"] == r.layer)
     ]
     grid = np.sort(cells["s"].to_numpy(dtype=float)[np.isfinite(cells["slope"])])
-    lo, hi = _bracket(grid, r.s_star)
+    lo, hi = stats.grid_bracket(grid, r.s_star)
     above = cells[cells["s"] > 0]
     return {
         "activation": r.activation,
@@ -138,17 +138,6 @@ def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def _bracket(grid: np.ndarray, star: float) -> tuple[float, float]:
-    """The adjacent grid values around ``star`` (``grid`` sorted; NaN if ``star`` is NaN)."""
-    if not np.isfinite(star):
-        return np.nan, np.nan
-    below, above = grid[grid <= star + 1e-12], grid[grid > star + 1e-12]
-    return (
-        float(below.max()) if below.size else np.nan,
-        float(above.min()) if above.size else np.nan,
-    )
-
-
 def next_s(runs: pd.DataFrame, tol: float) -> list[dict[str, object]]:
     """One bisection step: the cells ``{activation, depth, scheme, s}`` at the midpoints of the
     ``s`` brackets of every layer's sign change wider than ``2 tol`` (one cell serves every
@@ -156,10 +145,9 @@ def next_s(runs: pd.DataFrame, tol: float) -> list[dict[str, object]]:
     _, boundary = deep_phase_table(runs, n_boot=0)
     out: dict[tuple, dict[str, object]] = {}
     for r in boundary.itertuples():
-        if np.isfinite(r.bracket_low) and np.isfinite(r.bracket_high):
-            if (r.bracket_high - r.bracket_low) / 2 > tol + 1e-12:
-                mid = round((r.bracket_low + r.bracket_high) / 2, 12)
-                scheme = f"deep:{r.gamma_h:g}"
-                key = (r.activation, int(r.depth), scheme, mid)
-                out[key] = dict(activation=r.activation, depth=int(r.depth), scheme=scheme, s=mid)
+        mid = stats.bisection_midpoint(r.bracket_low, r.bracket_high, tol)
+        if mid is not None:
+            scheme = f"deep:{r.gamma_h:g}"
+            key = (r.activation, int(r.depth), scheme, mid)
+            out[key] = dict(activation=r.activation, depth=int(r.depth), scheme=scheme, s=mid)
     return list(out.values())

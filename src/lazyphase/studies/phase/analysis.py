@@ -148,7 +148,7 @@ def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
     gp = luo_coordinates(r.scheme, 0.0)[0]
     grid = np.sort(phase.loc[phase["scheme"] == r.scheme, "gamma"].to_numpy(dtype=float))
     star = 1.0 - r.s_star
-    lo, hi = _bracket(grid, star)
+    lo, hi = analysis.grid_bracket(grid, star)
     g_lo, g_hi = 1.0 - r.s_star_high, 1.0 - r.s_star_low
     luo, scal = float(luo_boundary(gp)), float(scaling_boundary(gp))
     nearer = ""
@@ -175,24 +175,13 @@ def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def _bracket(grid: np.ndarray, star: float) -> tuple[float, float]:
-    """The adjacent grid values around ``star`` (``grid`` sorted; NaN if ``star`` is NaN)."""
-    if not np.isfinite(star):
-        return np.nan, np.nan
-    below, above = grid[grid <= star + 1e-12], grid[grid > star + 1e-12]
-    return (
-        float(below.max()) if below.size else np.nan,
-        float(above.min()) if above.size else np.nan,
-    )
-
-
 def next_gammas(runs: pd.DataFrame, tol: float) -> dict[str, float]:
     """One bisection step: for each scheme ``luo:γ'`` whose ``S_w`` changes sign, the midpoint
     of the bracketing ``γ`` interval, if that interval is wider than ``2 tol``."""
     _, boundary = phase_table(runs, n_boot=0)
     out = {}
     for r in boundary.itertuples():
-        if np.isfinite(r.bracket_low) and np.isfinite(r.bracket_high):
-            if (r.bracket_high - r.bracket_low) / 2 > tol + 1e-12:
-                out[luo_scheme(r.gamma_prime)] = round((r.bracket_low + r.bracket_high) / 2, 12)
+        mid = analysis.bisection_midpoint(r.bracket_low, r.bracket_high, tol)
+        if mid is not None:
+            out[luo_scheme(r.gamma_prime)] = mid
     return out
