@@ -16,12 +16,12 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from lazyphase.store.h5 import WriteError, is_write_error, write_failed
+from lazyphase.store.atomic import atomic_path
 from lazyphase.store.provenance import KEYS as PROVENANCE_KEYS
 from lazyphase.store.provenance import provenance, shown
 
@@ -30,25 +30,6 @@ MANIFEST_VERSION = 1
 
 class TableFileError(RuntimeError):
     """A table (or manifest) is unreadable, corrupt or does not match; the message names it."""
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[str]:
-    """Yield a temporary sibling of ``path`` to write; rename it onto ``path`` on success,
-    remove it on any error (``path`` is then left as it was)."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    except OSError as exc:
-        if isinstance(exc, WriteError) or not is_write_error(exc):
-            raise
-        raise write_failed(path, exc) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
 
 
 def write_table(frame: pd.DataFrame, path: str | os.PathLike) -> None:
@@ -75,7 +56,10 @@ def _write(frame: pd.DataFrame, path: str, tmp: str) -> None:
         import pyarrow.parquet as pq
 
         table = pa.Table.from_pandas(frame, preserve_index=None)
-        meta = {**(table.schema.metadata or {}), **{k.encode(): v.encode() for k, v in prov.items()}}
+        meta = {
+            **(table.schema.metadata or {}),
+            **{k.encode(): v.encode() for k, v in prov.items()},
+        }
         pq.write_table(table.replace_schema_metadata(meta), tmp, write_page_checksum=True)
     else:
         # two trailing columns, the same value on every row (docs/tables.md)

@@ -25,6 +25,12 @@ from typing import Any
 import h5py
 import numpy as np
 
+from lazyphase.store.atomic import (  # noqa: F401  (WriteError: re-exported)
+    WriteError,
+    atomic_path,
+    is_write_error,
+    write_failed,
+)
 from lazyphase.store.provenance import provenance
 
 #: Root attributes outside the attribute digest (``complete`` is written after it).
@@ -151,46 +157,12 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     added on exit. On
     any error the temporary file is removed and ``path`` is left as it was.
     """
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
-    try:
-        with h5py.File(tmp, "w") as f:
-            for key, value in provenance().items():  # which code wrote it (provenance.py)
-                f.attrs[key] = value
-            yield f
-            seal(f)
-            f.attrs["complete"] = True
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as exc:
-        # HDF5 buffers its writes: a full disk often surfaces at close, as RuntimeError
-        if isinstance(exc, WriteError) or not is_write_error(exc):
-            raise
-        raise write_failed(path, exc) from exc
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-class WriteError(OSError):
-    """Writing a file failed (disk full, file-size limit, I/O error): the partial temporary
-    file was removed and nothing is under the final name; the message names the file."""
-
-
-def write_failed(path: str, exc: BaseException) -> WriteError:
-    """The :class:`WriteError` of a failed write of ``path`` (``exc``: the cause)."""
-    err = getattr(exc, "errno", None)
-    if not err:  # HDF5's message holds "errno = 27, error message = 'File too large'"
-        import re
-
-        found = re.search(r"errno = (\d+)", str(exc))
-        err = int(found.group(1)) if found else None
-    why = os.strerror(err) if err else " ".join(str(exc).split())
-    return WriteError(
-        err or 5,
-        f"{path}: write failed ({why}); the partial file was removed, nothing was written "
-        "under this name; free space (or raise the limit) and rerun",
-    )
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        for key, value in provenance().items():  # which code wrote it (provenance.py)
+            f.attrs[key] = value
+        yield f
+        seal(f)
+        f.attrs["complete"] = True
 
 
 Fail = Callable[[str], Exception]
@@ -244,7 +216,8 @@ def check_seal(f: h5py.File, values: dict[str, Any], fail: Fail) -> None:
         if content_sha256(value) != _text(want):
             raise fail(
                 f"dataset {name}: content differs from what lazyphase wrote (sha256 mismatch"
-                + (", now holds NaN/inf" if _nonfinite(value) else "") + ")"
+                + (", now holds NaN/inf" if _nonfinite(value) else "")
+                + ")"
             )
     if attrs_digest(f) != _text(stored):
         raise fail(
@@ -260,21 +233,6 @@ def _text(v: Any) -> str:
 def _nonfinite(value: Any) -> bool:
     a = np.asarray(value)
     return a.dtype.kind == "f" and not np.isfinite(a).all()
-
-
-def is_write_error(exc: BaseException) -> bool:
-    """A full disk, a file-size limit, a quota or an I/O error (h5py reports them as OSError
-    whose message holds the C library's text, often without ``errno``)."""
-    import errno
-
-    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT, errno.EIO):
-        return True
-    text = str(exc)
-    return any(
-        w in text
-        for w in ("No space left", "File too large", "quota exceeded", "Input/output error",
-                  "write failed")
-    )  # fmt: skip
 
 
 def hdf5_kind(path: str) -> str | None:
