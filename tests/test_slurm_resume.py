@@ -59,7 +59,7 @@ def calibrated_steps(tmp: Path) -> int:
     from lazyphase.pipeline.grid import expand_config
     from lazyphase.pipeline.jobs import train_cells
 
-    probe = 2000
+    probe = 10_000  # a few seconds: start-up costs amortized
     cells = list(expand_config(experiment(probe))["params"])
     threads = torch.get_num_threads()
     try:
@@ -97,8 +97,9 @@ def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_p
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     ref_log = (ref / "logs" / "train_cell" / "theta_lazy" / f"{batch}.log").read_text()
     trained = float(re.search(r"steps trained by this job: \d+ in ([\d.]+)s", ref_log)[1])
-    # the calibration is rough on a loaded machine; more than one allocation is what matters
-    assert trained > 60, f"the job trains only {trained:.0f}s: it fits one 1-minute limit"
+    # the calibration is rough on a shared machine (seen: 0.6x to 2x); what matters is that
+    # the training outlasts one job's window (about 36 s of a 1-minute limit)
+    assert trained > 45, f"the job trains only {trained:.0f}s: it fits one 1-minute job"
 
     # through SLURM with a 1-minute limit, retried until done
     work = tmp_path / "slurm"
