@@ -149,8 +149,8 @@ def test_a_deadline_raises_the_flag_with_sigalrm_and_is_cleared_on_exit():
     [("0:45", 45), ("2:00", 120), ("1:02:03", 3723), ("1-00:00:10\n", 86410),
      ("UNLIMITED", None), ("NOT_SET", None), ("", None)],
 )  # fmt: skip
-def test_slurm_time_left_reads_squeue_percent_L(text, seconds):
-    assert jobs.slurm_time_left(text) == seconds
+def test_slurm_seconds_reads_squeue_percent_L(text, seconds):
+    assert jobs.slurm_seconds(text) == seconds
 
 
 def test_slurm_deadline_keeps_a_margin_and_is_none_outside_slurm(monkeypatch):

@@ -71,15 +71,9 @@ def calibrated_steps(tmp: Path) -> int:
     return int(TRAIN_SECONDS / per_step)
 
 
-def seconds(elapsed: str) -> int:
-    """sacct's Elapsed ([D-]HH:MM:SS) in seconds."""
-    days, _, hms = elapsed.rpartition("-")
-    h, m, s = (int(x) for x in hms.split(":"))
-    return ((int(days or 0) * 24 + h) * 60 + m) * 60 + s
-
-
 def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_path):
     from lazyphase.pipeline.grid import expand_config
+    from lazyphase.pipeline.jobs import slurm_seconds
 
     max_steps = calibrated_steps(tmp_path)
     cfg = experiment(max_steps)
@@ -142,7 +136,7 @@ def test_a_job_over_its_time_limit_finishes_through_retries(slurm_cluster, tmp_p
         # stopped before the limit (SIGALRM, 14) or by the limit's SIGTERM (15): the checkpoint
         # was written then, nothing lost; at worst (a SIGKILL) the job lost what it trained
         # since its last periodic checkpoint
-        lost = seconds(job["Elapsed"]) - seg[2]
+        lost = slurm_seconds(job["Elapsed"]) - seg[2]  # sacct Elapsed
         assert seg[3] in (14, 15) or lost <= 60 * INTERVAL_MIN + 45, (seg, job)
     assert not (work / "results" / "theta_lazy" / "checkpoints" / f"{batch}.pt").exists()
 

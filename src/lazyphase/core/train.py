@@ -548,6 +548,19 @@ class TrainingInterrupted(Exception):
         self.signum, self.step, self.path = signum, step, path
 
 
+def segments_text(history: list[dict[str, Any]]) -> str:
+    """Training segments (:attr:`Checkpointing.history`, also saved in every checkpoint) as
+    text: ``0->1200 (31.0s, signal 15), ...``; ``none`` when there are none."""
+    return (
+        ", ".join(
+            f"{h['from']}->{h['to']} ({h['seconds']:.1f}s"
+            + (f", signal {h['signal']})" if h["signal"] else ")")
+            for h in history
+        )
+        or "none"
+    )
+
+
 @dataclass
 class Checkpointing:
     """Checkpoints of :func:`train` (docs/checkpoints.md).
@@ -673,14 +686,7 @@ class Checkpointing:
 
     def segments(self) -> str:
         """:attr:`history` as text: ``0->1200 (31.0s, signal 15), ...``."""
-        return (
-            ", ".join(
-                f"{h['from']}->{h['to']} ({h['seconds']:.1f}s"
-                + (f", signal {h['signal']})" if h["signal"] else ")")
-                for h in self.history
-            )
-            or "none"
-        )
+        return segments_text(self.history)
 
     def save(self, state: dict[str, Any]) -> None:
         """Write ``state`` atomically (fsynced temporary file renamed into place)."""

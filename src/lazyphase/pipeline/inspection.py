@@ -129,6 +129,8 @@ def _numpy_globals() -> list[Any]:
 def _checkpoint(path: str, rows: int) -> Inspection:
     import torch
 
+    from lazyphase.core.train import segments_text
+
     try:  # tensors, numpy arrays, numbers and strings only: nothing of the file is executed
         with torch.serialization.safe_globals(_numpy_globals()):
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -138,17 +140,11 @@ def _checkpoint(path: str, rows: int) -> Inspection:
         "lazyphase-train-checkpoint"
     ):
         return Inspection(path, None, False, f"{path}: a torch file, not a lazyphase checkpoint")
-    history = state.get("history") or []
-    segs = ", ".join(
-        f"{h['from']}->{h['to']} ({h['seconds']:.1f}s" + (f", signal {h['signal']})"
-                                                          if h["signal"] else ")")
-        for h in history
-    )  # fmt: skip
     lines = [
         f"{path}: training checkpoint ({state['format']}), key {state.get('key')}",
         *provenance_lines(state.get("provenance")),
         f"  step {state.get('step')}, {float(state.get('elapsed', 0.0)):.1f} s of training",
-        f"  segments: {segs or 'none'}",
+        f"  segments: {segments_text(state.get('history') or [])}",
         "  the job resumes from it when rerun with the same cells, code, torch and device type "
         "(docs/checkpoints.md)",
     ]

@@ -216,9 +216,9 @@ def stop_signals(deadline: float | None = None) -> Iterator[Callable[[], int]]:
             signal.signal(s, h)
 
 
-def slurm_time_left(text: str) -> float | None:
-    """Seconds in squeue's ``%L`` (``[days-][hours:]minutes:seconds``); None for ``UNLIMITED``,
-    ``NOT_SET`` or anything else it cannot read."""
+def slurm_seconds(text: str) -> float | None:
+    """Seconds in a SLURM duration, ``[days-][hours:]minutes:seconds`` as squeue's ``%L`` and
+    sacct's ``Elapsed`` print it; None for ``UNLIMITED``, ``NOT_SET`` or anything unreadable."""
     days, _, hms = text.strip().rpartition("-")
     parts = hms.split(":")
     if (
@@ -246,7 +246,7 @@ def slurm_deadline(env: Mapping[str, str] = os.environ) -> float | None:
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("SLURM job %s: time left unknown (%s); no stop before the limit", job, exc)
         return None
-    left = slurm_time_left(out)
+    left = slurm_seconds(out)
     if left is None:
         return None
     margin = min(max(0.05 * left, 15.0), 120.0)
