@@ -225,3 +225,35 @@ def test_loss_decay_with_linearized_curve_and_gap(tables, tmp_path):
     t = np.array([0.0, 1.0, 2.0])
     assert loss_gap(t, np.array([1.0, 0.5, 0.3]), t, np.array([1.0, 0.5, 0.2])) == pytest.approx(0.5)
     assert np.isnan(loss_gap(t, np.ones(3), [], []))
+
+
+def test_figure_families_import_only_common():
+    """Each module of ``theta_lazy/figures/`` imports ``common`` and never another family."""
+    import ast
+    from pathlib import Path
+
+    import lazyphase.studies.theta_lazy.figures as pkg
+
+    here = "lazyphase.studies.theta_lazy.figures"
+    bad = []
+    for path in Path(pkg.__file__).parent.glob("*.py"):
+        if path.stem == "__init__":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith(here + "."):
+                if node.module != f"{here}.common" or path.stem == "common":
+                    bad.append(f"{path.name} imports {node.module}")
+    assert not bad, bad
+
+
+def test_common_diverged_split_and_seed_geomean():
+    from lazyphase.studies.theta_lazy.figures.common import diverged_split, seed_geomean
+
+    runs = _runs()  # 2 depths x 3 s x 3 m x 2 seeds replicas, one row per layer
+    runs.loc[(runs["seed"] == 1) & (runs["m"] == 64), "status"] = "diverged"
+    kept, n_div = diverged_split(runs)
+    assert n_div == 2 * 3  # (depth, s) at m = 64, seed 1, counted once over its layers
+    assert len(kept) == len(runs) - (runs["status"] == "diverged").sum()
+    assert diverged_split(runs.drop(columns="status"))[1] == 0
+    d = pd.DataFrame({"m": [32, 32, 64], "y": [2.0, 8.0, 5.0]})
+    np.testing.assert_allclose(seed_geomean(d, "y").to_numpy(), [4.0, 5.0])

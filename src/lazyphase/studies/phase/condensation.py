@@ -59,58 +59,62 @@ def neuron_tables(paths: Sequence[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
             raise ValueError(f"{path}: B3 needs depth 1, d = 2 and no bias; got {cell}")
         if "weights/final/W1" not in run.arrays:
             raise ValueError(f"{path}: no stored weights (raise weights_cap)")
-        s = float(cell["s"])
-        gamma = round(1.0 - s, 12)
-        gp = luo_gamma_prime(cell["scheme"])
-        regime = luo_regime(gamma)
-        key = dict(s=s, gamma=gamma, gamma_prime=np.nan if gp is None else gp, regime=regime)
-        alpha = resolve_scales(cell).alpha
-        act = activations.get(cell["activation"])
-        phi = np.linspace(-math.pi, math.pi, N_CIRCLE)
-        xc = np.stack([np.cos(phi), np.sin(phi)], 1)
-        x_train = run["data/x_train"][0]
-        for r, seed in enumerate(run["replicas/seed"]):
-            outs = {}
-            for stage in ("init", "final"):
-                w, a = run[f"weights/{stage}/W1"][r], run[f"weights/{stage}/a"][r]
-                neurons.append(
-                    pd.DataFrame(
-                        {
-                            **key,
-                            "seed": int(seed),
-                            "stage": stage,
-                            "neuron": np.arange(len(a)),
-                            "angle": np.arctan2(w[:, 1], w[:, 0]),
-                            "amplitude": np.abs(a) * np.linalg.norm(w, axis=1),
-                            "sign": np.sign(a),
-                        }
-                    )
-                )
-                params = [torch.as_tensor(w)[None], torch.as_tensor(a)[None]]
-                out = forward(params, torch.as_tensor(xc)[None], act,
-                              torch.tensor([alpha], dtype=torch.float64), False).out  # fmt: skip
-                outs[stage] = out[0].numpy()
-            target = make_target(cell, int(seed))
-            if cell["centering"] == "subtract_initial":
-                outs["final"] = outs["final"] - outs["init"]
-                outs["init"] = np.zeros_like(outs["init"])
-            ytr = run["data/y_train"][0] if run["data/y_train"].ndim > 1 else run["data/y_train"]
-            circle.append(
-                pd.DataFrame(
-                    {
-                        **key,
-                        "seed": int(seed),
-                        "angle": np.concatenate([phi, np.arctan2(x_train[:, 1], x_train[:, 0])]),
-                        "f_init": np.concatenate([outs["init"], np.full(len(x_train), np.nan)]),
-                        "f_final": np.concatenate([outs["final"], np.full(len(x_train), np.nan)]),
-                        "target": np.concatenate(
-                            [target(torch.as_tensor(xc)).numpy(), np.asarray(ytr)]
-                        ),
-                        "train": np.r_[np.zeros(N_CIRCLE, bool), np.ones(len(x_train), bool)],
-                    }
-                )
-            )
+        _run_tables(run, neurons, circle)
     return pd.concat(neurons, ignore_index=True), pd.concat(circle, ignore_index=True)
+
+
+def _run_tables(run, neurons: list[pd.DataFrame], circle: list[pd.DataFrame]) -> None:
+    """Append one run file's frames of :func:`neuron_tables` (one per replica and stage to
+    ``neurons``, one per replica to ``circle``)."""
+    cell = run.cell
+    s = float(cell["s"])
+    gamma = round(1.0 - s, 12)
+    gp = luo_gamma_prime(cell["scheme"])
+    key = dict(s=s, gamma=gamma, gamma_prime=np.nan if gp is None else gp, regime=luo_regime(gamma))
+    alpha = torch.tensor([resolve_scales(cell).alpha], dtype=torch.float64)
+    act = activations.get(cell["activation"])
+    phi = np.linspace(-math.pi, math.pi, N_CIRCLE)
+    xc = np.stack([np.cos(phi), np.sin(phi)], 1)
+    x_train = run["data/x_train"][0]
+    ytr = run["data/y_train"][0] if run["data/y_train"].ndim > 1 else run["data/y_train"]
+    for r, seed in enumerate(run["replicas/seed"]):
+        outs = {}
+        for stage in ("init", "final"):
+            w, a = run[f"weights/{stage}/W1"][r], run[f"weights/{stage}/a"][r]
+            neurons.append(pd.DataFrame({**key, "seed": int(seed), "stage": stage,
+                                         **_neuron_columns(w, a)}))  # fmt: skip
+            params = [torch.as_tensor(w)[None], torch.as_tensor(a)[None]]
+            outs[stage] = (
+                forward(params, torch.as_tensor(xc)[None], act, alpha, False).out[0].numpy()
+            )
+        if cell["centering"] == "subtract_initial":
+            outs = {"init": np.zeros_like(outs["init"]), "final": outs["final"] - outs["init"]}
+        target = make_target(cell, int(seed))(torch.as_tensor(xc)).numpy()
+        n_tr = len(x_train)
+        circle.append(
+            pd.DataFrame(
+                {
+                    **key,
+                    "seed": int(seed),
+                    "angle": np.concatenate([phi, np.arctan2(x_train[:, 1], x_train[:, 0])]),
+                    "f_init": np.concatenate([outs["init"], np.full(n_tr, np.nan)]),
+                    "f_final": np.concatenate([outs["final"], np.full(n_tr, np.nan)]),
+                    "target": np.concatenate([target, np.asarray(ytr)]),
+                    "train": np.r_[np.zeros(N_CIRCLE, bool), np.ones(n_tr, bool)],
+                }
+            )
+        )
+
+
+def _neuron_columns(w: np.ndarray, a: np.ndarray) -> dict[str, np.ndarray]:
+    """Per neuron ``k`` of first-layer weights ``w: (m, 2)`` and output weights ``a: (m,)``:
+    ``neuron, angle`` (of ``w_k``), ``amplitude`` (``|a_k| ‖w_k‖``) and ``sign`` (of ``a_k``)."""
+    return {
+        "neuron": np.arange(len(a)),
+        "angle": np.arctan2(w[:, 1], w[:, 0]),
+        "amplitude": np.abs(a) * np.linalg.norm(w, axis=1),
+        "sign": np.sign(a),
+    }
 
 
 def effective_directions(angle: np.ndarray, weight: np.ndarray | None, n_bins: int) -> float:
