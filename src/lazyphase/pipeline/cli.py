@@ -146,7 +146,8 @@ def _calibrate(args: argparse.Namespace) -> int:
 
     import torch
 
-    from lazyphase.pipeline.budget import measure_throughput, save_calibration
+    from lazyphase.pipeline.budget import save_calibration
+    from lazyphase.pipeline.calibration import measure_throughput
     from lazyphase.pipeline.jobs import set_threads
 
     set_threads(args.threads)
@@ -223,10 +224,8 @@ def _verify(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lazyphase", description=__doc__)
-    p.add_argument("--version", action="version", version=f"lazyphase {__version__}")
-    sub = p.add_subparsers(dest="command", required=True)
+def _add_file_commands(sub: argparse._SubParsersAction) -> None:
+    """``train-cell``, ``inspect`` and ``summary``: make or read the files of one run."""
     t = sub.add_parser("train-cell", help="train every replica of one cell into a run file")
     t.add_argument("--config", required=True, help="CELL.yaml with the cell's parameters")
     t.add_argument("--out", required=True, help="the HDF5 run file to write")
@@ -256,6 +255,11 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("--configfile", default="config.yaml", help="the workflow configuration")
     sm.add_argument("--directory", default=".", help="the folder holding results/")
     sm.set_defaults(func=_summary)
+
+
+def _add_config_commands(sub: argparse._SubParsersAction) -> None:
+    """``config-reference``, ``tables-reference`` and ``validate-config``: the configuration
+    and the references generated from its schemas."""
     r = sub.add_parser("config-reference", help="print the configuration reference (Markdown)")
     r.add_argument("--schema", default=_default_schema())
     r.set_defaults(func=_config_reference)
@@ -265,6 +269,11 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("file")
     v.add_argument("--schema", default=_default_schema())
     v.set_defaults(func=_validate_config)
+
+
+def _add_budget_commands(sub: argparse._SubParsersAction) -> None:
+    """``plan`` and ``calibrate``: the jobs of a configuration under a budget, and the
+    throughput that prices them."""
     pl = sub.add_parser("plan", help="jobs, memory and hours of a configuration under a budget")
     pl.add_argument("--configfile", default="config.yaml")
     pl.add_argument(
@@ -285,6 +294,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--scale", type=float, default=1.0, help="multiply the timed steps")
     c.add_argument("--out", help="calibration file (default: as for plan)")
     c.set_defaults(func=_calibrate)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lazyphase", description=__doc__)
+    p.add_argument("--version", action="version", version=f"lazyphase {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    _add_file_commands(sub)
+    _add_config_commands(sub)
+    _add_budget_commands(sub)
     vf = sub.add_parser(
         "verify",
         help="check every file under results/ (checksums, schema, provenance, completeness)",

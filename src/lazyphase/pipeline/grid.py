@@ -41,6 +41,39 @@ def _name(keys: list[str], cell: Mapping[str, Any]) -> str:
     return "_".join(f"{k}~{slug(cell[k])}" for k in keys) or "all"
 
 
+def _check_experiment(
+    where: str,
+    grid: Mapping[str, Any],
+    fixed: Mapping[str, Any],
+    batch_over: list[str],
+    exclude: list[Mapping[str, Any]],
+) -> None:
+    """Raise :class:`ConfigError` for an empty grid, a grid key without a list of values or also
+    in ``fixed``, a ``batch_over`` key that changes tensor shapes (``batch_over``: ``[]`` for
+    cells that are not trained) and an ``exclude`` entry naming a key outside the grid."""
+    if not grid:
+        raise ConfigError(f"{where}.grid: empty grid; give at least one key with a list of values")
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise ConfigError(
+                f"{where}.grid.{key}: needs a non-empty list of values, got {values!r}"
+            )
+        if key in fixed:
+            raise ConfigError(f"{where}: key {key!r} is both in grid and in fixed")
+    unknown = [k for k in batch_over if k in BATCH_KEYS]
+    if unknown:
+        raise ConfigError(
+            f"{where}.batch_over: {unknown} change tensor shapes or the trainer and cannot be "
+            f"batched; allowed: any grid key except {', '.join(BATCH_KEYS)}"
+        )
+    for i, ex in enumerate(exclude):
+        bad = [k for k in ex if k not in grid]
+        if bad:
+            raise ConfigError(
+                f"{where}.exclude[{i}]: keys {bad} are not grid keys ({', '.join(grid)})"
+            )
+
+
 def expand_experiment(name: str, exp: Mapping[str, Any], *, trains: bool = True) -> pd.DataFrame:
     """The validated cells of one experiment, one row each.
 
@@ -51,32 +84,12 @@ def expand_experiment(name: str, exp: Mapping[str, Any], *, trains: bool = True)
     grid = dict(exp.get("grid") or {})
     fixed = dict(exp.get("fixed") or {})
     where = f"experiments.{name}"
-    if not grid:
-        raise ConfigError(f"{where}.grid: empty grid; give at least one key with a list of values")
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise ConfigError(
-                f"{where}.grid.{key}: needs a non-empty list of values, got {values!r}"
-            )
-        if key in fixed:
-            raise ConfigError(f"{where}: key {key!r} is both in grid and in fixed")
     batch_over = list(exp.get("batch_over", ["s", "scheme"]))
-    unknown = [k for k in batch_over if k in BATCH_KEYS] if trains else []
-    if unknown:
-        raise ConfigError(
-            f"{where}.batch_over: {unknown} change tensor shapes or the trainer and cannot be "
-            f"batched; allowed: any grid key except {', '.join(BATCH_KEYS)}"
-        )
+    exclude = list(exp.get("exclude") or [])
+    _check_experiment(where, grid, fixed, batch_over if trains else [], exclude)
     keys = list(grid)
     batch_keys = [k for k in keys if k not in batch_over]
     cell_keys = [k for k in keys if k in batch_over]
-    exclude = list(exp.get("exclude") or [])
-    for i, ex in enumerate(exclude):
-        bad = [k for k in ex if k not in grid]
-        if bad:
-            raise ConfigError(
-                f"{where}.exclude[{i}]: keys {bad} are not grid keys ({', '.join(keys)})"
-            )
     rows = []
     for combo in itertools.product(*(grid[k] for k in keys)):
         point = dict(zip(keys, combo))
@@ -103,8 +116,6 @@ def expand_experiment(name: str, exp: Mapping[str, Any], *, trains: bool = True)
             f"{where}.grid: repeated values give the same cell {dup.iloc[0]['cell']!r}"
         )
     return df
-
-
 
 
 def luo_grid(name: str, exp: Mapping[str, Any]) -> dict[str, Any]:

@@ -97,18 +97,7 @@ def train_cells(
     ckpts: list[Checkpointing] = []
     deadline = slurm_deadline() if checkpoint is not None else None
     with job_device(gpus) as device, stop_signals(deadline) as pending:
-
-        def checkpointing(sub_cells: Sequence[Mapping[str, Any]], k: int | None):
-            # one file per chunk: each chunk resumes from its own last checkpoint
-            if checkpoint is None:
-                return None
-            path = checkpoint if k is None else f"{checkpoint}.chunk{k}"
-            log.info("job pid %d, checkpoint %s", os.getpid(), path)
-            ckpts.append(Checkpointing(path, checkpoint_key(sub_cells, device),
-                                       every=60.0 * checkpoint_every, signal=pending,
-                                       stop_at=stop_at, provenance=provenance()))  # fmt: skip
-            return ckpts[-1]
-
+        checkpointing = _checkpoints(checkpoint, device, checkpoint_every, pending, stop_at, ckpts)
         job_budget = _device_budget(budget, device)
         _check_memory(valid, job_budget, mem_mb)
         chunk = chunk or chunk_replicas(valid, job_budget)
@@ -126,6 +115,32 @@ def train_cells(
     )  # fmt: skip
     _close_checkpoints(ckpts, t_train)
     return lines
+
+
+def _checkpoints(
+    checkpoint: str | None,
+    device: str,
+    every_min: float,
+    pending: Callable[[], int],
+    stop_at: int | None,
+    ckpts: list[Checkpointing],
+) -> Callable[[Sequence[Mapping[str, Any]], int | None], Checkpointing | None]:
+    """The checkpoint of each chunk ``k`` (``None``: the whole job in one batch) of a job whose
+    checkpoint file is ``checkpoint`` (``None``: no checkpoints); each one made is appended to
+    ``ckpts``, so that the job can close them when every run file is written."""
+
+    def checkpointing(sub_cells: Sequence[Mapping[str, Any]], k: int | None):
+        # one file per chunk: each chunk resumes from its own last checkpoint
+        if checkpoint is None:
+            return None
+        path = checkpoint if k is None else f"{checkpoint}.chunk{k}"
+        log.info("job pid %d, checkpoint %s", os.getpid(), path)
+        ckpts.append(Checkpointing(path, checkpoint_key(sub_cells, device),
+                                   every=60.0 * every_min, signal=pending,
+                                   stop_at=stop_at, provenance=provenance()))  # fmt: skip
+        return ckpts[-1]
+
+    return checkpointing
 
 
 def _device_budget(budget: Budget | None, device: str) -> Budget | None:
