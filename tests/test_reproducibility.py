@@ -30,7 +30,8 @@ from lazyphase.pipeline.jobs import set_threads, train_cells
 from lazyphase.store.provenance import RUNTIME_KEYS, runtime_provenance
 
 ROOT = Path(__file__).resolve().parents[1]
-#: Two depth-2 cells whose m × m matmuls MKL splits over 2 threads.
+#: Two depth-2 cells (m × m matmuls). At this size 1 and 2 threads still give the same bits
+#: (measured); larger ones do not (docs/reproducibility.md), which the bound below covers.
 CELLS = [dict(m=256, depth=2, s=s, seeds=[0, 1], n=32, d=4, n_test=16, max_steps=150,
               activation="tanh", n_snapshots=8, n_gram_snapshots=2) for s in (-0.25, 0.5)]  # fmt: skip
 #: The stated bound of the relative difference of any stored number between thread counts or
@@ -174,4 +175,4 @@ def test_avx2_kernels_agree_with_avx512_to_the_last_bits(one_thread, tmp_path):
 def test_the_tolerance_is_the_documented_one():
     doc = (ROOT / "docs" / "reproducibility.md").read_text()
     for key, tol in CPU_GPU_TOLERANCE.items():
-        assert f"`{key}` {tol:g}" in doc, key
+        assert f"`{key}` {tol:.0e}".replace("e-0", "e-") in doc, key
