@@ -20,6 +20,7 @@ import yaml
 
 from lazyphase.pipeline import jobs
 from lazyphase.pipeline.jobs import TrainingInterrupted, stop_signals, train_cells
+from lazyphase.store.provenance import RUNTIME_KEYS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -31,7 +32,9 @@ def contents(path) -> tuple[dict[str, np.ndarray], dict[str, str]]:
         f.visititems(
             lambda n, o: data.__setitem__(n, o[()]) if isinstance(o, h5py.Dataset) else None
         )
-        attrs = {k: repr(v) for k, v in f.attrs.items() if k not in ("seconds", "attrs_sha256")}  # the seal covers seconds
+        # the seal covers seconds; the runtime provenance is the writing process's environment
+        skip = ("seconds", "attrs_sha256", *RUNTIME_KEYS)
+        attrs = {k: repr(v) for k, v in f.attrs.items() if k not in skip}
     return data, attrs
 
 

@@ -31,7 +31,7 @@ from lazyphase.store.atomic import (  # noqa: F401  (WriteError: re-exported)
     is_write_error,
     write_failed,
 )
-from lazyphase.store.provenance import provenance
+from lazyphase.store.provenance import provenance, runtime_provenance
 
 #: Root attributes outside the attribute digest (``complete`` is written after it).
 _UNSEALED = ("complete", "attrs_sha256")
@@ -152,13 +152,14 @@ def atomic_h5(path: str | os.PathLike) -> Iterator[h5py.File]:
     """Open ``path``'s temporary sibling for writing; seal it and rename it into place on
     success.
 
-    The root attributes ``lazyphase_code`` and ``lazyphase_git`` (store/provenance.py) are
-    written first, the caller writes the content; :func:`seal` and ``complete = True`` are
-    added on exit. On
+    The root attributes ``lazyphase_code``, ``lazyphase_git`` and those of
+    ``runtime_provenance`` (store/provenance.py) are written first, the caller writes the
+    content; :func:`seal` and ``complete = True`` are added on exit. On
     any error the temporary file is removed and ``path`` is left as it was.
     """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
-        for key, value in provenance().items():  # which code wrote it (provenance.py)
+        # which code wrote it, and how it computed (provenance.py)
+        for key, value in {**provenance(), **runtime_provenance()}.items():
             f.attrs[key] = value
         yield f
         seal(f)
