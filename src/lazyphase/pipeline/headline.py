@@ -26,6 +26,7 @@ from typing import Any
 import pandas as pd
 
 from lazyphase.stats import NO_CROSSING
+from lazyphase.store.files import TableFileError, read_table
 from lazyphase.studies.catalog import FIGURES
 
 BEGIN = "<!-- headline:begin (written by `python -m lazyphase.pipeline.headline`; do not edit) -->"
@@ -106,8 +107,6 @@ def copy_results(config: Mapping[str, Any], results: str | Path, docs: str | Pat
 
 def read_tables(paths: Mapping[str, Path]) -> dict[str, pd.DataFrame]:
     """The tables of :func:`table_paths` (provenance columns dropped)."""
-    from lazyphase.store.files import read_table
-
     return {key: read_table(path) for key, path in paths.items()}
 
 
@@ -328,12 +327,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m lazyphase.pipeline.headline``: exit 2 with the message on a missing or bad file."""
     p = argparse.ArgumentParser(prog="python -m lazyphase.pipeline.headline", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     add_arguments(p)
     try:
         return run(p.parse_args(argv))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TableFileError) as exc:
         print(f"lazyphase: error: {exc}", file=sys.stderr)
         return 2
 
