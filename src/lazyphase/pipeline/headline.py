@@ -235,7 +235,7 @@ def boundary_rows(phase: pd.DataFrame, deep: pd.DataFrame) -> list[list[str]]:
         rows.append([
             f"B2 `s*`, {act} L={int(depth)}, largest of {len(grp)} (layer, γ_h)",
             largest_crossing(grp, "s_star", "linear_above_0", "note", ["layer_name", "gamma_h"]),
-            f"`s* ≤ 0`: linear at every `s > 0` in {_count(grp['linear_above_0'])}",
+            f"`s* ≤ 0`: linear at every grid `s > 0` in {_count(grp['linear_above_0'])}",
         ])  # fmt: skip
     return rows
 
@@ -245,7 +245,7 @@ THETA_HEAD = (
     "A2: largest `s*` (RD)",
     "A6: largest `s*_f` (function)",
     "A6: largest exponent at `s > 0`",
-    "lazy at every `s > 0`",
+    "lazy at every grid `s > 0`",
 )
 BOUNDARY_HEAD = ("boundary", "measured", "theory (line inside or outside the interval)")
 
