@@ -54,9 +54,14 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run.py
 
-docs-figures: figures
-	mkdir -p docs/figures
-	cp results/*/figures/*.png docs/figures/
+# The default run's figures -> docs/figures/, the tables of the README's headline numbers ->
+# docs/results/ (the layout of results/), and the README's headline block rewritten from them
+# (tests/test_readme.py keeps all three in sync). RESULTS=<folder> takes a finished default run
+# from elsewhere instead of running the pipeline here.
+RESULTS ?= results
+docs-figures: $(if $(filter results,$(RESULTS)),figures,$(STAMP))
+	$(BIN)/python -m lazyphase.pipeline.headline --configfile config.yaml \
+		--copy-from $(RESULTS) --write README.md
 
 report: figures
 	$(BIN)/snakemake --report report.html

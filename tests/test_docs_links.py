@@ -22,6 +22,11 @@ What is checked
    ``EXPERIMENTS.md``, ``SNAKEMAKE-NOTES``, ...): their content is ``docs/conventions.md``,
    ``docs/experiments.md`` and ``docs/references.md``.
 4. Every ``conventions.md §N`` / ``experiments.md §X`` citation names an existing heading.
+5. ``docs/index.md`` has one row per page of ``docs/`` (each page linked once), and the README
+   links to it.
+6. Nothing users read imports the removed top-level modules ``lazyphase.config``, ``.train``,
+   ``.jobs`` or ``.cli`` (the homes are ``lazyphase.cells``, ``lazyphase.core.train`` and
+   ``lazyphase.pipeline.*``).
 """
 
 from __future__ import annotations
@@ -199,3 +204,27 @@ def test_citation_pattern_matches_the_documented_forms():
     found = [n for m in CITE_NUM.finditer(text) for n in re.findall(r"\d+", m.group(1))]
     assert found == ["2", "4", "1", "3", "12"]
     assert [m.group(1) for m in CITE_LETTER.finditer(text)] == ["§A"]
+
+
+def test_index_has_one_row_per_page():
+    text = (DOCS / "index.md").read_text(encoding="utf-8")
+    rows = [line for line in text.splitlines() if line.startswith("| ") and "](" in line]
+    linked = [t for line in rows for t in re.findall(r"\]\(([a-z0-9_]+\.md)\)", line)]
+    pages = sorted(p.name for p in DOCS.glob("*.md") if p.name != "index.md")
+    assert sorted(linked) == pages, "docs/index.md needs exactly one row per page of docs/"
+    assert "docs/index.md" in {t for _, t in _links(ROOT / "README.md")}
+
+
+OLD_PATHS = re.compile(r"\blazyphase\.(config|train|jobs|cli)\b(?!\.md)")
+
+
+def test_docs_use_the_layered_import_paths():
+    hits = []
+    for md in _markdown_files():
+        text = md.read_text(encoding="utf-8")
+        for m in OLD_PATHS.finditer(text):
+            logger = text[max(0, m.start() - 1)] + text[m.end() : m.end() + 1] == "``"
+            if m.group(1) == "train" and logger:
+                continue  # the logger name `lazyphase.train`, not a module
+            hits.append(f"{md.relative_to(ROOT)}:{_line(text, m.start())}: {m.group()}")
+    assert not hits, "old top-level import paths in the docs:\n" + "\n".join(hits)
