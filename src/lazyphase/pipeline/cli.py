@@ -11,6 +11,7 @@ from pathlib import Path
 
 from lazyphase import __version__
 from lazyphase.cells import ConfigError, load_cell
+from lazyphase.pipeline import headline
 from lazyphase.pipeline.inspection import format_run  # noqa: F401  (old import path)
 from lazyphase.store.concentration import ConcentrationFileError
 from lazyphase.store.files import TableFileError
@@ -315,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     vf.add_argument("--schema", default=_default_schema())
     vf.set_defaults(func=_verify)
+    hl = sub.add_parser("headline", help="the README's headline numbers from the default run's tables")
+    headline.add_arguments(hl)
+    hl.set_defaults(func=headline.run)
     return p
 
 
@@ -324,7 +328,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, RunFileError, ConcentrationFileError, TableFileError, WriteError) as exc:
+    except (ConfigError, RunFileError, ConcentrationFileError, TableFileError, WriteError,
+            FileNotFoundError, ValueError) as exc:  # fmt: skip
         print(f"lazyphase: error: {exc}", file=sys.stderr)
         return 2
 
