@@ -67,6 +67,11 @@ def _statuses(folder: Path) -> str | None:
     return f"  replicas: {total}, diverged {diverged}" + (f" ({rest})" if rest else "")
 
 
+def _has_threshold(table: pd.DataFrame) -> bool:
+    """Whether some row of ``threshold.csv`` had at least 2 finite exponents to cross between."""
+    return "n_s" not in table or bool((pd.to_numeric(table["n_s"], errors="coerce") >= 2).any())
+
+
 def summarize_experiment(name: str, exp: Mapping[str, Any], root: str | os.PathLike = ".") -> list[str]:
     """The summary lines of one experiment (empty when it has no results folder)."""
     folder = Path(root) / "results" / name
@@ -82,10 +87,13 @@ def summarize_experiment(name: str, exp: Mapping[str, Any], root: str | os.PathL
         if status:
             lines.append(status)
         thr = folder / "threshold.csv"
-        if thr.exists():
+        table = read_table(thr) if thr.exists() else None
+        # an experiment with fewer than 2 exponents per row (e.g. one s value per width, as
+        # in the Chizat experiments) has no threshold to report: no line rather than a "none"
+        if table is not None and _has_threshold(table):
             lines.append("  thresholds (threshold.csv: s* where the exponent crosses 0, "
                          "bootstrap interval):")  # fmt: skip
-            lines += _estimates(read_table(thr), "s_star", "s*")
+            lines += _estimates(table, "s_star", "s*")
         bnd = folder / "boundary.csv"
         if bnd.exists():
             table = read_table(bnd)
