@@ -30,12 +30,25 @@ def _schema_rows(props: Mapping[str, Any]) -> list[str]:
 
 def reference_markdown(workflow_schema: Mapping[str, Any]) -> str:
     """The configuration reference (docs/configuration.md), generated from both schemas."""
-    exp = workflow_schema["properties"]["experiments"]["additionalProperties"]
+    top = workflow_schema["properties"]
+    exp = top["experiments"]["additionalProperties"]
     lines = [
         "# Configuration reference",
         "",
         "Generated from `workflow/schemas/config.schema.yaml` and `src/lazyphase/cell.schema.yaml`",
         "by `lazyphase config-reference`; a test keeps this file in sync.",
+        "",
+        "## Top level (`config.yaml`)",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+        *_schema_rows(top),
+        "",
+        "## Job budget (`budget: {…}`)",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+        *_schema_rows(top["budget"]["properties"]),
         "",
         "## Experiments (`config.yaml`: `experiments: {<name>: …}`)",
         "",
