@@ -22,9 +22,10 @@ def _schema_rows(props: Mapping[str, Any]) -> list[str]:
             kind = " \\| ".join(f"`{v}`" for v in sub["enum"])
         elif isinstance(kind, list):
             kind = " or ".join(kind)
-        default = sub.get("default", "required" if key == "m" else "")
+        default = sub.get("default", "required" if key == "m" else None)
+        shown = "" if default is None else f"`{default}`"  # an empty `` would open a code span
         desc = " ".join(str(sub.get("description", "")).split())
-        rows.append(f"| `{key}` | {kind} | `{default}` | {desc} |")
+        rows.append(f"| `{key}` | {kind} | {shown} | {desc} |")
     return rows
 
 
