@@ -52,20 +52,6 @@ def test_no_profile_prints_shell_commands():
         assert "printshellcmds" not in prof and "p" not in prof, path
 
 
-def test_paper_profile_stops_with_the_config_file_path(tmp_path):
-    """profiles/paper passed as a profile used to run config.yaml silently (issue 19)."""
-    (tmp_path / "config.yaml").write_text(TINY.read_text())
-    r = dry_run(tmp_path, "--workflow-profile", str(ROOT / "profiles" / "paper"))
-    assert r.returncode != 0
-    assert "--configfile config/paper.yaml" in r.stderr + r.stdout
-    assert "train_cell" not in r.stdout
-
-
-def test_old_paper_config_path_still_reads_the_paper_config():
-    old = ROOT / "profiles" / "paper" / "config.yaml"
-    assert old.read_text() == PAPER.read_text()  # for one release
-
-
 def test_gpu_workstation_profile_keys():
     prof = yaml.safe_load((ROOT / "profiles" / "gpu-workstation" / "config.yaml").read_text())
     assert prof["set-resources"]["train_cell"]["gpu"] == 1
@@ -92,7 +78,9 @@ def test_slurm_gpu_profile_is_the_slurm_profile_plus_gpus():
     assert gpu["set-threads"]["train_cell"] == 1
     differ = {k for k in cpu.keys() | gpu.keys() if cpu.get(k) != gpu.get(k)}
     assert differ == {"set-resources", "set-threads", "config"}
-    assert cpu["config"] == ["budget={preset: slurm-cpu}"] and gpu["config"] == ["budget={preset: slurm}"]
+    assert cpu["config"] == ["budget={preset: slurm-cpu}"] and gpu["config"] == [
+        "budget={preset: slurm}"
+    ]
 
 
 def test_paper_config_dry_run(tmp_path, monkeypatch):

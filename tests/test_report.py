@@ -4,18 +4,21 @@ headless Chromium, shows every figure and table in catalog order without an erro
 
 from __future__ import annotations
 
+import base64
 import io
+import json
 import os
 import re
 import shutil
 import subprocess
 import time
+import zipfile
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 import yaml
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, TINY_CFG, smk
 from docutils.core import publish_parts
 from docutils.writers import get_writer_class
 from jinja2 import Environment
@@ -336,3 +339,41 @@ def test_report_in_a_browser(tiny_report, browser):
     print(
         f"browser check: {len(seen)} figures, {n_tables} tables in {time.perf_counter() - start:.1f} s"
     )
+
+
+# --- the report as a zip (the catalog's `report: true`) -----------------------------------------
+
+
+def _report_data(html: str) -> tuple[dict, dict]:
+    """The entries (``results``) and menu (``categories``) a Snakemake report page embeds."""
+
+    def var(name: str) -> dict:
+        found = re.search(rf'<script id="{name}">\s*var {name} = (.*?);\s*</script>', html, re.S)
+        assert found, f"no {name} in the report"
+        return json.loads(found.group(1))
+
+    return var("results"), var("categories")
+
+
+def test_report_zip_has_the_entries_of_the_html_report(tiny_report):
+    """``snakemake --report report.zip`` (.snakemake-workflow-catalog.yml says it works): the same
+    entries, captions, labels and menu as report.html, each file stored once in the zip with the
+    bytes of the HTML report's embedded copy and of the result itself."""
+    work = tiny_report.parent
+    r = smk(*TINY_CFG, "--directory", str(work), "--report", str(work / "report.zip"))
+    assert r.returncode == 0, r.stderr[-2000:]
+    html_results, html_categories = _report_data(tiny_report.read_text())
+    with zipfile.ZipFile(work / "report.zip") as archive:
+        stored = {name: archive.read(name) for name in archive.namelist()}
+    zip_results, zip_categories = _report_data(stored["report/report.html"].decode())
+    assert zip_categories == html_categories
+    assert set(zip_results) == set(html_results) and len(html_results) >= 20
+    data = {name for name in stored if name != "report/report.html"}
+    assert {f"report/{e['data_uri']}" for e in zip_results.values()} == data  # nothing else
+    for path, entry in html_results.items():
+        in_zip = zip_results[path]
+        assert {k: v for k, v in in_zip.items() if k != "data_uri"} == {
+            k: v for k, v in entry.items() if k != "data_uri"
+        }, path
+        embedded = base64.b64decode(entry["data_uri"].split("base64,", 1)[1])
+        assert stored[f"report/{in_zip['data_uri']}"] == embedded == (work / path).read_bytes()

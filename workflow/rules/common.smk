@@ -3,11 +3,8 @@ from snakemake.exceptions import WorkflowError
 from snakemake.logging import logger
 from snakemake.utils import validate
 
-import os
-from pathlib import Path
-
 from lazyphase.cells import ConfigError
-from lazyphase.pipeline.config import MOVED_PROFILE, grid_warnings
+from lazyphase.pipeline.config import grid_warnings
 from lazyphase.pipeline.grid import expand_config
 from lazyphase.pipeline.budget import (
     budget_block,
@@ -23,13 +20,6 @@ from lazyphase.pipeline.report import figure_labels
 from lazyphase.pipeline.verify import experiment_products as _products
 from lazyphase.studies.catalog import FIGURES
 
-# profiles/paper was a config file in the profiles folder: passed as a profile it ran
-# config.yaml; its profile.v9+.yaml now sets this key so that it stops, naming the new path
-if config.pop("lazyphase_moved_profile", None):
-    raise WorkflowError(MOVED_PROFILE)
-for _path in workflow.configfiles:
-    if Path(os.path.abspath(_path)).parts[-3:] == ("profiles", "paper", "config.yaml"):
-        logger.warning(f"lazyphase: warning: {_path} is deprecated: use config/paper.yaml")
 # `--config budget={...}` (the profiles) gives strings: typed before the schema sees them
 if config.get("budget"):
     config["budget"] = budget_block(config["budget"])

@@ -22,20 +22,34 @@ def _schema_rows(props: Mapping[str, Any]) -> list[str]:
             kind = " \\| ".join(f"`{v}`" for v in sub["enum"])
         elif isinstance(kind, list):
             kind = " or ".join(kind)
-        default = sub.get("default", "required" if key == "m" else "")
+        default = sub.get("default", "required" if key == "m" else None)
+        shown = "" if default is None else f"`{default}`"  # an empty `` would open a code span
         desc = " ".join(str(sub.get("description", "")).split())
-        rows.append(f"| `{key}` | {kind} | `{default}` | {desc} |")
+        rows.append(f"| `{key}` | {kind} | {shown} | {desc} |")
     return rows
 
 
 def reference_markdown(workflow_schema: Mapping[str, Any]) -> str:
     """The configuration reference (docs/configuration.md), generated from both schemas."""
-    exp = workflow_schema["properties"]["experiments"]["additionalProperties"]
+    top = workflow_schema["properties"]
+    exp = top["experiments"]["additionalProperties"]
     lines = [
         "# Configuration reference",
         "",
         "Generated from `workflow/schemas/config.schema.yaml` and `src/lazyphase/cell.schema.yaml`",
         "by `lazyphase config-reference`; a test keeps this file in sync.",
+        "",
+        "## Top level (`config.yaml`)",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+        *_schema_rows(top),
+        "",
+        "## Job budget (`budget: {…}`)",
+        "",
+        "| key | type | default | meaning |",
+        "|---|---|---|---|",
+        *_schema_rows(top["budget"]["properties"]),
         "",
         "## Experiments (`config.yaml`: `experiments: {<name>: …}`)",
         "",
