@@ -43,7 +43,7 @@ CONVENTIONS = DOCS / "conventions.md"
 EXPERIMENTS = DOCS / "experiments.md"
 
 # what users receive: scanned for references to the outside design folder and files
-SCANNED = ["README.md", "docs", "src", "workflow", "scripts", "config.yaml", "profiles"]
+SCANNED = ["README.md", "docs", "src", "workflow", "scripts", "config.yaml", "config", "profiles"]
 SKIP_DIRS = {"__pycache__", ".snakemake", ".pytest_cache", ".ruff_cache"}
 
 FENCE = re.compile(r"^(```|~~~).*?^\1[^\n]*$", re.S | re.M)
@@ -147,7 +147,7 @@ def test_link_parser_sees_links():
     """Guard against a parser that silently finds nothing."""
     targets = {t for md in _markdown_files() for _, t in _links(md)}
     assert "docs/conventions.md" in targets
-    assert "docs/configuration.md" in targets
+    assert "config/README.md" in targets
 
 
 def test_nothing_refers_to_the_outside_design_folder():

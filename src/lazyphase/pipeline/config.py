@@ -120,14 +120,6 @@ def validated_grid(
 
 
 #: Fewer seeds than this draw a warning: the seed bootstrap undercovers (docs/statistics.md).
-#: The message of ``--workflow-profile profiles/paper`` (the paper configuration moved).
-MOVED_PROFILE = (
-    "profiles/paper is not a Snakemake profile: the paper-scale configuration is the config "
-    "file config/paper.yaml. Run: snakemake --configfile config/paper.yaml "
-    "--replace-workflow-config --workflow-profile profiles/gpu-workstation (or "
-    "profiles/slurm-gpu on a cluster); see README \"Scale\""
-)
-
 WARN_SEEDS = 5
 #: Figures that fit exponents against log m, and those that locate s* along s.
 _WIDTH_FIGURES = {"theta_lazy_rd", "theta_lazy_threshold", "gram_drift", "function_distance",
