@@ -42,6 +42,7 @@ from lazyphase.core.training.checkpoint import (
     CHECKPOINT_FORMAT,
     Checkpointing,
     TrainingInterrupted,
+    read_checkpoint,
     segments_text,
 )
 
@@ -79,7 +80,7 @@ __all__ = [
     "BATCH_KEYS", "CHECKPOINT_FORMAT", "EIGS_MAX_N", "PROGRESS_EVERY", "BatchRun", "BatchSampler",
     "Checkpointing", "Event", "Linearized", "Problem", "Progress", "ProgressOption", "Replica",
     "TrainResult", "TrainingInterrupted", "batch_sampler", "check_batchable", "initial_lr",
-    "log_schedule", "objective_divisor", "print_progress", "progress_callback", "segments_text",
+    "log_schedule", "objective_divisor", "print_progress", "progress_callback", "read_checkpoint", "segments_text",
     "step_rule", "stop_settings", "train", "train_replicas",
 ]  # fmt: skip
 

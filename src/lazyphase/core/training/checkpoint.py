@@ -14,11 +14,33 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 log = logging.getLogger("lazyphase.train")  # the trainer's logger (pipeline/budget.py silences it)
 
 CHECKPOINT_FORMAT = "lazyphase-train-checkpoint-1"
+
+
+def read_checkpoint(path: str) -> Any:
+    """The object in the torch file ``path``, loaded with ``weights_only=True``: tensors, numpy
+    arrays, numbers and strings only, so nothing of the file is executed. The one reader of
+    checkpoints (the trainer's resume and ``lazyphase inspect``); raises what ``torch.load``
+    raises on a torn or foreign file."""
+    with torch.serialization.safe_globals(_numpy_globals()):
+        return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _numpy_globals() -> list[Any]:
+    """The numpy classes a checkpoint's state holds (arrays, dtypes, scalars), allowed by
+    ``torch.load(weights_only=True)``."""
+    try:
+        from numpy._core.multiarray import _reconstruct, scalar
+    except ImportError:  # numpy < 2
+        from numpy.core.multiarray import _reconstruct, scalar
+
+    kinds = ("float64", "float32", "int64", "int32", "int8", "uint8", "uint32", "uint64", "bool")
+    return [_reconstruct, scalar, np.ndarray, np.dtype, *(type(np.dtype(k)) for k in kinds)]
 
 
 class TrainingInterrupted(Exception):
@@ -81,7 +103,7 @@ class Checkpointing:
         if not os.path.exists(self.path):
             return None
         try:
-            state = torch.load(self.path, map_location="cpu", weights_only=False)
+            state = read_checkpoint(self.path)
         except Exception as exc:  # a torn or foreign file: start over
             log.warning("checkpoint %s unreadable (%s); starting over", self.path, exc)
             return None
