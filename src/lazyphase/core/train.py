@@ -10,7 +10,8 @@ others go on; the batch ends when none is active or at ``max_steps``.
 
 The public trainer API. The batch level lives here (:func:`train_replicas`, the loop
 :func:`train`); its parts are in :mod:`lazyphase.core.training` (one module per responsibility,
-re-exported below in groups) so that this module stays at import floor 5 (docs/architecture.md).
+re-exported here, grouped in ``__all__``), so that this module stays at import floor 5
+(docs/architecture.md, "Import floors").
 """
 
 from __future__ import annotations
@@ -26,8 +27,6 @@ import torch
 from lazyphase.core.data import Dataset
 from lazyphase.core.kernels import normalization
 from lazyphase.core.linearized import Linearized, linearize
-
-# cells -> one batch
 from lazyphase.core.training.batch import (
     BATCH_KEYS,
     EIGS_MAX_N,
@@ -36,8 +35,6 @@ from lazyphase.core.training.batch import (
     stacked_problem,
     theta0_eigs,
 )
-
-# checkpoints (save and load plain state dicts)
 from lazyphase.core.training.checkpoint import (
     CHECKPOINT_FORMAT,
     Checkpointing,
@@ -45,8 +42,6 @@ from lazyphase.core.training.checkpoint import (
     read_checkpoint,
     segments_text,
 )
-
-# progress: the logger's lines and the ``progress`` callable
 from lazyphase.core.training.progress import (
     PROGRESS_EVERY,
     Progress,
@@ -56,17 +51,9 @@ from lazyphase.core.training.progress import (
     progress_callback,
 )
 from lazyphase.core.training.records import Records
-
-# inputs and outputs of the trainer
 from lazyphase.core.training.results import BatchRun, Event, Problem, Replica, TrainResult
-
-# population SGD batches
 from lazyphase.core.training.sampler import BatchSampler, batch_sampler
-
-# snapshot schedule
 from lazyphase.core.training.schedule import TrainPlan, log_schedule
-
-# step-size policies
 from lazyphase.core.training.step_size import (
     initial_lr,
     objective_divisor,
@@ -76,12 +63,24 @@ from lazyphase.core.training.step_size import (
 from lazyphase.core.training.stopping import Safeguard, stop_rules
 from lazyphase.core.training.working_set import WorkingSet
 
-__all__ = [
-    "BATCH_KEYS", "CHECKPOINT_FORMAT", "EIGS_MAX_N", "PROGRESS_EVERY", "BatchRun", "BatchSampler",
-    "Checkpointing", "Event", "Linearized", "Problem", "Progress", "ProgressOption", "Replica",
-    "TrainResult", "TrainingInterrupted", "batch_sampler", "check_batchable", "initial_lr",
-    "log_schedule", "objective_divisor", "print_progress", "progress_callback", "read_checkpoint", "segments_text",
-    "step_rule", "stop_settings", "train", "train_replicas",
+__all__ = [  # noqa: RUF022 (grouped by the module that defines them)
+    # the batch and the loop (defined here)
+    "train_replicas", "train",
+    # inputs and outputs (training/results.py)
+    "BatchRun", "Replica", "Problem", "TrainResult", "Event", "Linearized",
+    # cells -> one batch (training/batch.py)
+    "BATCH_KEYS", "EIGS_MAX_N", "check_batchable",
+    # step-size policies (training/step_size.py)
+    "initial_lr", "step_rule", "objective_divisor", "stop_settings",
+    # snapshot schedule (training/schedule.py)
+    "log_schedule",
+    # checkpoints (training/checkpoint.py)
+    "Checkpointing", "TrainingInterrupted", "CHECKPOINT_FORMAT", "read_checkpoint",
+    "segments_text",
+    # progress (training/progress.py)
+    "Progress", "ProgressOption", "PROGRESS_EVERY", "progress_callback", "print_progress",
+    # population SGD batches (training/sampler.py)
+    "batch_sampler", "BatchSampler",
 ]  # fmt: skip
 
 #: the trainer's logger (its parts log under the same name; pipeline/budget.py silences it)
