@@ -531,6 +531,28 @@ def limiting(
     x = torch.as_tensor(X, dtype=_DTYPE)
     if x.dim() != 2:
         raise ValueError(f"X must be (n, d), got shape {tuple(x.shape)}")
+    regimes, var = _layer_settings(act, depth, regime, input_variance, bias)
+    gram = x @ x.T
+    inputs = [0.5 * (gram + gram.T) + (1.0 if bias else 0.0)]  # inputs[l-1] feeds layer l
+    dots = []
+    for layer in range(depth):
+        sig, dot = _layer(act, inputs[-1], var[layer], regimes[layer], order, method)
+        dots.append(dot)
+        inputs.append(sig + 1.0 if bias == "every_layer" else sig)
+    if bias == "every_layer":
+        inputs[-1] = inputs[-1] - 1.0  # the output layer has no +1 in K[L+1] = Σ[L]
+    return _layer_kernels(inputs, dots, var, regimes)
+
+
+def _layer_settings(
+    act: activations.Activation,
+    depth: int,
+    regime: str | Sequence[str],
+    input_variance: float | Sequence[float],
+    bias: bool | str,
+) -> tuple[list[str], list[float]]:
+    """:func:`limiting`'s per-hidden-layer regimes and variances ``v_l``, checked (each error
+    names the bad value)."""
     regimes = [regime] * depth if isinstance(regime, str) else list(regime)
     if np.ndim(input_variance) == 0:
         var = [float(input_variance)] * depth  # type: ignore[arg-type]
@@ -548,16 +570,18 @@ def limiting(
             raise ValueError(f"input_variance must be positive and finite, got {v}")
     if bias not in (False, True, "every_layer"):
         raise ValueError(f"bias must be False, True or 'every_layer', got {bias!r}")
+    return regimes, var
 
-    gram = x @ x.T
-    inputs = [0.5 * (gram + gram.T) + (1.0 if bias else 0.0)]  # inputs[l-1] feeds layer l
-    dots = []
-    for layer in range(depth):
-        sig, dot = _layer(act, inputs[-1], var[layer], regimes[layer], order, method)
-        dots.append(dot)
-        inputs.append(sig + 1.0 if bias == "every_layer" else sig)
-    if bias == "every_layer":
-        inputs[-1] = inputs[-1] - 1.0  # the output layer has no +1 in K[L+1] = Σ[L]
+
+def _layer_kernels(
+    inputs: Sequence[torch.Tensor],
+    dots: Sequence[torch.Tensor],
+    var: Sequence[float],
+    regimes: Sequence[str],
+) -> list[torch.Tensor]:
+    """``[K[1], …, K[L+1]]`` from the layer inputs ``Σ[l−1]`` (``inputs``, ``L+1`` of them) and
+    the derivative kernels ``Σ̇[l]`` (``dots``), each divided by ``Π_{k<l} v_k``."""
+    depth = len(dots)
     scale = [1.0]  # Π_{k<l} v_k over the non-step layers
     for v, r in zip(var, regimes):
         scale.append(scale[-1] * (1.0 if r == "step" else v))

@@ -19,35 +19,16 @@ identity of :func:`~lazyphase.core.kernels.per_layer_ntk` (same ``α``, masks).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from lazyphase.core.kernels import cross_ntk, per_layer_ntk
+from lazyphase.core.training.results import Linearized, Problem, TrainResult
 
 #: Why a batch has no linearized run (the arrays are then NaN, ``linearized.attrs['skipped']``).
 SKIP_SGD = "population SGD (batch_size): the training set changes at every step"
 SKIP_LARGE_N = "n > {max_n}: the full Θ0 on the training set is not formed (O(R n³))"
-
-
-@dataclass
-class Linearized:
-    """The linearized run of R replicas at the S trajectory snapshots.
-
-    ``test_output: (R, S, n_test)`` ``f_lin`` on the test set (the raw output, not centred);
-    ``train_loss, test_loss: (R, S)`` its losses, ``R = (1/2n) Σ (f − f0c − y)²`` as the
-    trainer's; ``test_output0, test_output_final: (R, n_test)`` the network's own ``f(θ0)`` and
-    ``f(θ_final)`` on the test set; ``skipped``: "" or the reason the run is NaN.
-    """
-
-    test_output: np.ndarray
-    train_loss: np.ndarray
-    test_loss: np.ndarray
-    test_output0: np.ndarray
-    test_output_final: np.ndarray
-    skipped: str = ""
 
 
 def step_segments(
@@ -58,7 +39,7 @@ def step_segments(
 
     ``events``: the replica's safeguard events ``(step, lr_new)``. An event at step ``e`` means
     the step ``e−1 → e`` was undone (the state at ``e`` is that at ``e−1``: a step of size 0)
-    and every later step uses ``lr_new`` (see ``_Safeguard`` in :mod:`lazyphase.core.train`).
+    and every later step uses ``lr_new`` (see :class:`~lazyphase.core.training.stopping.Safeguard`).
     """
     segs: list[tuple[int, int, float]] = []
     cur, eta = 0, float(lr0)
@@ -135,7 +116,9 @@ def _np(x: torch.Tensor) -> np.ndarray:
     return x.detach().to("cpu", torch.float64).numpy()
 
 
-def linearize(problem: Any, result: Any, lr0: Sequence[float], *, max_n: int) -> Linearized:
+def linearize(
+    problem: Problem, result: TrainResult, lr0: Sequence[float], *, max_n: int
+) -> Linearized:
     """The linearized run of every replica of a finished batch.
 
     ``problem``: the trainer's :class:`~lazyphase.core.train.Problem` (as given to ``train``);

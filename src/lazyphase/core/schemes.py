@@ -49,5 +49,3 @@ def scheme_label(scheme: str | Mapping[str, Any]) -> str:
     c = ",".join(f"{v:g}" for v in scheme["c"])
     g = ",".join(f"{v:g}" for v in scheme["gamma"])
     return f"c={c};gamma={g}"
-
-

@@ -113,27 +113,11 @@ def _manifest(path: str, rows: int) -> Inspection:
     return Inspection(path, "manifest", True, "\n".join(lines))
 
 
-def _numpy_globals() -> list[Any]:
-    """The numpy classes a checkpoint's state holds (arrays, dtypes, scalars), allowed by
-    ``torch.load(weights_only=True)``."""
-    import numpy as np
-    try:
-        from numpy._core.multiarray import _reconstruct, scalar
-    except ImportError:  # numpy < 2
-        from numpy.core.multiarray import _reconstruct, scalar
-
-    kinds = ("float64", "float32", "int64", "int32", "int8", "uint8", "uint32", "uint64", "bool")
-    return [_reconstruct, scalar, np.ndarray, np.dtype, *(type(np.dtype(k)) for k in kinds)]
-
-
 def _checkpoint(path: str, rows: int) -> Inspection:
-    import torch
-
-    from lazyphase.core.train import segments_text
+    from lazyphase.core.train import read_checkpoint, segments_text
 
     try:  # tensors, numpy arrays, numbers and strings only: nothing of the file is executed
-        with torch.serialization.safe_globals(_numpy_globals()):
-            state = torch.load(path, map_location="cpu", weights_only=True)
+        state = read_checkpoint(path)
     except Exception as exc:  # a truncated zip, a pickle error, ...
         return _bad(path, "checkpoint", f"{type(exc).__name__}: {exc}")
     if not isinstance(state, dict) or not str(state.get("format", "")).startswith(

@@ -19,7 +19,7 @@ from lazyphase import __version__
 from lazyphase.core.data import Dataset, dataset_key, make_dataset
 from lazyphase.core.model import effective_s, layer_names
 from lazyphase.core.schemes import luo_gamma_prime, scheme_label
-from lazyphase.core.train import BatchRun
+from lazyphase.core.training.results import BatchRun
 from lazyphase.store.h5 import (
     atomic_h5,
     check_attr_sizes,
