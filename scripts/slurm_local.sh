@@ -89,10 +89,12 @@ install_packages() {
 # render NAME MODE: $TEMPLATES/NAME.in with each @KEY@ replaced by its value, into $CONF_DIR/NAME
 # if that differs (then CONFIG_CHANGED=1)
 render() {
-    local tmp mem_mb
+    local tmp cpus mem_mb
+    # nproc obeys OMP_NUM_THREADS: under OMP_NUM_THREADS=1 the node had 1 CPU and 2-CPU jobs pended
+    cpus=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)
     mem_mb=$(awk '/^MemTotal:/ {printf "%d", $2 / 1024 * 0.9}' /proc/meminfo) # 90% of the memory
     tmp=$(mktemp)
-    sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@NODE@|$NODE|g" -e "s|@CPUS@|$(nproc)|g" \
+    sed -e "s|@CLUSTER@|$CLUSTER|g" -e "s|@NODE@|$NODE|g" -e "s|@CPUS@|$cpus|g" \
         -e "s|@MEM_MB@|$mem_mb|g" -e "s|@STATE_DIR@|$STATE_DIR|g" -e "s|@LOG_DIR@|$LOG_DIR|g" \
         -e "s|@RUN_DIR@|$RUN_DIR|g" -e "s|@DB_USER@|$DB_USER|g" -e "s|@DB_PASS@|$DB_PASS|g" \
         "$TEMPLATES/$1.in" >"$tmp"
