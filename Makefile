@@ -35,7 +35,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests scripts benchmarks
 	$(BIN)/snakefmt --check Snakefile workflow
 	$(BIN)/snakemake --lint
-	bash -n scripts/slurm_local.sh
+	$(BIN)/shellcheck scripts/slurm_local.sh
 	bash -n scripts/install_chromium.sh
 
 pytest: $(STAMP)
