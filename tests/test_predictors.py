@@ -16,12 +16,11 @@ from lazyphase.core.kernels import normalization, per_layer_ntk
 from lazyphase.core.linearized import kernel_regression, pinv_solve, replica_run
 from lazyphase.core.model import forward, init_params, layer_masks, resolve_scales
 from lazyphase.core.predictors import (
-    after_kernel_prediction,
-    converged_prediction,
     empirical_ntk,
     layer_weights,
     limit_weights,
     ntk_limit_prediction,
+    ntk_prediction,
     split_kernels,
 )
 from lazyphase.studies.theta_lazy.concentration import limit_kernels
@@ -46,7 +45,7 @@ def _setup(m, depth, d, n, n_test, act="relu", centering="none", seeds=(0,), sch
 
 
 def _b(s, **kw):
-    return converged_prediction(
+    return ntk_prediction(
         s["params"], s["xtr"], s["ytr"], s["xte"], s["act"], s["alpha"], False, s["masks"], **kw
     )
 
@@ -131,7 +130,7 @@ def test_duplicated_training_point_is_fitted_by_the_mean_of_its_targets():
     s = _setup(m=8, depth=1, d=3, n=6, n_test=2, act="relu")
     x = torch.cat([s["x"][:6], s["x"][:1], s["x"][:1]])  # train: 6 + a copy of x_0; test: x_0
     y = torch.cat([s["y"], torch.tensor([s["y"][0] + 3.0])])
-    pred = converged_prediction(s["params"], x[None, :7], y[None], x[None, 7:], s["act"],
+    pred = ntk_prediction(s["params"], x[None, :7], y[None], x[None, 7:], s["act"],
                                 s["alpha"], False)[0]  # fmt: skip
     assert pred[0] == pytest.approx(float(s["y"][0]) + 1.5, abs=1e-10)
 
@@ -170,9 +169,9 @@ def test_after_kernel_equals_converged_prediction_when_only_the_output_layer_tra
     out = [2]  # the output layer's index l − 1
     early, late = _train_output_layer(s, 20), _train_output_layer(s, 20000)
     args = (s["xtr"], s["ytr"], s["xte"], s["act"], s["alpha"], False, s["masks"])
-    pred_b = converged_prediction(s["params"], *args, layers=out)
+    pred_b = ntk_prediction(s["params"], *args, layers=out)
     for trained in (early, late):
-        pred_c = after_kernel_prediction(trained, s["params"], *args, layers=out)
+        pred_c = ntk_prediction(trained, *args, start=s["params"], layers=out)
         assert np.max(np.abs(pred_c - pred_b)) < 1e-12 * np.max(np.abs(pred_b))
     # the network trained to convergence reaches the same predictor (f is linear in a) ...
     f_late = forward(late, s["xte"], s["act"], s["alpha"], False).out.numpy()
@@ -180,8 +179,11 @@ def test_after_kernel_equals_converged_prediction_when_only_the_output_layer_tra
     assert _rel(f_late, pred_b) < 1e-10
     assert _rel(f_early, pred_b) > 1e-3  # ... and after 20 steps not yet
     # the full NTK moves (Θ[1], Θ[2] carry a): the after kernel over all layers differs
-    full_b = converged_prediction(s["params"], *args)
-    assert _rel(after_kernel_prediction(late, s["params"], *args), full_b) > 1e-3
+    full_b = ntk_prediction(s["params"], *args)
+    assert _rel(ntk_prediction(late, *args, start=s["params"]), full_b) > 1e-3
+    # started from f(θ_T) instead, the after kernel returns the converged network itself
+    own = ntk_prediction(late, *args, layers=out)
+    assert _rel(own, f_late) < 1e-10
 
 
 # ------------------------------------------------------------------------------------------

@@ -3,11 +3,11 @@
 Three kernel regressions, all :func:`~lazyphase.core.linearized.kernel_regression`
 ``f_∞(x) = f(x) + Θ(x, X) Θ⁺ (y − f(X))``, differing in the kernel and the starting function:
 
-* :func:`converged_prediction` — the converged linearized predictor ``f_lin(∞)``: the empirical
-  NTK ``Θ0 = Θ(θ0)`` started from ``f(θ0)``;
-* :func:`after_kernel_prediction` — the *after kernel*: the empirical NTK ``Θ_T = Θ(θ_T)`` of
-  the final weights, started from the same ``f(θ0)``, so that it differs from ``f_lin(∞)``
-  only through the change of the kernel (equal to it when the kernel cannot move);
+* :func:`ntk_prediction` at ``θ0`` — the converged linearized predictor ``f_lin(∞)``: the
+  empirical NTK ``Θ0 = Θ(θ0)`` started from ``f(θ0)``;
+* :func:`ntk_prediction` at ``θ_T`` with ``start = θ0`` — the *after kernel*: the empirical NTK
+  ``Θ_T = Θ(θ_T)`` of the final weights, started from the same ``f(θ0)``, so that it differs
+  from ``f_lin(∞)`` only through the change of the kernel (equal to it when it cannot move);
 * :func:`ntk_limit_prediction` — the infinite-width NTK predictor: ``Θ∞ = Σ_l w_l K[l]`` with
   the limiting kernels ``K[l]`` of :mod:`lazyphase.core.limiting` and the scheme's layer weights
   :func:`layer_weights` (or their ``m → ∞`` direction :func:`limit_weights`), started from 0.
@@ -57,86 +57,53 @@ def empirical_ntk(
     return theta.detach().cpu().numpy(), cross.detach().cpu().numpy()
 
 
-def _regress(
-    kernel_params: Sequence[torch.Tensor],
-    start_params: Sequence[torch.Tensor],
+def ntk_prediction(
+    params: Sequence[torch.Tensor],
     x_train: torch.Tensor,
     y_train: torch.Tensor,
     x_test: torch.Tensor,
     act: activations.Activation,
     alpha: torch.Tensor,
     bias: bool,
-    masks: Sequence[torch.Tensor | None] | None,
-    layers: Sequence[int] | None,
-    rtol: float,
+    masks: Sequence[torch.Tensor | None] | None = None,
+    *,
+    start: Sequence[torch.Tensor] | None = None,
+    layers: Sequence[int] | None = None,
+    rtol: float = PINV_RTOL,
 ) -> np.ndarray:
-    """Kernel regression with the NTK at ``kernel_params``, started from ``f(start_params)``."""
-    theta, cross = empirical_ntk(kernel_params, x_train, x_test, act, alpha, bias, masks, layers)
-    f_tr = forward(start_params, x_train, act, alpha, bias).out.detach().cpu().numpy()
-    f_te = forward(start_params, x_test, act, alpha, bias).out.detach().cpu().numpy()
+    """Kernel regression with the empirical NTK at ``params``, started from ``f(start)``
+    (``None``: ``f(params)``), on the test set: ``(R, n_test)``. Two uses:
+
+    (b) ``ntk_prediction(params0, …)``: the converged linearized predictor
+
+        f_lin(∞)(x) = f(θ0)(x) + Θ0(x, X) Θ0⁺ (y − f(θ0)(X)),
+
+    the ``t → ∞`` limit of :func:`lazyphase.core.linearized.replica_run` (pseudo-inverse, see
+    :func:`~lazyphase.core.linearized.kernel_regression`).
+
+    (c) ``ntk_prediction(params_final, …, start=params0)``: the after-kernel predictor
+
+        f_after(x) = f(θ0)(x) + Θ_T(x, X) Θ_T⁺ (y − f(θ0)(X)),      Θ_T = Θ(θ_T).
+
+    It starts from ``f(θ0)``, not ``f(θ_T)``: then ``f_after − f_lin(∞)`` is caused by the
+    change of the kernel alone, and ``f_after = f_lin(∞)`` exactly whenever ``Θ_T = Θ0`` (e.g.
+    only the output layer trained, ``layers = [L]``: ``Θ[L+1] = H_L H_Lᵀ/α²`` depends on the
+    hidden features only), at every ``T``. Started from ``f(θ_T)`` it would return the
+    network's own ``f(θ_T)`` for any converged run (its training residual is ≈ 0).
+
+    ``y_train: (R, n)`` are the targets of the raw output: with ``centering = subtract_initial``
+    pass ``y + f0c(X)``. The other arguments are those of :func:`empirical_ntk`.
+    """
+    theta, cross = empirical_ntk(params, x_train, x_test, act, alpha, bias, masks, layers)
+    start = params if start is None else start
+    f_tr = forward(start, x_train, act, alpha, bias).out.detach().cpu().numpy()
+    f_te = forward(start, x_test, act, alpha, bias).out.detach().cpu().numpy()
     y = y_train.detach().cpu().numpy()
     out = [
         kernel_regression(theta[r], cross[r], y[r], f_tr[r], f_te[r], rtol=rtol)
         for r in range(theta.shape[0])
     ]
     return np.stack(out)
-
-
-def converged_prediction(
-    params0: Sequence[torch.Tensor],
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_test: torch.Tensor,
-    act: activations.Activation,
-    alpha: torch.Tensor,
-    bias: bool,
-    masks: Sequence[torch.Tensor | None] | None = None,
-    *,
-    layers: Sequence[int] | None = None,
-    rtol: float = PINV_RTOL,
-) -> np.ndarray:
-    """(b) The converged linearized predictor on the test set, ``(R, n_test)``:
-
-        f_lin(∞)(x) = f(θ0)(x) + Θ0(x, X) Θ0⁺ (y − f(θ0)(X))
-
-    the ``t → ∞`` limit of :func:`lazyphase.core.linearized.replica_run` (pseudo-inverse, see
-    :func:`~lazyphase.core.linearized.kernel_regression`). ``y_train: (R, n)`` are the targets
-    of the raw output: with ``centering = subtract_initial`` pass ``y + f0c(X)``. The other
-    arguments are those of :func:`empirical_ntk`.
-    """
-    return _regress(
-        params0, params0, x_train, y_train, x_test, act, alpha, bias, masks, layers, rtol
-    )
-
-
-def after_kernel_prediction(
-    params_final: Sequence[torch.Tensor],
-    params0: Sequence[torch.Tensor],
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_test: torch.Tensor,
-    act: activations.Activation,
-    alpha: torch.Tensor,
-    bias: bool,
-    masks: Sequence[torch.Tensor | None] | None = None,
-    *,
-    layers: Sequence[int] | None = None,
-    rtol: float = PINV_RTOL,
-) -> np.ndarray:
-    """(c) The after-kernel predictor on the test set, ``(R, n_test)``:
-
-        f_after(x) = f(θ0)(x) + Θ_T(x, X) Θ_T⁺ (y − f(θ0)(X)),      Θ_T = Θ(params_final)
-
-    It starts from ``f(θ0)``, not ``f(θ_T)``: then ``f_after − f_lin(∞)`` is caused by the
-    change of the kernel alone, and ``f_after = f_lin(∞)`` exactly whenever ``Θ_T = Θ0`` (e.g.
-    only the output layer trained, ``layers = [L]``: ``Θ[L+1] = H_L H_Lᵀ/α²`` depends on the
-    hidden features only), at every ``T``. Started from ``f(θ_T)`` it would return the network's
-    own ``f(θ_T)`` for any converged run (its training residual is ≈ 0). Arguments as in
-    :func:`converged_prediction`.
-    """
-    return _regress(
-        params_final, params0, x_train, y_train, x_test, act, alpha, bias, masks, layers, rtol
-    )
 
 
 def layer_weights(scales: Sequence[Scales], m: int) -> np.ndarray:
