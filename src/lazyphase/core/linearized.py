@@ -188,15 +188,14 @@ PINV_RTOL = 1e-12
 
 
 def pinv_solve(theta: np.ndarray, r: np.ndarray, rtol: float = PINV_RTOL) -> np.ndarray:
-    """``Θ⁺ r`` for a symmetric ``Θ (n, n)`` and ``r (n,)`` or ``(n, k)``, by ``eigh``:
+    """``Θ⁺ r`` for a symmetric ``Θ (n, n)`` and ``r (n,)``, by ``eigh``:
     eigenvalues with ``|λ| ≤ rtol · max|λ|`` are dropped (the minimum-norm least-squares
     solution, ``numpy.linalg.lstsq(Θ, r, rcond=rtol)`` for a PSD ``Θ``)."""
     lam, u = np.linalg.eigh(np.asarray(theta, dtype=np.float64))
     cut = rtol * np.max(np.abs(lam), initial=0.0)
     keep = np.abs(lam) > cut
     inv = np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0)
-    z = u.T @ np.asarray(r, dtype=np.float64)
-    return u @ (inv[:, None] * z if z.ndim == 2 else inv * z)
+    return u @ (inv * (u.T @ np.asarray(r, dtype=np.float64)))
 
 
 def kernel_regression(
