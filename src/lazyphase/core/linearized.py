@@ -161,3 +161,53 @@ def linearize(
         train.append(tr)
         test.append(te)
     return Linearized(np.stack(outs), np.stack(train), np.stack(test), f0_test, f_final)
+
+
+#: Eigenvalues of a Gram at or below this fraction of its largest are treated as its null space
+#: by :func:`kernel_regression`. The limit of the gradient flow inverts every positive eigenvalue,
+#: but one below ``1e-12 λ_max`` is within a few hundred rounding units of the Gram's entries
+#: (not determined by them) and would take ``~10¹²`` steps of size ``n/λ_max`` to converge.
+PINV_RTOL = 1e-12
+
+
+def pinv_solve(theta: np.ndarray, r: np.ndarray, rtol: float = PINV_RTOL) -> np.ndarray:
+    """``Θ⁺ r`` for a symmetric ``Θ (n, n)`` and ``r (n,)``, by ``eigh``:
+    eigenvalues with ``|λ| ≤ rtol · max|λ|`` are dropped (the minimum-norm least-squares
+    solution, ``numpy.linalg.lstsq(Θ, r, rcond=rtol)`` for a PSD ``Θ``)."""
+    lam, u = np.linalg.eigh(np.asarray(theta, dtype=np.float64))
+    cut = rtol * np.max(np.abs(lam), initial=0.0)
+    keep = np.abs(lam) > cut
+    inv = np.where(keep, 1.0 / np.where(keep, lam, 1.0), 0.0)
+    return u @ (inv * (u.T @ np.asarray(r, dtype=np.float64)))
+
+
+def kernel_regression(
+    theta: np.ndarray,
+    cross: np.ndarray,
+    y: np.ndarray,
+    f_train: np.ndarray,
+    f_test: np.ndarray,
+    *,
+    rtol: float = PINV_RTOL,
+) -> np.ndarray:
+    """Kernel regression with the Gram ``Θ`` started from the function ``f``: the ``t → ∞``
+    limit of kernel gradient flow ``df/dt = −(1/n) Θ(·, X)(f(X) − y)`` (docs/conventions.md §6):
+
+        f_∞(x) = f(x) + Θ(x, X) Θ⁺ (y − f(X))
+
+    ``theta: (n, n)`` the Gram on the training set, ``cross: (n_test, n)`` the kernel between
+    the test and training points, ``y, f_train: (n,)`` the targets and the starting function on
+    the training set, ``f_test: (n_test,)`` the starting function on the test set. Returns
+    ``(n_test,)``. ``Θ⁺`` is the pseudo-inverse of :func:`pinv_solve` (cut ``rtol``).
+
+    With ``Θ = Θ0`` and ``f = f(θ0)`` this is the end point of :func:`replica_run` (the
+    converged linearized predictor ``f_lin(∞)``): for ``λ_k > 0`` and ``0 < η_τ λ_k/n < 2``,
+    ``P_k → 0`` and ``(1 − P_k)/λ_k → 1/λ_k``; for ``λ_k = 0`` the factor ``t/n`` multiplies
+    ``Θ0(x, X) u_k = J(x) Jᵀ u_k = 0`` (``‖Jᵀu_k‖² = u_kᵀ Θ0 u_k = 0``). Hence the pseudo-inverse
+    — on the training set ``f_∞(X) = f(X) + Π (y − f(X))``, ``Π`` the projection on the range
+    of ``Θ0``: the least-squares fit of the linearized model, reached with the minimum-norm
+    displacement ``θ − θ0 = J⁺ (y − f(X))``. ``replica_run``'s residual ``e0 = f0 − f0c − y``
+    corresponds to the targets ``y + f0c``.
+    """
+    r = np.asarray(y, dtype=np.float64) - np.asarray(f_train, dtype=np.float64)
+    return np.asarray(f_test, dtype=np.float64) + np.asarray(cross) @ pinv_solve(theta, r, rtol)
