@@ -22,7 +22,7 @@ import pandas as pd
 
 from lazyphase.cells import ConfigError, validate_cell
 from lazyphase.core.schemes import deep_scheme, luo_scheme
-from lazyphase.core.train import BATCH_KEYS
+from lazyphase.core.training.batch import BATCH_KEYS
 from lazyphase.pipeline.budget import Budget, Throughput, budget_from_config, split_batch
 from lazyphase.studies.catalog import kind_figures
 
