@@ -33,7 +33,7 @@ from lazyphase.pipeline.jobs import train_cells
 from lazyphase.store.tables import collect
 
 ROOT = Path(__file__).resolve().parents[1]
-PAPER = ROOT / "profiles" / "paper" / "config.yaml"
+PAPER = ROOT / "config" / "paper.yaml"
 
 
 def small_cells():
