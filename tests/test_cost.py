@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import math
+from dataclasses import replace
 from pathlib import Path
 
 import h5py
@@ -24,6 +26,7 @@ from lazyphase.pipeline.budget import (
     job_runtime_resource,
     job_seconds,
     job_segments,
+    load_calibration,
     load_evidence,
     segments,
     split_batch,
@@ -89,13 +92,16 @@ def _fake_run(path: Path, cell: dict, steps: list[int], seconds: float) -> None:
         f.attrs["complete"] = True
 
 
-def _fake_runs(root: Path, tp: Throughput, factor: float) -> None:
+def _fake_runs(root: Path, tp: Throughput, over: float, rate: float) -> None:
     """Two jobs: lazy replicas stopping at 100 and 300 of 1000 steps, condensed ones at the
-    cap; each job's training seconds are ``factor`` × the model's at those steps."""
+    cap; each job's training seconds are ``over`` × the model's overheads and ``rate`` × its
+    matmul seconds at those steps."""
     lazy, cond = _cell(0.5), _cell(-0.5)
+    free = replace(tp, gflops=math.inf, job_s=0.0)
     for job, (cell, steps) in {"j1": (lazy, [100, 300]), "j2": (cond, [1000, 1000])}.items():
-        frac = [sum(steps) / (2 * 1000)]
-        secs = factor * (job_seconds([cell], tp, fraction=frac) - tp.job_s)
+        kw = dict(fraction=[sum(steps) / 2000], batch_fraction=max(steps) / 1000)
+        o = job_seconds([cell], free, **kw)
+        secs = over * o + rate * (job_seconds([cell], replace(tp, job_s=0.0), **kw) - o)
         _fake_run(root / f"results/a/runs/{job}/c.h5", cell, steps, secs)
         bench = root / f"logs/benchmarks/train_cell/a/{job}.tsv"
         bench.parent.mkdir(parents=True, exist_ok=True)
@@ -103,23 +109,30 @@ def _fake_runs(root: Path, tp: Throughput, factor: float) -> None:
 
 
 def test_step_fractions_and_rate_from_synthetic_run_files(tmp_path):
-    tp = Throughput(10.0, 3e-4, 3e-5, job_s=5.0, elem_ns=10.0)
-    _fake_runs(tmp_path, tp, factor=2.0)
+    tp = Throughput(0.1, 3e-4, 3e-5, job_s=5.0, elem_ns=10.0)  # matmuls ~ 1/2 of the model
+    _fake_runs(tmp_path, tp, over=3.0, rate=1.5)
     costs = run_costs(tmp_path)
     assert list(costs["regime"]) == ["lazy", "condensed"]
     ev = step_evidence(costs)
     lazy, cond = ev["experiment"]["a/lazy"], ev["regime"]["condensed"]
     assert (lazy["fraction"], lazy["capped_share"], lazy["stop_steps"]) == (0.2, 0.0, 200.0)
+    assert (lazy["batch_capped_share"], lazy["batch_stop_steps"]) == (0.0, 300.0)
     assert (cond["fraction"], cond["capped_share"], cond["runs"]) == (1.0, 1.0, 1)
     # at another max_steps the stopped replicas keep their steps: 200 of 4000
     assert fraction_for(4000, lazy) == pytest.approx(0.05)
+    assert fraction_for(4000, lazy, "batch_") == pytest.approx(0.075)
     assert fraction_for(100, lazy) == 1.0
-    assert cell_fraction(_cell(0.25), "b", ev, 1.0) == (0.2, 1)  # the regime of any experiment
-    assert cell_fraction(_cell(0.0), "a", ev, 0.7) == (0.7, 0)  # no critical runs: the default
-    fitted, factor = fit_rate(costs, job_benchmarks(tmp_path), tp)
-    assert factor == pytest.approx(2.0, rel=1e-12)
-    assert fitted.gflops == pytest.approx(5.0) and fitted.step_s == pytest.approx(6e-4)
+    assert cell_fraction(_cell(0.25), "b", ev, 1.0) == (0.2, 0.3, 1)  # the regime's, any experiment
+    assert cell_fraction(_cell(0.0), "a", ev, 0.7) == (0.7, 0.7, 0)  # no critical runs: default
+    fitted, a, b = fit_rate(costs, job_benchmarks(tmp_path), tp)
+    assert (a, b) == (pytest.approx(3.0, rel=1e-9), pytest.approx(1.5, rel=1e-9))
+    assert fitted.gflops == pytest.approx(0.1 / 1.5) and fitted.step_s == pytest.approx(9e-4)
     assert fitted.job_s == pytest.approx(4.0)  # CPU seconds of a job less its training
+    # runs whose matmuls are under 10 % of the model keep the rate, scale the overheads
+    fast = replace(tp, gflops=1e3)
+    _fake_runs(tmp_path / "fast", fast, over=2.0, rate=1.0)
+    _, a, b = fit_rate(run_costs(tmp_path / "fast"), job_benchmarks(tmp_path / "fast"), fast)
+    assert (a, b) == (pytest.approx(2.0, rel=1e-9), 1.0)
 
 
 def test_regimes():
@@ -154,7 +167,7 @@ def _plan(argv, capsys):
 
 def test_calibrated_expected_is_below_the_upper_bound(tmp_path, capsys):
     runs = tmp_path / "runs"
-    _fake_runs(runs, Throughput(10.0, 3e-4, 3e-5), factor=1.0)
+    _fake_runs(runs, Throughput(10.0, 3e-4, 3e-5), over=1.0, rate=1.0)
     cal = tmp_path / "cal.json"
     from lazyphase.pipeline.cli import main
 
@@ -174,10 +187,11 @@ def test_calibrated_expected_is_below_the_upper_bound(tmp_path, capsys):
     assert (table["evidence_runs"] == 1).all()
     # lazy: 0.2 of the steps, condensed: all; expected < upper only where runs stop early
     lazy, cond = table.loc["a"], table.loc["b"]
-    job_s = 4.0  # the fitted seconds per job outside training (CPU seconds less training)
-    assert 3600 * lazy["expected_h"] - job_s == pytest.approx(
-        0.2 * (3600 * lazy["upper_h"] - job_s)
-    )
+    tp = load_calibration(cal)[CPU]  # fitted: job_s 4 s (CPU seconds less training)
+    assert tp.job_s == pytest.approx(4.0)
+    expect = job_seconds([_cell(0.5)], tp, fraction=0.2, batch_fraction=0.3)
+    assert 3600 * lazy["expected_h"] == pytest.approx(expect)
+    assert lazy["expected_h"] < 0.5 * lazy["upper_h"] + tp.job_s / 3600
     assert cond["expected_h"] == pytest.approx(cond["upper_h"])
     out = _plan(["--configfile", str(config), "--calibration", str(cal), "--against", str(runs),
                  "--cores", "2"], capsys)  # fmt: skip

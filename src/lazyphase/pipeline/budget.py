@@ -385,11 +385,13 @@ def job_seconds(
     *,
     chunk: int | None = None,
     fraction: float | Sequence[float] = 1.0,
+    batch_fraction: float | None = None,
 ) -> float:
     """Estimated seconds of a job: ``job_s`` plus the steps; ``fraction`` = 1 is the upper bound
-    (every replica runs ``max_steps``); the expected cost scales the steps by ``fraction``, one
-    number or one per cell (the per-step overhead then runs as long as the longest cell). Each
-    of the ``ceil(R / chunk)`` sequential chunks pays the per-step overhead."""
+    (every replica runs ``max_steps``); the expected cost scales the replicas' steps by
+    ``fraction``, one number or one per cell, and the per-step overhead by ``batch_fraction``
+    (a batch steps until its last replica stops; default: the largest ``fraction``). Each of
+    the ``ceil(R / chunk)`` sequential chunks pays the per-step overhead."""
     c = cells[0]
     fracs = [fraction] * len(cells) if isinstance(fraction, (int, float)) else list(fraction)
     reps = sum(len(x["seeds"]) for x in cells)
@@ -402,7 +404,8 @@ def job_seconds(
     )
     n_chunks = math.ceil(reps / chunk)
     rep_steps = sum(len(x["seeds"]) * f for x, f in zip(cells, fracs)) * steps
-    return throughput.job_s + n_chunks * steps * max(fracs) * throughput.step_s + rep_steps * per_rep
+    batch = max(fracs) if batch_fraction is None else batch_fraction
+    return throughput.job_s + n_chunks * steps * batch * throughput.step_s + rep_steps * per_rep
 
 
 def throughput_for(

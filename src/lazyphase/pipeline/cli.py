@@ -178,11 +178,12 @@ def _calibrate_from_runs(args: argparse.Namespace) -> int:
     entries = {}
     dtypes = costs["params"].map(lambda c: c["dtype"])
     for dtype in sorted(set(dtypes)):
-        tp, factor = fit_rate(costs[dtypes == dtype], bench, cal[("cpu", dtype)])
+        tp, over, factor = fit_rate(costs[dtypes == dtype], bench, cal[("cpu", dtype)])
         n = int((dtypes == dtype).sum())
         entries[("cpu", dtype)] = tp
-        evidence["rate_factor"] = factor
-        print(f"cpu/{dtype}: from {n} runs, the model x {factor:.2f}: {tp.gflops:.1f} GFLOP/s, "
+        evidence.update(rate_factor=factor, overhead_factor=over)
+        print(f"cpu/{dtype}: from {n} runs, overheads x {over:.2f}, rate / {factor:.2f}: "
+              f"{tp.gflops:.1f} GFLOP/s, "
               f"{tp.step_s * 1e6:.0f} us per step, {tp.replica_s * 1e6:.1f} us per replica-step, "
               f"{tp.job_s:.1f} s per job")  # fmt: skip
     for line in summarize_evidence(evidence):

@@ -20,6 +20,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from lazyphase.pipeline.budget import Throughput, job_seconds
@@ -71,77 +72,102 @@ def job_benchmarks(directory: str | Path) -> pd.DataFrame:
 
 def _entry(f: pd.DataFrame) -> dict[str, float]:
     stopped = int(f["replicas"].sum() - f["capped"].sum())
+    ran_on = f["steps_max"] < f["max_steps"]  # files whose last replica stopped before the cap
     return dict(
         runs=len(f), replicas=int(f["replicas"].sum()),
         capped_share=float(f["capped"].sum() / f["replicas"].sum()),
         stop_steps=float(f["stopped_steps"].sum() / stopped) if stopped else 0.0,
         fraction=float(f["steps"].sum() / (f["replicas"] * f["max_steps"]).sum()),
+        batch_capped_share=float(1.0 - ran_on.mean()),
+        batch_stop_steps=float(f.loc[ran_on, "steps_max"].mean()) if ran_on.any() else 0.0,
     )  # fmt: skip
 
 
 def step_evidence(costs: pd.DataFrame) -> dict[str, dict[str, dict[str, float]]]:
     """The step evidence of :func:`run_costs`: ``{"experiment": {"<experiment>/<regime>":
     entry}, "regime": {"<regime>": entry}}``, each entry ``runs, replicas, capped_share,
-    stop_steps`` (mean steps of the replicas that stopped before the cap) and ``fraction``
-    (steps taken / (replicas × max_steps))."""
+    stop_steps`` (mean steps of the replicas that stopped before the cap), ``fraction``
+    (steps taken / (replicas × max_steps)) and the same for the last replica of each file
+    (``batch_capped_share, batch_stop_steps``: how long a batch of the cell steps)."""
+    by_exp = costs.groupby(["experiment", "regime"])
     return {
-        "experiment": {
-            f"{e}/{r}": _entry(f) for (e, r), f in costs.groupby(["experiment", "regime"])
-        },
+        "experiment": {f"{e}/{r}": _entry(f) for (e, r), f in by_exp},
         "regime": {r: _entry(f) for r, f in costs.groupby("regime")},
     }
 
 
-def fraction_for(max_steps: int, entry: Mapping[str, float]) -> float:
-    """The expected share of ``max_steps`` of a replica: ``capped_share`` run to the cap, the
-    others ``min(stop_steps, max_steps)`` steps. At the measured ``max_steps`` it is the
-    measured fraction."""
-    p = entry["capped_share"]
-    return p + (1.0 - p) * min(entry["stop_steps"], max_steps) / max_steps
+def fraction_for(max_steps: int, entry: Mapping[str, float], of: str = "") -> float:
+    """The expected share of ``max_steps`` of a replica (``of="batch_"``: of a cell's last
+    replica): ``capped_share`` run to the cap, the others ``min(stop_steps, max_steps)`` steps.
+    At the measured ``max_steps`` it is the measured fraction."""
+    p = entry[f"{of}capped_share"]
+    return p + (1.0 - p) * min(entry[f"{of}stop_steps"], max_steps) / max_steps
 
 
 def cell_fraction(
     cell: Mapping[str, Any], experiment: str, evidence: Mapping[str, Any] | None, default: float
-) -> tuple[float, int]:
-    """``(fraction, runs)`` of a cell: from the runs of its experiment and regime, else of its
-    regime in any experiment, else ``(default, 0)`` (the configuration's
-    ``expected_step_fraction``)."""
+) -> tuple[float, float, int]:
+    """``(fraction, batch_fraction, runs)`` of a cell (:func:`fraction_for`): from the runs of
+    its experiment and regime, else of its regime in any experiment, else ``(default, default,
+    0)`` (the configuration's ``expected_step_fraction``)."""
     if evidence:
         regime = cell_regime(cell)
         for entry in (evidence["experiment"].get(f"{experiment}/{regime}"),
                       evidence["regime"].get(regime)):  # fmt: skip
             if entry:
-                return fraction_for(int(cell["max_steps"]), entry), int(entry["runs"])
-    return default, 0
+                steps = int(cell["max_steps"])
+                return (
+                    fraction_for(steps, entry),
+                    fraction_for(steps, entry, "batch_"),
+                    int(entry["runs"]),
+                )
+    return default, default, 0
 
 
-def _model_train_s(jobs: pd.DataFrame, tp: Throughput) -> pd.Series:
+def _model_parts(costs: pd.DataFrame, tp: Throughput) -> pd.DataFrame:
     """Per job (one group of :func:`run_costs` rows): the cost model's training seconds at the
-    steps its replicas took (``job_s`` left out)."""
+    steps its replicas took, split into ``overhead`` (per step, per replica-step, activations)
+    and ``flops`` (the matmuls at ``tp.gflops``), with the measured ``seconds``."""
 
-    def one(f: pd.DataFrame) -> float:
+    def one(f: pd.DataFrame) -> pd.Series:
         fracs = list(f["steps"] / (f["replicas"] * f["max_steps"]))
-        return job_seconds(list(f["params"]), tp, fraction=fracs) - tp.job_s
+        batch = float((f["steps_max"] / f["max_steps"]).max())
+        cells = list(f["params"])
+        free = replace(tp, gflops=math.inf, job_s=0.0)
+        over = job_seconds(cells, free, fraction=fracs, batch_fraction=batch)
+        total = job_seconds(cells, replace(tp, job_s=0.0), fraction=fracs, batch_fraction=batch)
+        return pd.Series(dict(overhead=over, flops=total - over, seconds=f["seconds"].max()))
 
-    return jobs.groupby(["experiment", "job"]).apply(one, include_groups=False)
+    return costs.groupby(["experiment", "job"]).apply(one, include_groups=False)
 
 
-def fit_rate(costs: pd.DataFrame, bench: pd.DataFrame, tp: Throughput) -> tuple[Throughput, float]:
-    """``(throughput, factor)``: ``tp`` with its rate divided and its overheads multiplied by
-    ``factor`` = measured training seconds / the model's (:func:`_model_train_s`, summed over
-    jobs), and ``job_s`` the median of a job's CPU seconds less its training seconds (when
-    ``bench`` has the jobs)."""
-    model = _model_train_s(costs, tp)
-    measured = costs.groupby(["experiment", "job"])["seconds"].max()
-    factor = float(measured.sum() / model.sum())
+def fit_rate(
+    costs: pd.DataFrame, bench: pd.DataFrame, tp: Throughput
+) -> tuple[Throughput, float, float]:
+    """``(throughput, overhead_factor, rate_factor)``: ``tp`` with its overheads multiplied by
+    ``a`` and its rate divided by ``b``, the least-squares fit (relative errors) of the
+    measured training seconds of each job by ``a · overhead + b · flops``
+    (:func:`_model_parts`); ``b`` = 1 when the matmuls are under 10 % of the model (the runs
+    cannot measure the rate). ``job_s``: the median of a job's CPU seconds less its training
+    seconds (when ``bench`` has the jobs)."""
+    parts = _model_parts(costs, tp)
+    over, flops, secs = (parts[k].to_numpy(float) for k in ("overhead", "flops", "seconds"))
+    a = b = secs.sum() / (over + flops).sum()
+    if flops.sum() >= 0.1 * (over + flops).sum() and len(parts) >= 2:
+        (fa, fb), *_ = np.linalg.lstsq(np.c_[over / secs, flops / secs], np.ones(len(secs)))
+        if fa > 0 and fb > 0:
+            a, b = float(fa), float(fb)
+    else:
+        b = 1.0
+        a = max((secs.sum() - flops.sum()) / over.sum(), 1e-3)
     job_s = tp.job_s
     if len(bench):
-        b = bench.set_index(["experiment", "job"])["cpu_s"]
-        rest = (b - measured.reindex(b.index)).dropna()
+        cpu = bench.set_index(["experiment", "job"])["cpu_s"]
+        rest = (cpu - parts["seconds"].reindex(cpu.index)).dropna()
         job_s = float(max(rest.median(), 0.0)) if len(rest) else job_s
-    out = replace(tp, gflops=tp.gflops / factor, step_s=tp.step_s * factor,
-                  replica_s=tp.replica_s * factor, elem_ns=tp.elem_ns * factor, job_s=job_s)  # fmt: skip
-    return out, factor
+    out = replace(tp, gflops=tp.gflops / b, step_s=tp.step_s * a, replica_s=tp.replica_s * a,
+                  elem_ns=tp.elem_ns * a, job_s=job_s)  # fmt: skip
+    return out, float(a), float(b)
 
 
 def makespan(seconds: Sequence[float], cores: int) -> float:
@@ -193,4 +219,7 @@ def summarize_evidence(evidence: Mapping[str, Any]) -> list[str]:
         f"{100 * e['capped_share']:.0f}% at max_steps, the others stop after "
         f"{e['stop_steps']:.0f} steps; fraction {e['fraction']:.3f}"
         for r, e in evidence["regime"].items()
-    ] + ([] if "rate_factor" not in evidence else [f"rate: model x {evidence['rate_factor']:.2f}"])
+    ] + (
+        [f"the model's overheads x {evidence['overhead_factor']:.2f}, its rate / "
+         f"{evidence['rate_factor']:.2f}"] if "rate_factor" in evidence else []
+    )  # fmt: skip

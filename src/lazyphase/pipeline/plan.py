@@ -51,18 +51,19 @@ def plan_jobs(
         chunk = chunk_replicas(group, budget)
         default = float(config["experiments"][exp].get("expected_step_fraction", 1.0))
         measured = [cell_fraction(c, exp, evidence, default) for c in group]
-        frac = [f for f, _ in measured]
+        frac = [f for f, _, _ in measured]
+        batch = max(b for _, b, _ in measured)
         other = "cpu" if budget.gpu else "cuda"  # the same job on the other kind of device
         tp_other = cal[(other, group[0]["dtype"])]
-        hours = {budget.device: job_seconds(group, tp, chunk=chunk, fraction=frac) / 3600}
-        hours[other] = job_seconds(group, tp_other, fraction=frac) / 3600
+        hours = {budget.device: job_seconds(group, tp, chunk=chunk, fraction=frac, batch_fraction=batch) / 3600}
+        hours[other] = job_seconds(group, tp_other, fraction=frac, batch_fraction=batch) / 3600
         rows.append(
             dict(
                 experiment=exp, kind=kind, job=job, cells=len(group), replicas=reps, chunk=chunk,
                 mem_mb=job_mem_mb(group, budget), device_mem_mb=job_device_mem_mb(group, budget),
                 runtime_min=job_runtime_resource(group, budget, cal),
                 segments=job_segments(group, budget, cal),
-                evidence_runs=max(n for _, n in measured),
+                evidence_runs=max(n for _, _, n in measured),
                 upper_h=job_seconds(group, tp, chunk=chunk) / 3600,
                 expected_h=hours[budget.device],
                 cpu_h=hours["cpu"], gpu_h=hours["cuda"],
