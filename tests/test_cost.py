@@ -93,12 +93,13 @@ def _fake_run(path: Path, cell: dict, steps: list[int], seconds: float) -> None:
 
 
 def _fake_runs(root: Path, tp: Throughput, over: float, rate: float) -> None:
-    """Two jobs: lazy replicas stopping at 100 and 300 of 1000 steps, condensed ones at the
-    cap; each job's training seconds are ``over`` × the model's overheads and ``rate`` × its
+    """Three jobs: lazy replicas stopping at 100 and 300 (then 500 and 700) of 1000 steps,
+    condensed ones at the cap; each job's training seconds are ``over`` × the model's overheads and ``rate`` × its
     matmul seconds at those steps."""
     lazy, cond = _cell(0.5), _cell(-0.5)
     free = replace(tp, gflops=math.inf, job_s=0.0)
-    for job, (cell, steps) in {"j1": (lazy, [100, 300]), "j2": (cond, [1000, 1000])}.items():
+    jobs = {"j1": (lazy, [100, 300]), "j2": (cond, [1000, 1000]), "j3": (lazy, [500, 700])}
+    for job, (cell, steps) in jobs.items():
         kw = dict(fraction=[sum(steps) / 2000], batch_fraction=max(steps) / 1000)
         o = job_seconds([cell], free, **kw)
         secs = over * o + rate * (job_seconds([cell], replace(tp, job_s=0.0), **kw) - o)
@@ -112,17 +113,17 @@ def test_step_fractions_and_rate_from_synthetic_run_files(tmp_path):
     tp = Throughput(0.1, 3e-4, 3e-5, job_s=5.0, elem_ns=10.0)  # matmuls ~ 1/2 of the model
     _fake_runs(tmp_path, tp, over=3.0, rate=1.5)
     costs = run_costs(tmp_path)
-    assert list(costs["regime"]) == ["lazy", "condensed"]
+    assert list(costs["regime"]) == ["lazy", "condensed", "lazy"]
     ev = step_evidence(costs)
     lazy, cond = ev["experiment"]["a/lazy"], ev["regime"]["condensed"]
-    assert (lazy["fraction"], lazy["capped_share"], lazy["stop_steps"]) == (0.2, 0.0, 200.0)
-    assert (lazy["batch_capped_share"], lazy["batch_stop_steps"]) == (0.0, 300.0)
+    assert (lazy["fraction"], lazy["capped_share"], lazy["stop_steps"]) == (0.4, 0.0, 400.0)
+    assert (lazy["batch_capped_share"], lazy["batch_stop_steps"]) == (0.0, 500.0)
     assert (cond["fraction"], cond["capped_share"], cond["runs"]) == (1.0, 1.0, 1)
-    # at another max_steps the stopped replicas keep their steps: 200 of 4000
-    assert fraction_for(4000, lazy) == pytest.approx(0.05)
-    assert fraction_for(4000, lazy, "batch_") == pytest.approx(0.075)
+    # at another max_steps the stopped replicas keep their steps: 400 of 4000
+    assert fraction_for(4000, lazy) == pytest.approx(0.1)
+    assert fraction_for(4000, lazy, "batch_") == pytest.approx(0.125)
     assert fraction_for(100, lazy) == 1.0
-    assert cell_fraction(_cell(0.25), "b", ev, 1.0) == (0.2, 0.3, 1)  # the regime's, any experiment
+    assert cell_fraction(_cell(0.25), "b", ev, 1.0) == (0.4, 0.5, 2)  # the regime's, any experiment
     assert cell_fraction(_cell(0.0), "a", ev, 0.7) == (0.7, 0.7, 0)  # no critical runs: default
     fitted, a, b = fit_rate(costs, job_benchmarks(tmp_path), tp)
     assert (a, b) == (pytest.approx(3.0, rel=1e-9), pytest.approx(1.5, rel=1e-9))
@@ -172,8 +173,8 @@ def test_calibrated_expected_is_below_the_upper_bound(tmp_path, capsys):
     from lazyphase.pipeline.cli import main
 
     assert main(["calibrate", "--from-runs", str(runs), "--out", str(cal)]) == 0
-    assert "lazy: 1 runs, 2 replicas, 0% at max_steps" in capsys.readouterr().out
-    assert load_evidence(cal)["runs"] == 2
+    assert "lazy: 2 runs, 4 replicas, 0% at max_steps" in capsys.readouterr().out
+    assert load_evidence(cal)["runs"] == 3
     exps = {name: dict(grid=dict(m=[64], s=[s]), seeds=[0, 1], figures=["theta_lazy_rd"],
                        fixed=dict(depth=1, n=16, d=4, n_test=8, max_steps=1000))
             for name, s in (("a", 0.5), ("b", -0.5))}  # fmt: skip
@@ -182,16 +183,16 @@ def test_calibrated_expected_is_below_the_upper_bound(tmp_path, capsys):
     jobs = tmp_path / "jobs.csv"
     out = _plan(["--configfile", str(config), "--calibration", str(cal), "--jobs", str(jobs)],
                 capsys)  # fmt: skip
-    assert f"from 2 runs in {runs}" in out
+    assert f"from 3 runs in {runs}" in out
     table = pd.read_csv(jobs).set_index("experiment")
-    assert (table["evidence_runs"] == 1).all()
-    # lazy: 0.2 of the steps, condensed: all; expected < upper only where runs stop early
+    assert list(table["evidence_runs"]) == [2, 1]
+    # lazy: 0.4 of the steps, condensed: all; expected < upper only where runs stop early
     lazy, cond = table.loc["a"], table.loc["b"]
     tp = load_calibration(cal)[CPU]  # fitted: job_s 4 s (CPU seconds less training)
     assert tp.job_s == pytest.approx(4.0)
-    expect = job_seconds([_cell(0.5)], tp, fraction=0.2, batch_fraction=0.3)
+    expect = job_seconds([_cell(0.5)], tp, fraction=0.4, batch_fraction=0.5)
     assert 3600 * lazy["expected_h"] == pytest.approx(expect)
-    assert lazy["expected_h"] < 0.5 * lazy["upper_h"] + tp.job_s / 3600
+    assert 3600 * lazy["expected_h"] - tp.job_s < 0.6 * (3600 * lazy["upper_h"] - tp.job_s)
     assert cond["expected_h"] == pytest.approx(cond["upper_h"])
     out = _plan(["--configfile", str(config), "--calibration", str(cal), "--against", str(runs),
                  "--cores", "2"], capsys)  # fmt: skip

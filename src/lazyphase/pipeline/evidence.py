@@ -145,29 +145,32 @@ def fit_rate(
     costs: pd.DataFrame, bench: pd.DataFrame, tp: Throughput
 ) -> tuple[Throughput, float, float]:
     """``(throughput, overhead_factor, rate_factor)``: ``tp`` with its overheads multiplied by
-    ``a`` and its rate divided by ``b``, the least-squares fit (relative errors) of the
-    measured training seconds of each job by ``a · overhead + b · flops``
-    (:func:`_model_parts`); ``b`` = 1 when the matmuls are under 10 % of the model (the runs
-    cannot measure the rate). ``job_s``: the median of a job's CPU seconds less its training
-    seconds (when ``bench`` has the jobs)."""
+    ``a`` and its rate divided by ``b``, from the least-squares fit (relative errors) of each
+    job's measured seconds by ``job_s + a · overhead + b · flops`` (:func:`_model_parts`).
+    The measured seconds are the jobs' CPU seconds from ``bench`` where it has them (a machine
+    shared with other work stretches wall time, not CPU time), else the run files' training
+    seconds (then ``job_s`` is kept). ``b`` = 1 when the matmuls are under 10 % of the model
+    (the runs cannot measure the rate); a fit with a coefficient ≤ 0 keeps ``a = b = 1`` and
+    takes ``job_s`` as the median of what the model leaves of the measured seconds."""
     parts = _model_parts(costs, tp)
-    over, flops, secs = (parts[k].to_numpy(float) for k in ("overhead", "flops", "seconds"))
-    a = b = secs.sum() / (over + flops).sum()
-    if flops.sum() >= 0.1 * (over + flops).sum() and len(parts) >= 2:
-        (fa, fb), *_ = np.linalg.lstsq(np.c_[over / secs, flops / secs], np.ones(len(secs)))
-        if fa > 0 and fb > 0:
-            a, b = float(fa), float(fb)
-    else:
-        b = 1.0
-        a = max((secs.sum() - flops.sum()) / over.sum(), 1e-3)
-    job_s = tp.job_s
-    if len(bench):
-        cpu = bench.set_index(["experiment", "job"])["cpu_s"]
-        rest = (cpu - parts["seconds"].reindex(cpu.index)).dropna()
-        job_s = float(max(rest.median(), 0.0)) if len(rest) else job_s
+    cpu = bench.set_index(["experiment", "job"])["cpu_s"] if len(bench) else pd.Series()
+    with_cpu = len(cpu) > 0 and parts.index.isin(cpu.index).all()
+    y = (cpu.reindex(parts.index) if with_cpu else parts["seconds"]).to_numpy(float)
+    over, flops = parts["overhead"].to_numpy(float), parts["flops"].to_numpy(float)
+    rate_known = flops.sum() >= 0.1 * (over + flops).sum()
+    cols = [over] + ([flops] if rate_known else []) + ([np.ones_like(y)] if with_cpu else [])
+    target = y if rate_known else y - flops
+    coef, *_ = np.linalg.lstsq(np.stack(cols, 1) / y[:, None], target / y, rcond=None)
+    if len(parts) >= len(cols) and (coef > 0).all():
+        a, b = float(coef[0]), float(coef[1]) if rate_known else 1.0
+        job_s = float(coef[-1]) if with_cpu else tp.job_s
+    else:  # the runs do not determine the factors (too short, or too noisy): keep the rate
+        a = b = 1.0
+        rest = y - over - flops
+        job_s = float(max(np.median(rest), 0.0)) if with_cpu else tp.job_s
     out = replace(tp, gflops=tp.gflops / b, step_s=tp.step_s * a, replica_s=tp.replica_s * a,
                   elem_ns=tp.elem_ns * a, job_s=job_s)  # fmt: skip
-    return out, float(a), float(b)
+    return out, a, b
 
 
 def makespan(seconds: Sequence[float], cores: int) -> float:
