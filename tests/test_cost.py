@@ -215,3 +215,15 @@ def test_paper_preset_on_cpu_nodes_is_a_plan_of_chained_segments(tmp_path, capsy
     assert total[:2] == ["total", str(len(table))] and int(total[3]) == trained["segments"].sum()
     assert float(total[5]) == pytest.approx(trained["cpu_h"].sum(), abs=0.01)
     assert "segments:" in out and "budget.max_segments=30" in out
+
+
+def test_gpu_probe_is_the_step_rate_over_the_matmul_peak(monkeypatch, capsys):
+    from lazyphase.pipeline import calibration
+    from lazyphase.pipeline.cli import main
+
+    monkeypatch.setattr(calibration, "measure_throughput",
+                        lambda dev, dtype, scale=1.0: Throughput(7.0, 0.0, 0.0))  # fmt: skip
+    monkeypatch.setattr(calibration, "measure_matmul_gflops", lambda dev, dtype: 20.0)
+    assert calibration.gpu_probe("cpu", "float64")["efficiency"] == pytest.approx(0.35)
+    assert main(["calibrate", "--gpu-probe", "--dtype", "float64"]) == 0
+    assert "efficiency 0.35 (table: 0.35)" in capsys.readouterr().out
