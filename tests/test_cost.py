@@ -154,7 +154,9 @@ def test_gpu_table_replaces_the_flat_rate():
     assert cal[("cuda", "float64")].gflops == pytest.approx(19.5e3 * GPU_EFFICIENCY["float64"])
     assert "A100" in cal[("cuda", "float64")].source
     h200 = calibration_for(budget_from_config({"budget": {"preset": "gpu-workstation"}}), None)
-    assert h200[("cuda", "float32")].gflops == pytest.approx(GPU_PEAKS["H200"][1] * 1e3 * 0.37)
+    assert h200[("cuda", "float32")].gflops == pytest.approx(
+        GPU_PEAKS["H200"][1] * 1e3 * GPU_EFFICIENCY["float32"]
+    )
     with pytest.raises(ConfigError, match="gpu_model"):
         budget_from_config({"budget": {"preset": "slurm", "gpu_model": "GTX480"}})
 
@@ -226,4 +228,4 @@ def test_gpu_probe_is_the_step_rate_over_the_matmul_peak(monkeypatch, capsys):
     monkeypatch.setattr(calibration, "measure_matmul_gflops", lambda dev, dtype: 20.0)
     assert calibration.gpu_probe("cpu", "float64")["efficiency"] == pytest.approx(0.35)
     assert main(["calibrate", "--gpu-probe", "--dtype", "float64"]) == 0
-    assert "efficiency 0.35 (table: 0.35)" in capsys.readouterr().out
+    assert f"efficiency 0.35 (table: {GPU_EFFICIENCY['float64']:.2f})" in capsys.readouterr().out

@@ -174,7 +174,7 @@ GPU_PEAKS: dict[str, tuple[float, float]] = {
 #: ``torch.mm`` of a large square matrix), measured on the CPU of the benchmark VM with
 #: ``lazyphase calibrate --gpu-probe`` (benchmarks/RESULTS.md, "the cost model learns from the
 #: runs"); ``calibrate --gpu-probe`` on a GPU measures the GPU itself and replaces the table.
-GPU_EFFICIENCY: dict[str, float] = {"float64": 0.35, "float32": 0.37}
+GPU_EFFICIENCY: dict[str, float] = {"float64": 0.38, "float32": 0.33}
 
 
 def gpu_throughput(model: str, dtype: str) -> Throughput:
