@@ -114,6 +114,7 @@ def test_step_fractions_and_rate_from_synthetic_run_files(tmp_path):
     _fake_runs(tmp_path, tp, over=3.0, rate=1.5)
     costs = run_costs(tmp_path)
     assert list(costs["regime"]) == ["lazy", "condensed", "lazy"]
+    assert list(costs["device"]) == ["cpu"] * 3  # no lazyphase_device attribute: the CPU
     ev = step_evidence(costs)
     lazy, cond = ev["experiment"]["a/lazy"], ev["regime"]["condensed"]
     assert (lazy["fraction"], lazy["capped_share"], lazy["stop_steps"]) == (0.4, 0.0, 400.0)

@@ -176,16 +176,15 @@ def _calibrate_from_runs(args: argparse.Namespace) -> int:
     cal = load_calibration(args.out)
     evidence: dict = {**step_evidence(costs), "from": str(args.from_runs), "runs": len(costs)}
     entries = {}
-    dtypes = costs["params"].map(lambda c: c["dtype"])
-    for dtype in sorted(set(dtypes)):
-        tp, over, factor = fit_rate(costs[dtypes == dtype], bench, cal[("cpu", dtype)])
-        n = int((dtypes == dtype).sum())
-        entries[("cpu", dtype)] = tp
+    kinds = costs["device"] + "/" + costs["params"].map(lambda c: c["dtype"])
+    for kind in sorted(set(kinds)):  # the rate of each device and dtype the runs used
+        dev, dtype = kind.split("/")
+        tp, over, factor = fit_rate(costs[kinds == kind], bench, cal[(dev, dtype)])
+        entries[(dev, dtype)] = tp
         evidence.update(rate_factor=factor, overhead_factor=over)
-        print(f"cpu/{dtype}: from {n} runs, overheads x {over:.2f}, rate / {factor:.2f}: "
-              f"{tp.gflops:.1f} GFLOP/s, "
-              f"{tp.step_s * 1e6:.0f} us per step, {tp.replica_s * 1e6:.1f} us per replica-step, "
-              f"{tp.job_s:.1f} s per job")  # fmt: skip
+        print(f"{kind}: from {int((kinds == kind).sum())} runs, overheads x {over:.2f}, rate / "
+              f"{factor:.2f}: {tp.gflops:.1f} GFLOP/s, {tp.step_s * 1e6:.0f} us per step, "
+              f"{tp.replica_s * 1e6:.1f} us per replica-step, {tp.job_s:.1f} s per job")  # fmt: skip
     for line in summarize_evidence(evidence):
         print(line)
     path = save_calibration(

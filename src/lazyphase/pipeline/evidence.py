@@ -43,7 +43,8 @@ def run_costs(directory: str | Path) -> pd.DataFrame:
     """One row per run file under ``directory/results/<experiment>/runs/<job>/``: ``experiment,
     job, file, regime, replicas, max_steps, steps`` (sum over replicas), ``steps_max, capped``
     (replicas at ``max_steps``), ``stopped_steps`` (steps of the others), ``seconds`` (training
-    seconds of its batch), ``threads``, ``params`` (the cell)."""
+    seconds of its batch), ``threads``, ``params`` (the cell), ``device`` (``cpu`` or
+    ``cuda``)."""
     rows = []
     for path in sorted(Path(directory).glob("results/*/runs/*/*.h5")):
         rc = read_run_cost(str(path))
@@ -53,7 +54,8 @@ def run_costs(directory: str | Path) -> pd.DataFrame:
                  regime=cell_regime(rc.cell), replicas=rc.replicas, max_steps=rc.max_steps,
                  steps=int(rc.steps.sum()), steps_max=int(rc.steps.max()),
                  capped=int(capped.sum()), stopped_steps=int(rc.steps[~capped].sum()),
-                 seconds=rc.seconds, threads=rc.threads, params=rc.cell)
+                 seconds=rc.seconds, threads=rc.threads, params=rc.cell,
+                 device="cpu" if rc.device == "cpu" else "cuda")
         )  # fmt: skip
     return pd.DataFrame(rows)
 
