@@ -231,13 +231,20 @@ def aggregate_boundary(
     n_boot: int = 1000,
     ci: float = 0.9,
     r2_min: float = 0.5,
+    precision_dir: str | None = None,
 ) -> None:
     """Coarse + bisection ``runs`` of a boundary ``study`` → ``outs["phase"]`` (B1: ``S_w`` per
     (γ', γ); B2: every layer's exponent per (γ_h, s)) and ``outs["boundary"]`` (B1: γ* per γ';
-    B2: ``s*`` of every layer per γ_h)."""
+    B2: ``s*`` of every layer per γ_h). ``precision_dir``: also the precision rounds' runs
+    (rule ``target_precision``), whose ``round`` counts on after the bisection's."""
     coarse = read_table(runs_path).assign(round=0)
-    fine = read_table(os.path.join(refine_dir, "runs.parquet"))
-    runs = pd.concat([coarse, fine], ignore_index=True) if len(fine) else coarse
+    parts = [coarse]
+    for folder in filter(None, (refine_dir, precision_dir)):
+        fine = read_table(os.path.join(folder, "runs.parquet"))
+        if len(fine):
+            last = max(int(p["round"].max()) for p in parts)
+            parts.append(fine.assign(round=fine["round"] + (last if folder == precision_dir else 0)))
+    runs = pd.concat(parts, ignore_index=True)
     table, boundary = BOUNDARY_STUDIES[study][1](runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
     write_tables({outs["phase"]: table, outs["boundary"]: boundary})
     for row in boundary.to_dict("records"):

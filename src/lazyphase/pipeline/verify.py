@@ -145,6 +145,8 @@ def experiment_products(name: str, exp: Mapping[str, Any]) -> list[str]:
             if u not in tables:
                 tables.add(u)
                 stack += _NEEDS.get(u, ())
+    if exp.get("target_ci_width") is not None:
+        tables.add("precision.csv")  # rule target_precision: the intervals against the target
     base = f"results/{name}"
     figs = [f"{base}/figures/{f}.{e}" for f in exp.get("figures", []) for e in ("pdf", "png")]
     return [f"{base}/{t}" for t in sorted(tables)] + figs

@@ -1,0 +1,114 @@
+"""Precision-targeted sampling (pipeline/precision.py): the rounds stop exactly when the target
+is met or a cap (seeds, CPU-hours) is hit; on a small config one extra round narrows the
+interval."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lazyphase.cells import ConfigError
+from lazyphase.pipeline import precision
+
+
+def _rounds(c, target, *, n0=3, cost=0.0, cap=None, max_seeds=12, growth=1.5, rounds=20):
+    """Synthetic exponents whose interval width is c / sqrt(seeds): the seeds per round, the
+    rounds that trained and each group's final stop."""
+    c = np.atleast_1d(np.asarray(c, dtype=float))
+    n = np.full(c.shape, n0)
+    spent, history = 0.0, [n.copy()]
+    for r in range(rounds):
+        iv = pd.DataFrame({"estimate": np.full(c.shape, -0.5), "ci_width": c / np.sqrt(n)})
+        dec = precision.next_round(iv, n, target=target, max_seeds=max_seeds, growth=growth,
+                                   cpu_hours_used=spent, cpu_hours_per_seed=cost, cpu_hours=cap)
+        if (dec["stop"] != "").all():
+            return history, r, list(dec["stop"])
+        spent += float(((dec["n_seeds_next"] - n) * cost).sum())
+        n = dec["n_seeds_next"].to_numpy()
+        history.append(n.copy())
+    raise AssertionError("the rounds did not stop")
+
+
+def test_next_seeds_grows_by_the_factor_and_caps():
+    assert [precision.next_seeds(n, 1.5, 12) for n in (2, 3, 5, 8, 12)] == [3, 5, 8, 12, 12]
+    assert precision.next_seeds(1, 1.5, 12) == 2  # always at least one more
+
+
+@pytest.mark.parametrize(
+    ("c", "target", "seeds", "n_rounds"),
+    [
+        (1.0, 0.45, [3, 5], 1),  # 1/sqrt(3) = 0.577 > 0.45 ≥ 1/sqrt(5) = 0.447
+        (1.0, 0.30, [3, 5, 8, 12], 3),  # 1/sqrt(8) = 0.354 > 0.30 ≥ 1/sqrt(12) = 0.289
+        (1.0, 0.60, [3], 0),  # met on the coarse grid: no round at all
+    ],
+)
+def test_rounds_stop_exactly_when_the_target_is_met(c, target, seeds, n_rounds):
+    history, r, stop = _rounds(c, target)
+    assert [int(h[0]) for h in history] == seeds
+    assert r == n_rounds and stop == ["met"]
+    # one round fewer would not have met it
+    assert c / math.sqrt(seeds[-1]) <= target
+    if len(seeds) > 1:
+        assert c / math.sqrt(seeds[-2]) > target
+
+
+def test_rounds_stop_at_the_seed_cap():
+    history, r, stop = _rounds(1.0, 0.2)  # needs 25 seeds > 12
+    assert [int(h[0]) for h in history] == [3, 5, 8, 12]
+    assert r == 3 and stop == ["max_seeds"]
+    history, r, stop = _rounds(1.0, 0.2, max_seeds=6)
+    assert [int(h[0]) for h in history] == [3, 5, 6] and stop == ["max_seeds"]
+
+
+def test_rounds_stop_at_the_cpu_cap():
+    # 1 CPU-hour per seed, 4 allowed: 3 → 5 costs 2, 5 → 8 would take the total to 5 > 4
+    history, r, stop = _rounds(1.0, 0.2, cost=1.0, cap=4.0)
+    assert [int(h[0]) for h in history] == [3, 5]
+    assert r == 1 and stop == ["cpu_hours"]
+    # an exact fit of the cap still trains: 2 + 3 = 5 ≤ 5
+    history, _, stop = _rounds(1.0, 0.2, cost=1.0, cap=5.0)
+    assert [int(h[0]) for h in history] == [3, 5, 8] and stop == ["cpu_hours"]
+
+
+def test_the_cpu_cap_serves_the_widest_interval_first():
+    iv = pd.DataFrame({"estimate": [0.1, 0.2], "ci_width": [0.5, 0.9]})
+    dec = precision.next_round(iv, [3, 3], target=0.1, cpu_hours_per_seed=1.0, cpu_hours=2.5)
+    assert list(dec["stop"]) == ["cpu_hours", ""]
+    assert list(dec["n_seeds_next"]) == [3, 5]
+
+
+def test_groups_stop_independently_and_without_an_estimate():
+    history, r, stop = _rounds([0.5, 1.0], 0.30)  # 0.5/sqrt(3) = 0.289 met at once
+    assert [list(h) for h in history] == [[3, 3], [3, 5], [3, 8], [3, 12]]
+    assert stop == ["met", "met"] and r == 3
+    iv = pd.DataFrame({"estimate": [np.nan, 0.1], "ci_width": [np.nan, np.nan]})
+    dec = precision.next_round(iv, [3, 2], target=0.1)
+    # no crossing: seeds cannot make an interval; no interval yet (2 seeds): more seeds
+    assert list(dec["stop"]) == ["no estimate", ""] and list(dec["n_seeds_next"]) == [3, 3]
+
+
+def test_a_width_is_added_where_seeds_cannot_reach_the_target():
+    iv = pd.DataFrame({"estimate": [0.1, 0.1], "ci_width": [0.5, 2.0]})
+    dec = precision.next_round(iv, [3, 3], target=0.3, max_seeds=12, widths_left=1)
+    # at 12 seeds: 0.5 · sqrt(3/12) = 0.25 ≤ 0.3 (seeds suffice); 2.0 · 0.5 = 1.0 > 0.3
+    assert list(dec["add_width"]) == [False, True]
+    dec = precision.next_round(iv, [3, 3], target=0.3, widths_left=0)
+    assert not dec["add_width"].any()
+
+
+def test_new_seeds_are_the_smallest_unused():
+    assert precision.new_seeds([0, 1, 2], 5) == [3, 4]
+    assert precision.new_seeds([0, 2], 4) == [1, 3]
+    assert precision.new_seeds([0, 1], 2) == []
+
+
+def test_target_of_reads_the_keys_and_refuses_a_wrong_quantity():
+    assert precision.target_of({"kind": "train"}) is None
+    t = precision.target_of({"kind": "phase_diagram", "target_ci_width": 0.2,
+                             "target_on": "gamma_star", "target_widths": [64]})  # fmt: skip
+    assert (t.ci_width, t.on, t.max_seeds, t.growth, t.widths) == (0.2, "gamma_star", 12, 1.5, (64,))
+    with pytest.raises(ConfigError, match="target_on: 'gamma_star' is not reported by a 'train'"):
+        precision.target_of({"kind": "train", "target_ci_width": 0.2, "target_on": "gamma_star"}, "x")

@@ -1,0 +1,75 @@
+# Precision-targeted sampling (docs/statistics.md): seeds, and widths where the fit is limited by
+# leverage, added in rounds until every interval meets target_ci_width or a cap is reached. Only
+# experiments that set target_ci_width have this rule; it runs after the bisection of B1/B2.
+from lazyphase.pipeline.precision import target_of
+
+PRECISION_STUDY = {"train": "train", "phase_diagram": "phase", "deep_phase_diagram": "deep_phase"}
+PRECISION_EXPERIMENTS = (
+    "|".join(
+        n
+        for n, e in config["experiments"].items()
+        if e.get("target_ci_width") is not None and KINDS[n] in PRECISION_STUDY
+    )
+    or "(?!)"
+)
+try:
+    for _name, _exp in config["experiments"].items():
+        target_of(_exp, _name)  # a target_on the experiment's kind does not report
+except ConfigError as exc:
+    raise WorkflowError(f"invalid configuration: {exc}") from None
+
+
+def precision_refine(wildcards):
+    # B1/B2: the precision rounds start from the coarse grid and its bisection points
+    if KINDS[wildcards.experiment] == "train":
+        return []
+    return f"results/{wildcards.experiment}/refine"
+
+
+def precision_runs(wildcards):
+    # the aggregates of B1/B2 read the precision rounds' runs when the experiment has a target
+    if config["experiments"][wildcards.experiment].get("target_ci_width") is None:
+        return []
+    return f"results/{wildcards.experiment}/precision"
+
+
+def precision_runtime(wildcards, attempt):
+    # at most target_rounds rounds, each at most one job of the coarse grid's size
+    exp = config["experiments"][wildcards.experiment]
+    per_round = sum(
+        job_runtime_min(b, BUDGET, CALIBRATION) - 5 for b in deep_refine_batches(wildcards)
+    )
+    return _retry(int(5 + exp["target_rounds"] * per_round), BUDGET.runtime_min, attempt)
+
+
+rule target_precision:
+    input:
+        runs="results/{experiment}/runs.parquet",
+        dataset="results/{experiment}/dataset.h5",
+        refine=precision_refine,
+    output:
+        runs=directory("results/{experiment}/precision"),
+        table=report_table("results/{experiment}/precision.csv", "precision.csv"),
+    log:
+        "logs/target_precision/{experiment}.log",
+    benchmark:
+        "logs/benchmarks/target_precision/{experiment}.tsv"
+    wildcard_constraints:
+        experiment=PRECISION_EXPERIMENTS,
+    conda:
+        "../envs/lazyphase.yaml"
+    threads: 1
+    resources:
+        **BUDGET_RESOURCES,
+        mem_mb=deep_refine_mem_mb,
+        runtime=precision_runtime,
+        gpu=0,
+    params:
+        study=lambda wildcards: PRECISION_STUDY[KINDS[wildcards.experiment]],
+        cells=experiment_cells,
+        target=lambda wildcards: config["experiments"][wildcards.experiment],
+        n_boot=experiment_setting("n_boot"),
+        ci=experiment_setting("ci"),
+        code=CODE,
+    script:
+        "../../scripts/target_precision.py"
