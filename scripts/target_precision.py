@@ -6,12 +6,8 @@ from _log import to_log
 sm = snakemake  # noqa: F821
 to_log(sm.log[0])  # before importing the package, so import errors reach the log
 
-from lazyphase.pipeline.budget import Budget  # noqa: E402
+from lazyphase.pipeline.budget import resources_budget  # noqa: E402
 from lazyphase.pipeline.steps import target_precision  # noqa: E402
-
-res = sm.resources
-budget = Budget(mem_mb=int(res.get("budget_mem_mb", res.get("mem_mb", 16000))),
-                device_mem_mb=int(res.get("device_mem_mb", 0)))  # fmt: skip
 
 target_precision(
     sm.params.study,
@@ -26,6 +22,6 @@ target_precision(
     ci=sm.params.ci,
     dataset=sm.input.dataset,
     threads=sm.threads,
-    gpus=int(res.get("gpu", 0)),
-    budget=budget,
+    gpus=int(sm.resources.get("gpu", 0)),
+    budget=resources_budget(sm.resources),
 )

@@ -5,13 +5,16 @@ interval."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import smk
 
 from lazyphase.cells import ConfigError
 from lazyphase.pipeline import precision
+from lazyphase.store.files import read_table
 
 
 def _rounds(c, target, *, n0=3, cost=0.0, cap=None, max_seeds=12, growth=1.5, rounds=20):
@@ -112,3 +115,49 @@ def test_target_of_reads_the_keys_and_refuses_a_wrong_quantity():
     assert (t.ci_width, t.on, t.max_seeds, t.growth, t.widths) == (0.2, "gamma_star", 12, 1.5, (64,))
     with pytest.raises(ConfigError, match="target_on: 'gamma_star' is not reported by a 'train'"):
         precision.target_of({"kind": "train", "target_ci_width": 0.2, "target_on": "gamma_star"}, "x")
+
+
+PRECISION_TINY = Path(__file__).parent / "configs" / "precision_tiny.yaml"
+
+
+@pytest.fixture(scope="module")
+def precision_run(tmp_path_factory):
+    """tests/configs/precision_tiny.yaml up to its precision tables (no figures)."""
+    work = tmp_path_factory.mktemp("precision_run")
+    r = smk("--cores", "1", "--configfile", str(PRECISION_TINY), "--replace-workflow-config",
+            "--directory", str(work), "results/theta_lazy/precision.csv",
+            "results/phase_diagram/boundary.csv")  # fmt: skip
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return work / "results"
+
+
+def test_one_extra_round_narrows_every_exponent_interval(precision_run):
+    coarse = read_table(precision_run / "theta_lazy" / "exponents.csv")
+    final = read_table(precision_run / "theta_lazy" / "precision.csv")
+    both = coarse.merge(final, on=["scheme", "activation", "depth", "s", "layer_name"])
+    assert len(both) == 4
+    assert (both["n_seeds_x"] == 3).all() and (both["n_seeds_y"] == 5).all()  # 3 → ceil(4.5)
+    assert (final["rounds"] == 1).all() and (final["stop"] == "rounds").all()
+    assert not final["target_met"].any()  # a target of 0.001 is out of reach
+    narrowed = both["ci_width"] / (both["ci_high"] - both["ci_low"])
+    assert (narrowed < 0.9).all(), narrowed  # two more seeds and one more width
+    new = read_table(precision_run / "theta_lazy" / "precision" / "runs.parquet")
+    # the new seeds 3, 4 at the grid's widths; the added width 64 with all five seeds
+    assert sorted(new.loc[new["m"] < 64, "seed"].unique()) == [3, 4]
+    assert sorted(new.loc[new["m"] == 64, "seed"].unique()) == [0, 1, 2, 3, 4]
+
+
+def test_the_precision_round_gives_the_bisection_point_the_same_seeds(precision_run):
+    folder = precision_run / "phase_diagram"
+    new = read_table(folder / "precision" / "runs.parquet")
+    fine = read_table(folder / "refine" / "runs.parquet")
+    # the bisection point γ = 1 (s = 0) got the precision round's seeds like the grid points
+    assert 0.0 in set(fine["s"]) and set(new["s"]) == {0.5, 0.0, -0.5}
+    assert set(new["seed"]) == {3, 4}
+    final = read_table(folder / "precision.csv")
+    boundary = read_table(folder / "boundary.csv")
+    # boundary.csv is built from the same runs: the same γ* and interval
+    assert final["estimate"].iloc[0] == pytest.approx(boundary["gamma_star"].iloc[0], abs=1e-12)
+    assert final["ci_width"].iloc[0] == pytest.approx(
+        boundary["gamma_star_high"].iloc[0] - boundary["gamma_star_low"].iloc[0], abs=1e-12)
+    assert final["n_seeds"].iloc[0] == 5
