@@ -161,3 +161,48 @@ def test_the_precision_round_gives_the_bisection_point_the_same_seeds(precision_
     assert final["ci_width"].iloc[0] == pytest.approx(
         boundary["gamma_star_high"].iloc[0] - boundary["gamma_star_low"].iloc[0], abs=1e-12)
     assert final["n_seeds"].iloc[0] == 5
+
+
+def _synthetic_runs(scheme: str, n_seeds: int = 5, depth: int = 2) -> pd.DataFrame:
+    """Runs whose exponent of layer l is 0.3 − s + 0.1 l plus seed noise (σ = 0.2 in log RD)."""
+    rng = np.random.default_rng(1)
+    rows = []
+    names = [f"W{k}" for k in range(1, depth + 1)] + ["a"]
+    for s in (-0.5, 0.0, 0.5, 1.0):
+        for m in (16, 32, 64, 128):
+            for seed in range(n_seeds):
+                for layer, name in enumerate(names, start=1):
+                    slope = 0.3 - s + 0.1 * layer
+                    rows.append(dict(scheme=scheme, activation="tanh", depth=depth, s=s, m=m,
+                                     seed=seed, layer=layer, layer_name=name, status="converged",
+                                     final_step=100,
+                                     rd_final=float(m**slope * np.exp(0.2 * rng.normal()))))  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_intervals_are_those_the_tables_report():
+    from lazyphase import stats
+    from lazyphase.studies.deep_phase.analysis import deep_phase_table
+    from lazyphase.studies.phase.analysis import phase_table
+
+    runs = _synthetic_runs("deep:0.5")
+    _, boundary = deep_phase_table(runs, n_boot=200)
+    iv = precision.intervals("deep_phase", "s_star", runs, n_boot=200)
+    both = iv.merge(boundary, on=["activation", "depth", "layer_name"])
+    assert len(both) == 3
+    np.testing.assert_allclose(both["estimate"], both["s_star"], atol=1e-12)
+    np.testing.assert_allclose(both["ci_width"], both["s_star_high"] - both["s_star_low"], atol=1e-12)
+    groups = precision.cell_groups(iv, "s_star")  # one cell group: its widest layer
+    assert len(groups) == 1 and groups["ci_width"].iloc[0] == pytest.approx(iv["ci_width"].max())
+
+    exps, _ = stats.fit_exponents(runs, n_boot=200)
+    iv = precision.intervals("train", "exponent", runs, n_boot=200)
+    np.testing.assert_allclose(iv["ci_width"], exps["ci_high"] - exps["ci_low"], atol=1e-12)
+    assert len(precision.cell_groups(iv, "exponent")) == 4  # one per s
+
+    luo = _synthetic_runs("luo:0", depth=1)
+    _, b1 = phase_table(luo, n_boot=200)
+    iv = precision.intervals("phase", "gamma_star", luo, n_boot=200)
+    assert iv["estimate"].iloc[0] == pytest.approx(b1["gamma_star"].iloc[0], abs=1e-12)
+    assert iv["ci_width"].iloc[0] == pytest.approx(
+        b1["gamma_star_high"].iloc[0] - b1["gamma_star_low"].iloc[0], abs=1e-12)
