@@ -1,6 +1,6 @@
 """Precision targeting against a fixed seed count, at equal interval width (issue 29 item 1).
 
-    nice -n 10 .venv/bin/python benchmarks/precision.py [--targets 0.1 0.15 0.2 0.3] [--out FILE]
+    nice -n 10 .venv/bin/python benchmarks/precision.py [--targets 0.2 0.21 0.25 0.3 0.4] [--out FILE]
 
 A theta_lazy grid (tanh and relu, lecun, L = 1, m = 16 … 256, s = −0.5 … 1 in steps of 0.25) is trained once with
 ``--pool`` seeds per cell (``train_cells``, one thread). Both strategies are then replayed on
@@ -94,7 +94,7 @@ def targeted(runs: pd.DataFrame, target: float, pool: int, n_boot: int) -> tuple
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pool", type=int, default=12)
-    ap.add_argument("--targets", type=float, nargs="+", default=[0.1, 0.15, 0.2, 0.3])
+    ap.add_argument("--targets", type=float, nargs="+", default=[0.2, 0.21, 0.25, 0.3, 0.4])
     ap.add_argument("--n-boot", type=int, default=1000)
     ap.add_argument("--out")
     args = ap.parse_args()

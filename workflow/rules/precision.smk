@@ -19,29 +19,6 @@ except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
 
 
-def precision_refine(wildcards):
-    # B1/B2: the precision rounds start from the coarse grid and its bisection points
-    if KINDS[wildcards.experiment] == "train":
-        return []
-    return f"results/{wildcards.experiment}/refine"
-
-
-def precision_runs(wildcards):
-    # the aggregates of B1/B2 read the precision rounds' runs when the experiment has a target
-    if config["experiments"][wildcards.experiment].get("target_ci_width") is None:
-        return []
-    return f"results/{wildcards.experiment}/precision"
-
-
-def precision_runtime(wildcards, attempt):
-    # at most target_rounds rounds, each at most one job of the coarse grid's size
-    exp = config["experiments"][wildcards.experiment]
-    per_round = sum(
-        job_runtime_min(b, BUDGET, CALIBRATION) - 5 for b in deep_refine_batches(wildcards)
-    )
-    return _retry(int(5 + exp["target_rounds"] * per_round), BUDGET.runtime_min, attempt)
-
-
 rule target_precision:
     input:
         runs="results/{experiment}/runs.parquet",
