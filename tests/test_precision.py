@@ -206,3 +206,21 @@ def test_intervals_are_those_the_tables_report():
     assert iv["estimate"].iloc[0] == pytest.approx(b1["gamma_star"].iloc[0], abs=1e-12)
     assert iv["ci_width"].iloc[0] == pytest.approx(
         b1["gamma_star_high"].iloc[0] - b1["gamma_star_low"].iloc[0], abs=1e-12)
+
+
+def test_validation_names_a_target_the_kind_does_not_report():
+    import yaml
+
+    from lazyphase.pipeline.config import validate_config
+
+    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    cfg = yaml.safe_load(PRECISION_TINY.read_text())
+    filled = validate_config(cfg, schema)
+    assert filled["experiments"]["theta_lazy"]["target_max_seeds"] == 12  # the defaults
+    cfg["experiments"]["theta_lazy"]["target_on"] = "gamma_star"
+    with pytest.raises(ConfigError, match=r"experiments.theta_lazy.target_on: 'gamma_star'"):
+        validate_config(cfg, schema)
+    cfg["experiments"]["theta_lazy"]["target_on"] = "s_star"
+    cfg["experiments"]["theta_lazy"]["target_growth"] = 1.0
+    with pytest.raises(ConfigError, match="target_growth"):
+        validate_config(cfg, schema)

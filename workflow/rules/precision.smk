@@ -1,8 +1,6 @@
 # Precision-targeted sampling (docs/statistics.md): seeds, and widths where the fit is limited by
 # leverage, added in rounds until every interval meets target_ci_width or a cap is reached. Only
 # experiments that set target_ci_width have this rule; it runs after the bisection of B1/B2.
-from lazyphase.pipeline.precision import target_of
-
 PRECISION_STUDY = {"train": "train", "phase_diagram": "phase", "deep_phase_diagram": "deep_phase"}
 PRECISION_EXPERIMENTS = (
     "|".join(
@@ -12,11 +10,6 @@ PRECISION_EXPERIMENTS = (
     )
     or "(?!)"
 )
-try:
-    for _name, _exp in config["experiments"].items():
-        target_of(_exp, _name)  # a target_on the experiment's kind does not report
-except ConfigError as exc:
-    raise WorkflowError(f"invalid configuration: {exc}") from None
 
 
 rule target_precision:

@@ -72,6 +72,9 @@ def target_of(exp: Mapping[str, Any], name: str = "") -> Target | None:
     on = exp.get("target_on", "exponent")
     if kind not in TARGET_ON.get(on, ()):
         allowed = [k for k, kinds in TARGET_ON.items() if kind in kinds]
+        if not allowed:
+            raise ConfigError(f"experiments.{name}.target_ci_width: a {kind!r} experiment has "
+                              "no interval to target; remove it")  # fmt: skip
         raise ConfigError(f"experiments.{name}.target_on: {on!r} is not reported by a {kind!r} "
                           f"experiment; allowed: {', '.join(allowed)}")  # fmt: skip
     return Target(
