@@ -25,8 +25,16 @@ def _rounds(c, target, *, n0=3, cost=0.0, cap=None, max_seeds=12, growth=1.5, ro
     spent, history = 0.0, [n.copy()]
     for r in range(rounds):
         iv = pd.DataFrame({"estimate": np.full(c.shape, -0.5), "ci_width": c / np.sqrt(n)})
-        dec = precision.next_round(iv, n, target=target, max_seeds=max_seeds, growth=growth,
-                                   cpu_hours_used=spent, cpu_hours_per_seed=cost, cpu_hours=cap)
+        dec = precision.next_round(
+            iv,
+            n,
+            target=target,
+            max_seeds=max_seeds,
+            growth=growth,
+            cpu_hours_used=spent,
+            cpu_hours_per_seed=cost,
+            cpu_hours=cap,
+        )
         if (dec["stop"] != "").all():
             return history, r, list(dec["stop"])
         spent += float(((dec["n_seeds_next"] - n) * cost).sum())
@@ -112,9 +120,17 @@ def test_target_of_reads_the_keys_and_refuses_a_wrong_quantity():
     assert precision.target_of({"kind": "train"}) is None
     t = precision.target_of({"kind": "phase_diagram", "target_ci_width": 0.2,
                              "target_on": "gamma_star", "target_widths": [64]})  # fmt: skip
-    assert (t.ci_width, t.on, t.max_seeds, t.growth, t.widths) == (0.2, "gamma_star", 12, 1.5, (64,))
+    assert (t.ci_width, t.on, t.max_seeds, t.growth, t.widths) == (
+        0.2,
+        "gamma_star",
+        12,
+        1.5,
+        (64,),
+    )
     with pytest.raises(ConfigError, match="target_on: 'gamma_star' is not reported by a 'train'"):
-        precision.target_of({"kind": "train", "target_ci_width": 0.2, "target_on": "gamma_star"}, "x")
+        precision.target_of(
+            {"kind": "train", "target_ci_width": 0.2, "target_on": "gamma_star"}, "x"
+        )
 
 
 PRECISION_TINY = Path(__file__).parent / "configs" / "precision_tiny.yaml"
@@ -159,7 +175,8 @@ def test_the_precision_round_gives_the_bisection_point_the_same_seeds(precision_
     # boundary.csv is built from the same runs: the same γ* and interval
     assert final["estimate"].iloc[0] == pytest.approx(boundary["gamma_star"].iloc[0], abs=1e-12)
     assert final["ci_width"].iloc[0] == pytest.approx(
-        boundary["gamma_star_high"].iloc[0] - boundary["gamma_star_low"].iloc[0], abs=1e-12)
+        boundary["gamma_star_high"].iloc[0] - boundary["gamma_star_low"].iloc[0], abs=1e-12
+    )
     assert final["n_seeds"].iloc[0] == 5
 
 
@@ -191,7 +208,9 @@ def test_intervals_are_those_the_tables_report():
     both = iv.merge(boundary, on=["activation", "depth", "layer_name"])
     assert len(both) == 3
     np.testing.assert_allclose(both["estimate"], both["s_star"], atol=1e-12)
-    np.testing.assert_allclose(both["ci_width"], both["s_star_high"] - both["s_star_low"], atol=1e-12)
+    np.testing.assert_allclose(
+        both["ci_width"], both["s_star_high"] - both["s_star_low"], atol=1e-12
+    )
     groups = precision.cell_groups(iv, "s_star")  # one cell group: its widest layer
     assert len(groups) == 1 and groups["ci_width"].iloc[0] == pytest.approx(iv["ci_width"].max())
 
@@ -205,7 +224,8 @@ def test_intervals_are_those_the_tables_report():
     iv = precision.intervals("phase", "gamma_star", luo, n_boot=200)
     assert iv["estimate"].iloc[0] == pytest.approx(b1["gamma_star"].iloc[0], abs=1e-12)
     assert iv["ci_width"].iloc[0] == pytest.approx(
-        b1["gamma_star_high"].iloc[0] - b1["gamma_star_low"].iloc[0], abs=1e-12)
+        b1["gamma_star_high"].iloc[0] - b1["gamma_star_low"].iloc[0], abs=1e-12
+    )
 
 
 def test_validation_names_a_target_the_kind_does_not_report():
@@ -213,7 +233,9 @@ def test_validation_names_a_target_the_kind_does_not_report():
 
     from lazyphase.pipeline.config import validate_config
 
-    schema = yaml.safe_load((Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text())
+    schema = yaml.safe_load(
+        (Path(__file__).parents[1] / "workflow/schemas/config.schema.yaml").read_text()
+    )
     cfg = yaml.safe_load(PRECISION_TINY.read_text())
     filled = validate_config(cfg, schema)
     assert filled["experiments"]["theta_lazy"]["target_max_seeds"] == 12  # the defaults
