@@ -246,3 +246,18 @@ def test_validation_names_a_target_the_kind_does_not_report():
     cfg["experiments"]["theta_lazy"]["target_growth"] = 1.0
     with pytest.raises(ConfigError, match="target_growth"):
         validate_config(cfg, schema)
+
+
+def test_the_summary_says_in_one_line_how_many_met_the_target(tmp_path):
+    from lazyphase.pipeline.summary import summarize_experiment
+    from lazyphase.store.files import write_table
+
+    folder = tmp_path / "results" / "a2"
+    folder.mkdir(parents=True)
+    table = pd.DataFrame({"target_met": [True, True, False], "target_on": "exponent",
+                          "target": 0.45, "rounds": 2, "n_seeds": [3, 5, 12],
+                          "stop": ["met", "met", "max_seeds"]})  # fmt: skip
+    write_table(table, str(folder / "precision.csv"))
+    lines = [x for x in summarize_experiment("a2", {"kind": "train"}, tmp_path) if "precision" in x]
+    assert lines == ["  precision (precision.csv): 2 of 3 exponent intervals within 0.45 after "
+                     "2 round(s), 3-12 seeds; not met: max_seeds 1"]  # fmt: skip
