@@ -261,3 +261,34 @@ def test_the_summary_says_in_one_line_how_many_met_the_target(tmp_path):
     lines = [x for x in summarize_experiment("a2", {"kind": "train"}, tmp_path) if "precision" in x]
     assert lines == ["  precision (precision.csv): 2 of 3 exponent intervals within 0.45 after "
                      "2 round(s), 3-12 seeds; not met: max_seeds 1"]  # fmt: skip
+
+
+def test_a_round_trains_new_seeds_at_every_width_the_group_has():
+    import yaml
+
+    from lazyphase.pipeline.grid import expand_config
+    from lazyphase.pipeline.steps import _precision_cells
+
+    cfg = yaml.safe_load(PRECISION_TINY.read_text())
+    cells = list(
+        expand_config({"experiments": {"theta_lazy": cfg["experiments"]["theta_lazy"]}})["params"]
+    )
+    runs = pd.concat(
+        [_synthetic_runs("lecun", n_seeds=5, depth=1).assign(s=s) for s in (-0.25, 0.5)]
+    )
+    runs = runs[(runs["m"] <= 32) | (runs["s"] == 0.5) & (runs["m"] == 64)]  # 64 added for s = 0.5
+    todo = pd.DataFrame([dict(scheme="lecun", activation="tanh", depth=1, s=0.5,
+                              n_seeds_next=8, add_width=False),
+                         dict(scheme="lecun", activation="tanh", depth=1, s=-0.25,
+                              n_seeds_next=8, add_width=True)])  # fmt: skip
+    target = precision.Target(ci_width=0.1, widths=(128,))
+    batches = _precision_cells(cells, runs, todo, target, [128])
+    got = {(key[0][1], c["s"]): c["seeds"] for key, b in batches.items() for c in b}
+    assert got == {
+        (16, 0.5): [5, 6, 7],
+        (32, 0.5): [5, 6, 7],
+        (64, 0.5): [5, 6, 7],  # 64: its own width
+        (16, -0.25): [5, 6, 7],
+        (32, -0.25): [5, 6, 7],
+        (128, -0.25): [0, 1, 2, 3, 4, 5, 6, 7],  # the added width: every seed
+    }

@@ -322,6 +322,21 @@ def _hours_per_seed(cells: Sequence[Mapping[str, Any]], points: list[dict[str, A
     return per / 3600.0
 
 
+def _at_widths(
+    cells: Sequence[Mapping[str, Any]], points: list[dict[str, Any]], widths: set[int]
+) -> dict[tuple, list[dict[str, Any]]]:
+    """:func:`_midpoint_batches` of ``points`` at every width of ``cells`` and at ``widths``
+    (copies of the largest width's cells: the widths the precision rounds added)."""
+    base = _midpoint_batches(cells, points)
+    top = max(c["m"] for c in cells)
+    out = dict(base)
+    for m in sorted(widths - {c["m"] for c in cells}):
+        for key, batch in base.items():
+            if key[0][1] == top:
+                out[(("m", m), *key[1:])] = [{**c, "m": m} for c in batch]
+    return out
+
+
 def _precision_cells(
     cells: Sequence[Mapping[str, Any]],
     table: pd.DataFrame,
@@ -330,8 +345,8 @@ def _precision_cells(
     widths: list[int],
 ) -> dict[tuple, list[dict[str, Any]]]:
     """The cells of one precision round, batched like the bisection's (by width and shape):
-    every point of a group that gets more seeds, with only the new seeds; at a width added for
-    leverage (the next of ``widths``), with every seed of the group."""
+    every point and width of a group that gets more seeds, with only the new seeds; at a width
+    added for leverage (the next of ``widths``), with every seed of the group."""
     batches: dict[tuple, list[dict[str, Any]]] = {}
     for g in todo.to_dict("records"):
         points = precision.group_points(table, g, target.on)
@@ -340,17 +355,13 @@ def _precision_cells(
             sel &= table[k] == g[k]
         have = [int(x) for x in sorted(table.loc[sel, "seed"].unique())]
         add = precision.new_seeds(have, int(g["n_seeds_next"]))
-        for key, batch in _midpoint_batches(cells, points).items():
+        grown = {int(m) for m in table.loc[sel, "m"].unique()}
+        for key, batch in _at_widths(cells, points, grown).items():
             batches.setdefault(key, []).extend({**c, "seeds": add} for c in batch)
         if g["add_width"] and widths:
-            m = widths[0]
-            for key, batch in _midpoint_batches(cells, points).items():
-                if key[0][1] != max(c["m"] for c in cells):
-                    continue  # one template width is enough
-                wide = (("m", m), *key[1:])
-                batches.setdefault(wide, []).extend(
-                    {**c, "m": m, "seeds": [*have, *add]} for c in batch
-                )
+            for key, batch in _at_widths(cells, points, {widths[0]}).items():
+                if key[0][1] == widths[0]:
+                    batches.setdefault(key, []).extend({**c, "seeds": [*have, *add]} for c in batch)
     return dict(sorted(batches.items()))
 
 
