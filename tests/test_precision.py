@@ -292,3 +292,16 @@ def test_a_round_trains_new_seeds_at_every_width_the_group_has():
         (32, -0.25): [5, 6, 7],
         (128, -0.25): [0, 1, 2, 3, 4, 5, 6, 7],  # the added width: every seed
     }
+
+
+def test_a_layer_without_an_estimate_does_not_stop_its_group():
+    iv = pd.DataFrame({"scheme": "deep:0.5", "activation": "tanh", "depth": 2,
+                       "layer_name": ["W1", "W2", "a"], "estimate": [-0.2, np.nan, 0.1],
+                       "low": [-0.4, np.nan, 0.0], "high": [0.0, np.nan, 0.15],
+                       "n_seeds": 3})  # fmt: skip
+    iv["ci_width"] = iv["high"] - iv["low"]
+    g = precision.cell_groups(iv, "s_star")
+    assert len(g) == 1 and g["layer_name"].iloc[0] == "W1" and g["ci_width"].iloc[0] == 0.4
+    assert precision.next_round(g, g["n_seeds"], target=0.1)["stop"].iloc[0] == ""
+    only_nan = precision.cell_groups(iv.iloc[[1]], "s_star")
+    assert precision.next_round(only_nan, [3], target=0.1)["stop"].iloc[0] == "no estimate"

@@ -181,9 +181,12 @@ def intervals(
 
 def cell_groups(frame: pd.DataFrame, on: str) -> pd.DataFrame:
     """One row per cell group of :func:`intervals`' ``frame``: its widest interval over the
-    layers (``ci_width``, NaN counted as no interval), the estimate of that row, fewest seeds."""
+    layers (``ci_width``, NaN counted as no interval), the estimate of that row, fewest seeds.
+    A layer without an estimate counts only when no layer of the group has one: seeds cannot
+    give it an interval, but they can narrow the others'."""
     keys = list(GROUP_KEYS[on])
-    f = frame.assign(_w=frame["ci_width"].fillna(np.inf))
+    has = np.isfinite(frame["estimate"].to_numpy(dtype=float))
+    f = frame.assign(_w=np.where(has, frame["ci_width"].fillna(np.inf), -1.0))
     worst = f.sort_values("_w", ascending=False, kind="stable").drop_duplicates(keys)
     worst = worst.drop(columns=["n_seeds", "_w"]).merge(
         f.groupby(keys)["n_seeds"].min().reset_index(), on=keys
@@ -229,6 +232,7 @@ def precision_table(
     out["target"] = target.ci_width
     out["target_on"] = target.on
     out["target_met"] = out["ci_width"].fillna(np.inf) <= target.ci_width
-    out["stop"] = np.where(out["target_met"], "met", out["stop"].replace("", "rounds"))
+    stop = np.where(out["estimate"].isna(), "no estimate", out["stop"].replace("", "rounds"))
+    out["stop"] = np.where(out["target_met"], "met", stop)
     out["rounds"] = rounds_run
     return out
