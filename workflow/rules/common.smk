@@ -223,6 +223,34 @@ def deep_refine_runtime(wildcards, attempt):
     return _retry(int(5 + exp["refine_rounds"] * per_round), BUDGET.runtime_min, attempt)
 
 
+# precision targets (precision.smk)
+def precision_refine(wildcards):
+    # B1/B2: the precision rounds start from the coarse grid and its bisection points
+    if KINDS[wildcards.experiment] == "train":
+        return []
+    return f"results/{wildcards.experiment}/refine"
+
+
+def precision_runs(wildcards):
+    # the aggregates of B1/B2 read the precision rounds' runs when the experiment has a target
+    if config["experiments"][wildcards.experiment].get("target_ci_width") is None:
+        return []
+    return f"results/{wildcards.experiment}/precision"
+
+
+def precision_runtime(wildcards, attempt):
+    # at most target_rounds rounds; a round adds at most (growth - 1) x the grid's seeds, so
+    # it costs at most growth x the coarse grid's jobs (a few more seeds where growth rounds up)
+    exp = config["experiments"][wildcards.experiment]
+    grid = sum(
+        job_runtime_min(cells, BUDGET, CALIBRATION) - 5
+        for (name, _), (cells, _) in BATCHES.items()
+        if name == wildcards.experiment
+    )
+    per_round = exp["target_growth"] * grid
+    return _retry(int(5 + exp["target_rounds"] * per_round), BUDGET.runtime_min, attempt)
+
+
 onsuccess:
     # where the results are, the thresholds, boundaries and diverged replicas (issue 19)
     from lazyphase.pipeline.summary import summarize

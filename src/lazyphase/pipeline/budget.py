@@ -530,3 +530,10 @@ def split_batch(
             )
     jobs.append(current)
     return jobs
+
+
+def resources_budget(resources: Mapping[str, Any]) -> Budget:
+    """The job budget a Snakemake job's ``resources`` carry (``budget_mem_mb``, else its
+    ``mem_mb``, and ``device_mem_mb``; see common.smk's BUDGET_RESOURCES)."""
+    return Budget(mem_mb=int(resources.get("budget_mem_mb", resources.get("mem_mb", 16000))),
+                  device_mem_mb=int(resources.get("device_mem_mb", 0)))  # fmt: skip

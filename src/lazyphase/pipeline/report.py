@@ -33,6 +33,7 @@ TABLES = {
     "boundary.csv": "phase boundary",
     "condensation.csv": "n_eff per run and stage",
     "concentration_summary.csv": "Gram concentration per width",
+    "precision.csv": "intervals against the precision target",
 }
 #: The label a table's entry has in place of a catalog label (sorts after A1 … C8).
 TABLE_LABEL = "table"

@@ -29,6 +29,7 @@ TABLES = {
     "neurons": "neurons.parquet",
     "circle": "circle.parquet",
     "condensation": "condensation.csv",
+    "precision": "precision.csv",
 }
 
 
