@@ -45,6 +45,9 @@ _SETTINGS = {
     "teacher_scale": ("float", "teacher output scale"),
     "batch_size": ("float", "SGD batch size (NaN: full batch)"),
     "patience": ("float", "early-stopping patience in steps (NaN: none)"),
+    "parameterization": ("str", "abc-parameterization (sp, ntp, mup, mfp, abc:a=..;b=..;c=..; "
+                         "docs/conventions.md §7); NaN: none (scheme and s)"),
+    "safeguard": ("str", "step safeguard: halve, or none (catapults kept); NaN in older files"),
 }
 _LAYER = {
     "layer": ("int", "layer index l = 1 … L+1 (L+1: the output layer a)"),
@@ -117,6 +120,8 @@ _RUNS_COLUMNS = {
     "tail_train_loss": ("float", "training loss averaged over the last `tail_steps` steps "
                         "(NaN if the replica stopped earlier)"),
     "rd_total_final": ("float", "‖Δθ‖/‖θ0‖ over all layers at the end"),
+    "eta_lambda_final": ("float", "η · λ_max(Σ_l r_l Θ[l]/n_k) at the last Gram snapshot, on the "
+                         "kernel set (stable below 2; docs/conventions.md §3, §7)"),
     "fdist": ("float", "‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖ on the test set: distance to "
               "the linearized (kernel) predictor (docs/conventions.md §5); NaN where skipped"),
     "test_loss_lin": ("float", "test loss of the linearized run at the end"),

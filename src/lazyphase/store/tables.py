@@ -62,6 +62,8 @@ SETTING_COLUMNS = (
     "teacher_scale",
     "batch_size",
     "patience",
+    "parameterization",
+    "safeguard",
 )
 
 
@@ -151,8 +153,22 @@ def _replica_columns(run: Run, r: int, total: np.ndarray, lam_limit: float) -> d
         "best_step": float(reps["best_test_step"][r]),
         "tail_train_loss": float(reps["tail_train_loss"][r]),
         "rd_total_final": float(total[-1]),
+        "eta_lambda_final": eta_lambda_final(run, r),
         **linearized_columns(run, r),
     }
+
+
+def eta_lambda_final(run: Run, r: int) -> float:
+    """``η_T · λ_max(Σ_l r_l Θ[l](θ_T) / n_k)`` of replica ``r``: the step times the top
+    eigenvalue of the dynamics' kernel at the last Gram snapshot, on the kernel set (the
+    training set when ``n ≤ 256``); below 2 the linearized dynamics there are stable
+    (docs/conventions.md §3, §7). ``r_l`` = 1 without a parameterization."""
+    theta = run["gram/theta"][r, -1]
+    rates = np.asarray(run.attrs.get("layer_rates", np.ones(theta.shape[0])), dtype=np.float64)
+    lam = np.linalg.eigvalsh(np.tensordot(rates, theta, axes=1))[-1]
+    steps = run["trajectory/step"]
+    last = min(int(np.searchsorted(steps, run["replicas/final_step"][r])), len(steps) - 1)
+    return float(run["trajectory/lr"][r, last] * lam / theta.shape[-1])
 
 
 def _replica_rows(
