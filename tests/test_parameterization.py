@@ -202,3 +202,36 @@ def test_linearized_run_uses_the_weighted_kernel():
     np.testing.assert_allclose(run.linearized.train_loss[0], weighted, rtol=1e-12)
     plain = losses(per.sum(0))
     assert np.abs(plain[-1] - weighted[-1]) > 1e-3 * weighted[0]
+
+
+def test_critical_step_is_two_over_lambda_max_on_a_quadratic():
+    """On R(θ) = (1/2n)‖Jθ − y‖² (the project's loss; Θ = J Jᵀ) GD contracts iff
+    η λ_max(Θ/n) < 2: at 0.98 η_crit the loss falls, at 1.02 η_crit it grows by
+    |1 − 2·1.02|^{2k} = 1.04^{2k} in the top mode; the policy and the closed-form linearized run
+    (core/linearized.py) agree."""
+    from lazyphase.core.linearized import replica_run
+    from lazyphase.core.training.step_size import critical_lr, initial_lr
+
+    rng = np.random.default_rng(0)
+    n, p, k = 10, 30, 400
+    jac, y = rng.normal(size=(n, p)), rng.normal(size=n)
+    theta = jac @ jac.T
+    lam = np.linalg.eigvalsh(theta / n)[-1]
+    assert initial_lr({"lr_policy": "critical", "lr_c": 1.0}, None, lam) == critical_lr(lam)
+    assert critical_lr(lam) == pytest.approx(2 / lam, rel=1e-15)
+
+    def gd_loss(eta):
+        w = np.zeros(p)
+        for _ in range(k):
+            w -= eta * jac.T @ (jac @ w - y) / n
+        return 0.5 * np.mean((jac @ w - y) ** 2)
+
+    loss0 = 0.5 * np.mean(y**2)
+    assert gd_loss(0.98 * critical_lr(lam)) < 0.5 * loss0
+    u_top = np.linalg.eigh(theta)[1][:, -1]
+    grown = gd_loss(1.02 * critical_lr(lam))
+    assert grown == pytest.approx(0.5 * (u_top @ y) ** 2 / n * 1.04 ** (2 * k), rel=1e-3)
+    eta = 1.02 * critical_lr(lam)
+    _, lin, _ = replica_run(theta, np.zeros((1, n)), -y, np.zeros(1), np.zeros(1), np.zeros(1),
+                            [(0, k, eta)], [k])  # fmt: skip
+    assert lin[0] == pytest.approx(grown, rel=1e-9)

@@ -44,21 +44,14 @@ def _train_cell(args: argparse.Namespace) -> int:
 def _coord_check(args: argparse.Namespace) -> int:
     """``lazyphase coord-check``: the table of slopes on stdout; the sizes and slopes as CSV and
     the figure under ``--out`` (docs/conventions.md §7)."""
-    from lazyphase.store.files import write_table
-    from lazyphase.studies.coord_check import analysis
-    from lazyphase.studies.coord_check.figures import plot_coord_check
+    from lazyphase.pipeline.steps import check_coordinates
+    from lazyphase.studies.coord_check.analysis import slopes_markdown
 
     kw = dict(depth=args.depth, steps=args.steps, lr=args.lr, n=args.n, d=args.d)
-    sizes = analysis.coord_sizes(args.parameterization, args.widths, seeds=args.seeds, **kw)
-    slopes = analysis.coord_slopes(sizes)
-    out = Path(args.out)
-    write_table(sizes, out / "coord_check.csv")
-    write_table(slopes, out / "coord_check_slopes.csv")
-    plot_coord_check(sizes, str(out / "coord_check.pdf"), str(out / "coord_check.png"),
-                     steps=args.steps)  # fmt: skip
+    slopes = check_coordinates(args.out, args.parameterization, args.widths, seeds=args.seeds, **kw)
     print(f"coordinate check: {args.steps} steps of base step {args.lr:g}, depth {args.depth}, "
           f"n = {args.n}, seeds {list(args.seeds)}; slope of log(update) vs log(m)")  # fmt: skip
-    print(analysis.slopes_markdown(slopes))
+    print(slopes_markdown(slopes))
     return 0
 
 
