@@ -34,7 +34,8 @@ def build_lr_phase_portrait(runs: pd.DataFrame) -> Figure:
     fin = pd.concat(tables.values())["slope"].abs().dropna()
     vmax = float(fin.max()) if len(fin) and fin.max() > 0 else 1.0
     norm = TwoSlopeNorm(0.0, -vmax, vmax)
-    fig = Figure(figsize=(4.6 * len(params) + 4.6, 4.3), layout="constrained")
+    n_lr = runs["lr_c"].nunique()
+    fig = Figure(figsize=((1.0 + 0.6 * n_lr) * len(params) + 4.6, 4.3), layout="constrained")
     axes = fig.subplots(1, len(params) + 1, width_ratios=[1.2] * len(params) + [1.0])
     for ax, param in zip(axes, params):
         mesh = _draw_portrait(ax, tables[param], norm)
@@ -58,7 +59,8 @@ def _draw_portrait(ax, table: pd.DataFrame, norm: TwoSlopeNorm):
     for row in table.itertuples(index=False):
         i, j = np.searchsorted(alphas, row.alpha), np.searchsorted(lrs, row.lr_c)
         grid[i, j] = np.nan if row.is_diverged else row.slope
-        label = f"RD {row.rd_wide:.2g}\nηλ {row.eta_lambda:.2f}"
+        rd = f"{row.rd_wide:.2g}" if row.rd_wide >= 0.01 else f"{row.rd_wide:.0e}"
+        label = f"RD {rd}\nηλ {row.eta_lambda:.2f}"
         text = "diverged" if row.is_diverged else label
         dark = not row.is_diverged and abs(row.slope) > 0.6 * norm.vmax
         ax.text(j, i, text, ha="center", va="center", fontsize=6.5, color="w" if dark else "k")
