@@ -77,8 +77,11 @@ def gram_drift(theta: np.ndarray) -> np.ndarray:
 def limit_lambda_min(run: Run) -> float:
     """``λ_min`` of the NTK Gram on the training set predicted by the limiting kernels,
     ``Σ_l K[l] / normalization_l`` (so on the scale of ``Θ0``); NaN when the cell's scheme has no
-    O(1) limit of the ``normal`` kind (see :func:`lazyphase.core.limiting.scheme_setup`)."""
+    O(1) limit of the ``normal`` kind (see :func:`lazyphase.core.limiting.scheme_setup`) and for
+    a cell with a ``parameterization``."""
     cell = run.cell
+    if cell.get("parameterization") is not None:
+        return math.nan  # the limit of the abc stds is not the scheme's (docs/conventions.md §7)
     try:
         v, regimes = scheme_setup(
             cell["scheme"], cell["activation"], cell["depth"], cell["m"], cell["d"]
