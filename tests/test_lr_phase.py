@@ -48,3 +48,24 @@ def test_largest_stable_step_and_its_width_slope():
     slopes = stable_slopes(table).set_index("parameterization")["slope"]
     assert slopes["sp"] == pytest.approx(-1.0, abs=1e-9)
     assert slopes["mup"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_diverged_and_catapulted_replicas_reach_the_runs_table(tmp_path):
+    """Through the pipeline's writer and reader: a cell at η = 5/λ_max (diverges) and one at
+    1.8/λ_max keep both their replicas, with status, parameterization, safeguard and
+    η λ_max(Θ_T/n) (≈ 1.8: the kernel barely moves below η_crit at m = 256)."""
+    from lazyphase.cells import validate_cell
+    from lazyphase.pipeline.jobs import train_cells
+    from lazyphase.store.tables import run_tables
+
+    base = dict(m=256, d=4, n=16, n_test=8, parameterization="sp", lr_policy="critical",
+                safeguard="none", max_steps=200, tol_rel=1e-8, n_gram_snapshots=2, seeds=[0, 1])  # fmt: skip
+    cells = [validate_cell({**base, "lr_c": c}) for c in (2.5, 0.9)]
+    outs = [str(tmp_path / f"c{k}.h5") for k in range(2)]
+    train_cells(cells, outs)
+    bad, good = (run_tables(p, "lr_phase")[0] for p in outs)
+    assert set(bad["status"]) == {"diverged"} and len(bad) == 2 * 2  # 2 seeds x 2 layers
+    assert set(good["status"]) <= {"max_steps", "converged"} and len(good) == 4
+    assert (good["parameterization"] == "sp").all() and (good["safeguard"] == "none").all()
+    assert good["eta_lambda_final"].to_numpy() == pytest.approx(1.8, abs=0.05)
+    assert good["lambda_min_limit"].isna().all()
