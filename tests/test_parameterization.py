@@ -235,3 +235,20 @@ def test_critical_step_is_two_over_lambda_max_on_a_quadratic():
     _, lin, _ = replica_run(theta, np.zeros((1, n)), -y, np.zeros(1), np.zeros(1), np.zeros(1),
                             [(0, k, eta)], [k])  # fmt: skip
     assert lin[0] == pytest.approx(grown, rel=1e-9)
+
+
+def test_ntk_step_rule_normalises_the_weighted_kernel():
+    """lr_policy ntk with μP: η λ_max(Σ_l r_l Θ0[l]/n) = lr_c, the kernel recomputed here."""
+    from lazyphase.core.kernels import per_layer_ntk
+
+    cell = validate_cell({**_cell("mup"), "lr_policy": "ntk", "lr_c": 0.7})
+    run = train_replicas([cell])
+    rep = run.replicas[0]
+    alpha = torch.tensor([rep.scales.alpha], dtype=torch.float64)
+    per = per_layer_ntk(run.params0, rep.data.x_train[None], RELU, alpha, False)[0].numpy()
+    rates = abc.layer_rates(abc.preset("mup", DEPTH), M)
+    lam = np.linalg.eigvalsh(np.tensordot(rates, per, axes=1))[-1] / cell["n"]
+    assert run.lr0[0] * lam == pytest.approx(0.7, rel=1e-10)
+    assert run.lr0[0] * np.linalg.eigvalsh(per.sum(0))[-1] / cell["n"] != pytest.approx(
+        0.7, rel=0.05
+    )
