@@ -351,6 +351,20 @@ TABLE_DOCS: tuple[TableDoc, ...] = (
              {"tau": _SETTINGS["tau"], "seed": _REPLICA["seed"],
               "x1": ("float", "first coordinate of the direction"),
               "x2": ("float", "second coordinate"), "sign": ("float", "output sign")}),
+    TableDoc("coord_check.csv", ("coord_check",),
+             "lazyphase.studies.coord_check.analysis.coord_sizes",
+             "the coordinate check (`results/coord_check/`, `lazyphase coord-check`; not an "
+             "experiment): one row per parameterization × layer × width",
+             {"parameterization": _SETTINGS["parameterization"], **_LAYER, "m": _CELL["m"],
+              "update": ("float", "RMS over inputs and neurons of z_l(θ_k) − z_l(θ_0) after k "
+                         "steps (output layer: f), mean over seeds (docs/conventions.md §7)")}),
+    TableDoc("coord_check_slopes.csv", ("coord_check",),
+             "lazyphase.studies.coord_check.analysis.coord_slopes",
+             "the coordinate check: one row per parameterization × layer",
+             {"parameterization": _SETTINGS["parameterization"], **_LAYER,
+              "slope": ("float", "least-squares slope of log update against log m"),
+              "spread": ("float", "update at the largest width / at the smallest"),
+              "m_min": ("int", "smallest width"), "m_max": ("int", "largest width")}),
 )  # fmt: skip
 
 
