@@ -316,5 +316,6 @@ def check_coordinates(
     write_table(sizes, os.path.join(out_dir, "coord_check.csv"))
     write_table(slopes, os.path.join(out_dir, "coord_check_slopes.csv"))
     plot_coord_check(sizes, os.path.join(out_dir, "coord_check.pdf"),
-                     os.path.join(out_dir, "coord_check.png"), steps=kw.get("steps", 3))  # fmt: skip
+                     os.path.join(out_dir, "coord_check.png"), steps=kw.get("steps", 3),
+                     lr=kw.get("lr", 1e-4))  # fmt: skip
     return slopes

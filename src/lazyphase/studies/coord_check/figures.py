@@ -14,7 +14,9 @@ def plot_coord_check(sizes, out_pdf: str, out_png: str | None = None, **kw) -> N
     plotted(build_coord_check, sizes, out_pdf=out_pdf, out_png=out_png, **kw)
 
 
-def build_coord_check(sizes: pd.DataFrame, *, steps: int | None = None) -> Figure:
+def build_coord_check(
+    sizes: pd.DataFrame, *, steps: int | None = None, lr: float | None = None
+) -> Figure:
     """One panel per parameterization (shared y axis): update size against ``m`` per layer."""
     params = list(dict.fromkeys(sizes["parameterization"]))
     slopes = coord_slopes(sizes).set_index(["parameterization", "layer_name"])["slope"]
@@ -33,5 +35,6 @@ def build_coord_check(sizes: pd.DataFrame, *, steps: int | None = None) -> Figur
         ax.legend(fontsize=6, loc="best")
     axes[0].set_ylabel("RMS pre-activation update")
     after = f" after {steps} steps" if steps else ""
-    suptitle(fig, f"Coordinate check{after}: width-independent base step, per-layer steps η r_l")
+    base = f" η = {lr:g}" if lr else ""
+    suptitle(fig, f"Coordinate check{after}: width-independent base step{base}, layer l steps η r_l")
     return fig
