@@ -69,3 +69,20 @@ def test_diverged_and_catapulted_replicas_reach_the_runs_table(tmp_path):
     assert (good["parameterization"] == "sp").all() and (good["safeguard"] == "none").all()
     assert good["eta_lambda_final"].to_numpy() == pytest.approx(1.8, abs=0.05)
     assert good["lambda_min_limit"].isna().all()
+
+
+def test_the_lr_phase_config_expands():
+    """config/lr_phase.yaml (outside the default catalog) stays valid: 4 jobs (one per width),
+    μP and SP at 3 γ0 × 7 η/η_crit, every cell critical and unguarded."""
+    from pathlib import Path
+
+    import yaml
+
+    from lazyphase.pipeline.grid import expand_config
+
+    cfg = yaml.safe_load((Path(__file__).parents[1] / "config" / "lr_phase.yaml").read_text())
+    cells = expand_config(cfg)
+    assert cells.groupby("batch").ngroups == 4 and len(cells) == 4 * 2 * 3 * 7
+    params = list(cells["params"])
+    assert {p["lr_policy"] for p in params} == {"critical"}
+    assert {p["safeguard"] for p in params} == {"none"}
