@@ -44,8 +44,8 @@ def _train_cell(args: argparse.Namespace) -> int:
 def _coord_check(args: argparse.Namespace) -> int:
     """``lazyphase coord-check``: the table of slopes on stdout; the sizes and slopes as CSV and
     the figure under ``--out`` (docs/conventions.md §7)."""
-    from lazyphase.pipeline.steps import check_coordinates
     from lazyphase.studies.coord_check.analysis import slopes_markdown
+    from lazyphase.studies.coord_check.check import check_coordinates
 
     kw = dict(depth=args.depth, steps=args.steps, lr=args.lr, n=args.n, d=args.d)
     slopes = check_coordinates(args.out, args.parameterization, args.widths, seeds=args.seeds, **kw)

@@ -295,27 +295,10 @@ def compute_neurons(paths: Sequence[str], outs: Mapping[str, str], *, n_bins: in
         log.info("gamma=%g seed %d %s: n_eff = %.2f", r.gamma, r.seed, r.stage, r.n_eff)
 
 
-def check_coordinates(
-    out_dir: str,
-    parameterizations: Sequence[str] | None = None,
-    widths: Sequence[int] | None = None,
-    *,
-    seeds: Sequence[int] = (0, 1),
-    **kw: Any,
-) -> pd.DataFrame:
-    """The coordinate check (docs/conventions.md §7): ``coord_check.csv`` (update sizes),
-    ``coord_check_slopes.csv`` and ``coord_check.pdf/png`` under ``out_dir``; returns the
-    slopes. ``kw``: ``depth, steps, lr, n, d`` of :func:`lazyphase.core.coord_check.update_sizes`
-    (defaults: the default call, ``lazyphase coord-check``)."""
-    from lazyphase.studies.coord_check import analysis as cc
-    from lazyphase.studies.coord_check.figures import plot_coord_check
 
-    params = parameterizations or cc.DEFAULT_PARAMETERIZATIONS
-    sizes = cc.coord_sizes(params, widths or cc.DEFAULT_WIDTHS, seeds=seeds, **kw)
-    slopes = cc.coord_slopes(sizes)
-    write_table(sizes, os.path.join(out_dir, "coord_check.csv"))
-    write_table(slopes, os.path.join(out_dir, "coord_check_slopes.csv"))
-    plot_coord_check(sizes, os.path.join(out_dir, "coord_check.pdf"),
-                     os.path.join(out_dir, "coord_check.png"), steps=kw.get("steps", 3),
-                     lr=kw.get("lr", 1e-4))  # fmt: skip
-    return slopes
+def check_coordinates(out_dir: str) -> None:
+    """Rule ``check_coordinates``: the default coordinate check under ``out_dir``
+    (:func:`lazyphase.studies.coord_check.check.check_coordinates`)."""
+    from lazyphase.studies.coord_check.check import check_coordinates as run
+
+    run(out_dir)
