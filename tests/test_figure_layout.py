@@ -19,6 +19,7 @@ import test_chizat_figures as cft
 import test_chizat_note as cnt
 import test_deep_phase as dpt
 import test_figures as aft
+import test_lr_phase as lrt
 import test_phase as pt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 
@@ -146,6 +147,7 @@ TABLES = {
     "chizat_alpha_tau": lambda: (_c6_runs(),),
     "chizat_stepsize": lambda: (_c7_runs(),),
     "chizat_landscape": _landscape,
+    "lr_phase_portrait": lambda: (lrt.synthetic_runs(),),
 }
 
 

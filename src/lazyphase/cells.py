@@ -158,6 +158,7 @@ def _check_rules(cfg: dict[str, Any], where: str) -> None:
                     f"(= {cfg['depth']}) or depth + 1 entries"
                 )
     _check_chizat(cfg, where)
+    _check_parameterization(cfg, where)
     if len(set(cfg["seeds"])) != len(cfg["seeds"]):
         raise ConfigError(f"{where}invalid value {cfg['seeds']!r} for key 'seeds': seeds repeat")
 
@@ -189,6 +190,30 @@ def _check_chizat(cfg: dict[str, Any], where: str) -> None:
                 f"{where}invalid value {value!r} for key {key!r}: only defined for model "
                 "'chizat' (set model: chizat)"
             )
+
+
+def _check_parameterization(cfg: dict[str, Any], where: str) -> None:
+    """An explicit parameterization has ``depth + 1`` entries per vector; none with model chizat
+    or a scheme other than the default (the parameterization sets every layer's std)."""
+    spec = cfg["parameterization"]
+    if spec is None:
+        return
+    for key in ("model", "scheme", "kappa_via"):
+        default = cell_schema()["properties"][key]["default"]
+        if cfg[key] != default:
+            raise ConfigError(
+                f"{where}invalid value {cfg[key]!r} for key {key!r}: the parameterization "
+                f"{spec!r} sets every layer's std; leave {key} at its default {default!r}"
+            )
+    if isinstance(spec, Mapping):
+        vectors = {k: spec[k] for k in ("a", "b", "c")}
+        vectors |= {f"constants.{k}": v for k, v in (spec.get("constants") or {}).items()}
+        for key, vec in vectors.items():
+            if len(vec) != cfg["depth"] + 1:
+                raise ConfigError(
+                    f"{where}invalid value {vec!r} for key 'parameterization.{key}': needs "
+                    f"depth + 1 (= {cfg['depth'] + 1}) entries, one per layer W1..WL, a"
+                )
 
 
 def load_cell(path: str) -> dict[str, Any]:

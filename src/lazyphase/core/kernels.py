@@ -115,3 +115,12 @@ def normalization(scales: Sequence[Scales], m: int) -> torch.Tensor:
     return torch.tensor(
         [[m * b * b / (sc.kappa**2) for b in sc.betas] for sc in scales], dtype=torch.float64
     )
+
+
+def layer_sum(per_layer: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """``Σ_l w_l Θ[l]``: ``per_layer (R, L+1, a, b)`` summed over layers with ``weights (R, L+1)``
+    (the per-layer step factors ``r_l``: the kernel of the dynamics, docs/conventions.md §7);
+    ``None``: the plain sum ``Θ``. Returns ``(R, a, b)``."""
+    if weights is None:
+        return per_layer.sum(dim=1)
+    return (per_layer * weights.to(per_layer)[:, :, None, None]).sum(dim=1)

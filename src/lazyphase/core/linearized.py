@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from lazyphase.core.kernels import cross_ntk, per_layer_ntk
+from lazyphase.core.kernels import cross_ntk, layer_sum, per_layer_ntk
 from lazyphase.core.training.results import Linearized, Problem, TrainResult
 
 #: Why a batch has no linearized run (the arrays are then NaN, ``linearized.attrs['skipped']``).
@@ -105,10 +105,12 @@ def replica_run(
     outs, train, test = [], [], []
     for k in steps:
         p, g = _factors(lam, segs, int(k), n)
-        f = f0_test - kx @ (g * z0)
+        # past η_crit (lr_c > 1 of the critical policy) the linear run grows without bound
+        with np.errstate(over="ignore", invalid="ignore"):
+            f = f0_test - kx @ (g * z0)
+            train.append(0.5 * np.sum((p * z0) ** 2) / n)
+            test.append(0.5 * np.mean((f - f0c_test - y_test) ** 2))
         outs.append(f)
-        train.append(0.5 * np.sum((p * z0) ** 2) / n)
-        test.append(0.5 * np.mean((f - f0c_test - y_test) ** 2))
     return np.stack(outs), np.asarray(train), np.asarray(test)
 
 
@@ -143,8 +145,12 @@ def linearize(
             np.full((n_rep, len(steps), n_test), np.nan), nan, nan.copy(), f0_test, f_final,
             skipped,
         )  # fmt: skip
-    theta = _np(per_layer_ntk(p.params0, p.x_train, p.act, p.alpha, p.bias, p.masks).sum(1))
-    cross = _np(cross_ntk(p.params0, p.x_test, p.x_train, p.act, p.alpha, p.bias, p.masks).sum(1))
+    # the per-layer steps η r_l make the dynamics' kernel Σ_l r_l Θ[l] (docs/conventions.md §7)
+    w = p.layer_lr
+    theta = _np(layer_sum(per_layer_ntk(p.params0, p.x_train, p.act, p.alpha, p.bias, p.masks), w))
+    cross = _np(
+        layer_sum(cross_ntk(p.params0, p.x_test, p.x_train, p.act, p.alpha, p.bias, p.masks), w)
+    )
     f0_train = p.outputs(p.params0, p.x_train)
     e0 = _np(f0_train - p.f0_train - p.y_train)
     f0c_test, y_test = _np(p.f0_test), _np(p.y_test)

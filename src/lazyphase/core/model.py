@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from lazyphase.core import activations
+from lazyphase.core import parameterization as abc
 from lazyphase.core.data import derive_seed, generator
 from lazyphase.core.schemes import deep_gamma_h, luo_gamma_prime, uniform_gamma
 
@@ -100,6 +101,8 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
     m, depth = cell["m"], cell["depth"]
     if cell.get("model", "conventions") == "chizat":
         return chizat_scales(cell)
+    if cell.get("parameterization") is not None:
+        return parameterized_scales(cell)
     s = cell["s"] if s is None else s
     kappa = float(m) ** s
     scheme = cell["scheme"]
@@ -119,6 +122,24 @@ def resolve_scales(cell: Mapping[str, Any], s: float | None = None) -> Scales:
         out = natural_output_std(scheme, m, depth)
         alpha = m**half * prod * out / kappa
     return Scales((*hidden, out), alpha, kappa)
+
+
+def parameterized_scales(cell: Mapping[str, Any]) -> Scales:
+    """Scales of a cell with a ``parameterization`` (docs/conventions.md §7): the effective stds
+    ``β_l = A_l B_l m^{-(a_l+b_l)}`` of every layer, the output layer included, and the divisor
+    ``α = cell['alpha']`` (Atanasov et al.'s ``γ0``); ``κ`` follows (``s`` is derived)."""
+    p = abc.resolve(cell["parameterization"], cell["depth"])
+    m, alpha = cell["m"], float(cell["alpha"])
+    betas = abc.effective_stds(p, m)
+    return Scales(betas, alpha, float(m) ** ((cell["depth"] + 1) / 2) * math.prod(betas) / alpha)
+
+
+def layer_rates(cell: Mapping[str, Any]) -> tuple[float, ...]:
+    """Per-layer step factors ``r_l`` (the step of layer ``l`` is ``η r_l``): those of the
+    cell's ``parameterization`` (docs/conventions.md §7), else 1 for every layer."""
+    if cell.get("parameterization") is None:
+        return (1.0,) * (cell["depth"] + 1)
+    return abc.layer_rates(abc.resolve(cell["parameterization"], cell["depth"]), cell["m"])
 
 
 def deep_stds(
@@ -153,9 +174,10 @@ def chizat_scales(cell: Mapping[str, Any]) -> Scales:
 
 
 def effective_s(cell: Mapping[str, Any], scales: Scales) -> float:
-    """``s = log κ / log m`` actually realized by the cell (``cell['s']`` unless model chizat;
-    nan for model chizat at m = 1)."""
-    if cell.get("model", "conventions") != "chizat":
+    """``s = log κ / log m`` actually realized by the cell (``cell['s']`` unless model chizat or
+    a ``parameterization``; then derived, nan at m = 1)."""
+    derived = cell.get("model", "conventions") == "chizat" or cell.get("parameterization")
+    if not derived:
         return float(cell["s"])
     m = cell["m"]
     return math.log(scales.kappa) / math.log(m) if m > 1 else math.nan
@@ -362,13 +384,18 @@ def descend(
     current: Sequence[torch.Tensor],
     out: Sequence[torch.Tensor],
     masks: Sequence[torch.Tensor | None] | None = None,
+    rates: torch.Tensor | None = None,
 ) -> None:
     """One gradient step fused with the gradient product: ``out_l = current_l − δ_lᵀ H_{l−1}``.
 
     ``deltas`` must already carry the step size (``out_grad = η (f − y)/n`` in :func:`backward`),
     so each weight matrix is read and written once (``baddbmm``) instead of three times.
+    ``rates: (R, L+1)``: per-layer step factors ``r_l`` (docs/conventions.md §7), the step of
+    layer ``l`` being ``η r_l``; ``None``: 1 for every layer.
     """
     masks = masks or [None] * len(out)
+    if rates is not None:
+        deltas = [d * rates[:, li, None, None].to(d.dtype) for li, d in enumerate(deltas)]
     for li, (d, h) in enumerate(zip(deltas[:-1], fwd.inputs[:-1])):
         if masks[li] is None:
             torch.baddbmm(current[li], d.transpose(1, 2), h, alpha=-1.0, out=out[li])

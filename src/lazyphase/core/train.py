@@ -5,8 +5,11 @@ small networks cost about as much as one R-times larger one. Parameters are stor
 ``θ = θ0 + Δθ`` and only ``Δθ`` is updated (lazy updates are far below the rounding unit of
 ``θ0``). A step whose loss rises by more than ``safeguard_factor`` (or is not finite) is undone
 for that replica and its step size halved; after ``max_halvings`` halvings the replica is
-``diverged``. Replicas that stop (converged, early-stopped, diverged) are frozen while the
-others go on; the batch ends when none is active or at ``max_steps``.
+``diverged`` (``safeguard: none`` undoes nothing, so catapults are kept, and stops a replica as
+``diverged`` only when its loss is not finite or above ``diverge_factor · R(θ0)``). With a
+``parameterization`` layer ``l`` steps ``η r_l`` (docs/conventions.md §7). Replicas that stop
+(converged, early-stopped, diverged) are frozen while the others go on; the batch ends when
+none is active or at ``max_steps``.
 
 The public trainer API. The batch level lives here (:func:`train_replicas`, the loop
 :func:`train`); its parts are in :mod:`lazyphase.core.training` (one module per responsibility,

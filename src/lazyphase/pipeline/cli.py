@@ -1,5 +1,5 @@
 """Command line: ``lazyphase train-cell``, ``inspect``, ``summary``, ``verify``, ``plan``,
-``calibrate`` and the pipeline's steps."""
+``calibrate``, ``coord-check`` and the pipeline's steps."""
 
 from __future__ import annotations
 
@@ -39,6 +39,41 @@ def _train_cell(args: argparse.Namespace) -> int:
     for line in lines:
         print(line)
     return 0
+
+
+def _coord_check(args: argparse.Namespace) -> int:
+    """``lazyphase coord-check``: the table of slopes on stdout; the sizes and slopes as CSV and
+    the figure under ``--out`` (docs/conventions.md §7)."""
+    from lazyphase.studies.coord_check.analysis import slopes_markdown
+    from lazyphase.studies.coord_check.check import check_coordinates
+
+    kw = dict(depth=args.depth, steps=args.steps, lr=args.lr, n=args.n, d=args.d)
+    slopes = check_coordinates(args.out, args.parameterization, args.widths, seeds=args.seeds, **kw)
+    print(f"coordinate check: {args.steps} steps of base step {args.lr:g}, depth {args.depth}, "
+          f"n = {args.n}, seeds {list(args.seeds)}; slope of log(update) vs log(m)")  # fmt: skip
+    print(slopes_markdown(slopes))
+    return 0
+
+
+def _add_coord_check(sub: argparse._SubParsersAction) -> None:
+    from lazyphase.studies.coord_check import analysis
+
+    cc = sub.add_parser(
+        "coord-check",
+        help="per layer and parameterization, the pre-activation update after k steps against "
+        "width: slopes, spreads (CSV) and a figure",
+    )
+    cc.add_argument("--parameterization", nargs="+", default=list(analysis.DEFAULT_PARAMETERIZATIONS),
+                    choices=["sp", "ntp", "mup", "mfp"])  # fmt: skip
+    cc.add_argument("--widths", nargs="+", type=int, default=list(analysis.DEFAULT_WIDTHS))
+    cc.add_argument("--steps", type=int, default=3, help="gradient steps k")
+    cc.add_argument("--lr", type=float, default=1e-4, help="width-independent base step η")
+    cc.add_argument("--depth", type=int, default=2)
+    cc.add_argument("--n", type=int, default=32, help="training points")
+    cc.add_argument("--d", type=int, default=8, help="input dimension")
+    cc.add_argument("--seeds", nargs="+", type=int, default=[0, 1])
+    cc.add_argument("--out", default="results/coord_check", help="folder of the CSV and figure")
+    cc.set_defaults(func=_coord_check)
 
 
 def _inspect(args: argparse.Namespace) -> int:
@@ -387,6 +422,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_file_commands(sub)
     _add_config_commands(sub)
     _add_budget_commands(sub)
+    _add_coord_check(sub)
     vf = sub.add_parser(
         "verify",
         help="check every file under results/ (checksums, schema, provenance, completeness)",

@@ -451,3 +451,12 @@ def target_precision(
     write_tables({os.path.join(out_dir, "runs.parquet"): new, table_path: summary})
     met = int(summary["target_met"].sum())
     log.info("%s: %d of %d intervals within %g", experiment, met, len(summary), tgt.ci_width)
+
+
+
+def check_coordinates(out_dir: str) -> None:
+    """Rule ``check_coordinates``: the default coordinate check under ``out_dir``
+    (:func:`lazyphase.studies.coord_check.check.check_coordinates`)."""
+    from lazyphase.studies.coord_check.check import check_coordinates as run
+
+    run(out_dir)

@@ -45,6 +45,9 @@ _SETTINGS = {
     "teacher_scale": ("float", "teacher output scale"),
     "batch_size": ("float", "SGD batch size (NaN: full batch)"),
     "patience": ("float", "early-stopping patience in steps (NaN: none)"),
+    "parameterization": ("str", "abc-parameterization (sp, ntp, mup, mfp, abc:a=..;b=..;c=..; "
+                         "docs/conventions.md §7); NaN: none (scheme and s)"),
+    "safeguard": ("str", "step safeguard: halve, or none (catapults kept); NaN in older files"),
 }
 _LAYER = {
     "layer": ("int", "layer index l = 1 … L+1 (L+1: the output layer a)"),
@@ -117,6 +120,8 @@ _RUNS_COLUMNS = {
     "tail_train_loss": ("float", "training loss averaged over the last `tail_steps` steps "
                         "(NaN if the replica stopped earlier)"),
     "rd_total_final": ("float", "‖Δθ‖/‖θ0‖ over all layers at the end"),
+    "eta_lambda_final": ("float", "η · λ_max(Σ_l r_l Θ[l]/n_k) at the last Gram snapshot, on the "
+                         "kernel set (stable below 2; docs/conventions.md §3, §7)"),
     "fdist": ("float", "‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖ on the test set: distance to "
               "the linearized (kernel) predictor (docs/conventions.md §5); NaN where skipped"),
     "test_loss_lin": ("float", "test loss of the linearized run at the end"),
@@ -362,6 +367,20 @@ TABLE_DOCS: tuple[TableDoc, ...] = (
              {"tau": _SETTINGS["tau"], "seed": _REPLICA["seed"],
               "x1": ("float", "first coordinate of the direction"),
               "x2": ("float", "second coordinate"), "sign": ("float", "output sign")}),
+    TableDoc("coord_check.csv", ("coord_check",),
+             "lazyphase.studies.coord_check.analysis.coord_sizes",
+             "the coordinate check (`results/coord_check/`, `lazyphase coord-check`; not an "
+             "experiment): one row per parameterization × layer × width",
+             {"parameterization": _SETTINGS["parameterization"], **_LAYER, "m": _CELL["m"],
+              "update": ("float", "RMS over inputs and neurons of z_l(θ_k) − z_l(θ_0) after k "
+                         "steps (output layer: f), mean over seeds (docs/conventions.md §7)")}),
+    TableDoc("coord_check_slopes.csv", ("coord_check",),
+             "lazyphase.studies.coord_check.analysis.coord_slopes",
+             "the coordinate check: one row per parameterization × layer",
+             {"parameterization": _SETTINGS["parameterization"], **_LAYER,
+              "slope": ("float", "least-squares slope of log update against log m"),
+              "spread": ("float", "update at the largest width / at the smallest"),
+              "m_min": ("int", "smallest width"), "m_max": ("int", "largest width")}),
 )  # fmt: skip
 
 

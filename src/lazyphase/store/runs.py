@@ -17,7 +17,8 @@ import numpy as np
 
 from lazyphase import __version__
 from lazyphase.core.data import Dataset, dataset_key, make_dataset
-from lazyphase.core.model import effective_s, layer_names
+from lazyphase.core.model import effective_s, layer_names, layer_rates
+from lazyphase.core.parameterization import label as parameterization_label
 from lazyphase.core.schemes import luo_gamma_prime, scheme_label
 from lazyphase.core.training.results import BatchRun
 from lazyphase.store.h5 import (
@@ -56,6 +57,8 @@ def cell_attrs(cell: Mapping[str, Any]) -> dict[str, Any]:
     ``config_json`` keeps the whole cell)."""
     out = {k: _attr_value(v) for k, v in cell.items() if v is not None}
     out["scheme"] = scheme_label(cell["scheme"])
+    if cell.get("parameterization") is not None:
+        out["parameterization"] = parameterization_label(cell["parameterization"])
     out["config_json"] = json.dumps(cell, sort_keys=True)
     return out
 
@@ -80,6 +83,10 @@ def write_cell(path: str, run: BatchRun, index: Sequence[int], cell: Mapping[str
             # Chizat's multiplier A = 1/alpha; s and kappa as realized (cell['s'] unused)
             f.attrs["chizat_multiplier"] = 1.0 / scales.alpha
             f.attrs["s"] = effective_s(cell, scales)
+        if cell.get("parameterization") is not None:
+            # docs/conventions.md §7: s is derived, each layer steps η r_l
+            f.attrs["s"] = effective_s(cell, scales)
+            f.attrs["layer_rates"] = np.asarray(layer_rates(cell))
         if (gamma_prime := luo_gamma_prime(cell["scheme"])) is not None:
             f.attrs["gamma_luo"] = 1.0 - cell["s"]
             f.attrs["gamma_prime"] = gamma_prime

@@ -62,6 +62,8 @@ SETTING_COLUMNS = (
     "teacher_scale",
     "batch_size",
     "patience",
+    "parameterization",
+    "safeguard",
 )
 
 
@@ -75,8 +77,11 @@ def gram_drift(theta: np.ndarray) -> np.ndarray:
 def limit_lambda_min(run: Run) -> float:
     """``λ_min`` of the NTK Gram on the training set predicted by the limiting kernels,
     ``Σ_l K[l] / normalization_l`` (so on the scale of ``Θ0``); NaN when the cell's scheme has no
-    O(1) limit of the ``normal`` kind (see :func:`lazyphase.core.limiting.scheme_setup`)."""
+    O(1) limit of the ``normal`` kind (see :func:`lazyphase.core.limiting.scheme_setup`) and for
+    a cell with a ``parameterization``."""
     cell = run.cell
+    if cell.get("parameterization") is not None:
+        return math.nan  # the limit of the abc stds is not the scheme's (docs/conventions.md §7)
     try:
         v, regimes = scheme_setup(
             cell["scheme"], cell["activation"], cell["depth"], cell["m"], cell["d"]
@@ -151,8 +156,22 @@ def _replica_columns(run: Run, r: int, total: np.ndarray, lam_limit: float) -> d
         "best_step": float(reps["best_test_step"][r]),
         "tail_train_loss": float(reps["tail_train_loss"][r]),
         "rd_total_final": float(total[-1]),
+        "eta_lambda_final": eta_lambda_final(run, r),
         **linearized_columns(run, r),
     }
+
+
+def eta_lambda_final(run: Run, r: int) -> float:
+    """``η_T · λ_max(Σ_l r_l Θ[l](θ_T) / n_k)`` of replica ``r``: the step times the top
+    eigenvalue of the dynamics' kernel at the last Gram snapshot, on the kernel set (the
+    training set when ``n ≤ 256``); below 2 the linearized dynamics there are stable
+    (docs/conventions.md §3, §7). ``r_l`` = 1 without a parameterization."""
+    theta = run["gram/theta"][r, -1]
+    rates = np.asarray(run.attrs.get("layer_rates", np.ones(theta.shape[0])), dtype=np.float64)
+    lam = np.linalg.eigvalsh(np.tensordot(rates, theta, axes=1))[-1]
+    steps = run["trajectory/step"]
+    last = min(int(np.searchsorted(steps, run["replicas/final_step"][r])), len(steps) - 1)
+    return float(run["trajectory/lr"][r, last] * lam / theta.shape[-1])
 
 
 def _replica_rows(

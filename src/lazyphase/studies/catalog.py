@@ -112,6 +112,8 @@ _FIGURES = (
            f"{_C}:plot_stepsize"),
     Figure("chizat_landscape", "C8", "Loss landscape", _TRAIN, ("grid", "points"),
            f"{_C}:plot_landscape"),
+    Figure("lr_phase_portrait", "D1", "Learning-rate phase portrait (γ0, η/η_crit)", _TRAIN,
+           ("runs",), "lr_phase.figures:plot_lr_phase_portrait"),
 )  # fmt: skip
 
 #: name → :class:`Figure`, in catalog order (A1 … C8).

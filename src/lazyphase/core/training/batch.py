@@ -11,8 +11,8 @@ import torch
 
 from lazyphase.core import activations
 from lazyphase.core.data import Dataset, dataset_key, make_dataset
-from lazyphase.core.kernels import per_layer_ntk
-from lazyphase.core.model import forward, init_params, layer_masks, resolve_scales
+from lazyphase.core.kernels import layer_sum, per_layer_ntk
+from lazyphase.core.model import forward, init_params, layer_masks, layer_rates, resolve_scales
 from lazyphase.core.training.results import Problem, Replica
 from lazyphase.core.training.sampler import batch_sampler
 
@@ -20,9 +20,12 @@ BATCH_KEYS = (
     "m", "depth", "d", "n", "n_test", "n_kernel", "bias", "centering", "activation", "dtype",
     "tol_rel", "max_steps", "patience", "delta", "delta_on", "n_snapshots", "n_gram_snapshots",
     "safeguard_factor", "max_halvings", "model", "init", "test_every", "batch_size", "tail_steps",
-    "weight_snapshots",
+    "weight_snapshots", "safeguard", "diverge_factor",
 )  # fmt: skip
 
+
+#: Step policies whose step size is set by λ_max of the NTK at init.
+NEEDS_LAM_MAX = ("ntk", "critical")
 
 #: Training sets up to this size always get the eigenvalues of the full NTK Gram at init (λ_min
 #: for the linearized decay rate); above it only when the ntk step rule needs λ_max.
@@ -91,15 +94,29 @@ def stacked_problem(
         f0_test=f_test if subtract else torch.zeros_like(f_test),
         masks=masks,
         sampler=sampler,
+        layer_lr=stacked_rates(reps, device, dtype),
     )
     return problem, f_train
 
 
+def stacked_rates(
+    reps: Sequence[Replica], device: str | torch.device, dtype: torch.dtype
+) -> torch.Tensor | None:
+    """The per-layer step factors ``r_l`` of every replica ``(R, L+1)`` (docs/conventions.md §7),
+    or ``None`` when they are all 1 (the trainer then takes the one-step-size path)."""
+    rates = [layer_rates(r.cell) for r in reps]
+    if all(v == 1.0 for row in rates for v in row):
+        return None
+    return torch.tensor(rates, dtype=dtype, device=device)
+
+
 def theta0_eigs(problem: Problem, cells: Sequence[Mapping[str, Any]]) -> torch.Tensor:
-    """``(R, n)`` float64 eigenvalues of the full NTK Gram at init; NaN where not computed."""
+    """``(R, n)`` float64 eigenvalues of the full NTK Gram at init (of ``Σ_l r_l Θ[l]`` with a
+    parameterization's per-layer step factors, docs/conventions.md §7); NaN where not computed."""
     n, p = cells[0]["n"], problem
-    if n <= EIGS_MAX_N or any(c["lr_policy"] == "ntk" for c in cells):
-        theta0 = per_layer_ntk(p.params0, p.x_train, p.act, p.alpha, p.bias, p.masks).sum(dim=1)
+    if n <= EIGS_MAX_N or any(c["lr_policy"] in NEEDS_LAM_MAX for c in cells):
+        per_layer = per_layer_ntk(p.params0, p.x_train, p.act, p.alpha, p.bias, p.masks)
+        theta0 = layer_sum(per_layer, p.layer_lr)
         return torch.linalg.eigvalsh(theta0.to(torch.float64)).cpu()
     # not needed by the step rule, and O(R n²) memory + O(R n³) time at n = 1000
     return torch.full((len(p.alpha), n), math.nan, dtype=torch.float64)

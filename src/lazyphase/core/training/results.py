@@ -44,6 +44,9 @@ class Problem:
     masks: list[torch.Tensor | None] | None = None
     #: population SGD: global replica ids → a fresh batch ``(x: (R', B, d), y: (R', B))``
     sampler: BatchSampler | None = None
+    #: per-layer step factors ``r_l: (R, L+1)`` of a parameterization (docs/conventions.md §7);
+    #: ``None`` when every layer takes the replica's step ``η``
+    layer_lr: torch.Tensor | None = None
 
     def outputs(self, params: Sequence[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
         """``f_θ(x)``, shape ``(R, n)``."""

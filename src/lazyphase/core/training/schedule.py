@@ -26,6 +26,10 @@ class TrainPlan:
     tol: float
     factor: float
     max_halvings: int
+    #: ``halve`` (undo a rising step, halve η) or ``none`` (keep every finite step: catapults)
+    safeguard: str
+    #: ``safeguard: none``: a loss above ``diverge_factor · R(θ0)`` (or not finite) is diverged
+    diverge_factor: float
     patience: int | None
     min_delta: float
     test_every: int | None
@@ -45,6 +49,8 @@ class TrainPlan:
             # losses of different batches: only a non-finite loss triggers the safeguard
             factor=math.inf if sgd else factor,
             max_halvings=settings["max_halvings"],
+            safeguard=settings.get("safeguard", "halve"),
+            diverge_factor=float(settings.get("diverge_factor", 1e6)),
             patience=settings["patience"],
             min_delta=float(settings["delta"]),
             test_every=settings.get("test_every"),

@@ -10,13 +10,26 @@ from lazyphase.core.model import Scales
 
 
 def initial_lr(cell: Mapping[str, Any], scales: Scales, lam_max: float) -> float:
-    """Step size of a replica from its cell's policy (``lam_max``: λ_max of Θ0 / n)."""
+    """Step size of a replica from its cell's policy (``lam_max``: λ_max of Θ0 / n, of the
+    dynamics' kernel ``Σ_l r_l Θ[l] / n`` with per-layer steps, docs/conventions.md §7).
+
+    ``critical``: ``η = lr_c · η_crit`` with ``η_crit = 2 / λ_max``, the step above which the
+    linearized run of the loss ``R = (1/2n) Σ (f − y)²`` diverges (docs/conventions.md §3);
+    ``ntk`` is the same with ``η = lr_c / λ_max`` (``η/η_crit = lr_c/2``)."""
     policy = cell["lr_policy"]
     if policy == "ntk":
         return cell["lr_c"] / lam_max
+    if policy == "critical":
+        return cell["lr_c"] * critical_lr(lam_max)
     if policy == "luo":
         return cell["lr"] * math.sqrt(scales.betas[0] * scales.betas[-1]) / scales.alpha
     return step_rule(cell, scales) / objective_divisor(cell, scales)
+
+
+def critical_lr(lam_max: float) -> float:
+    """``η_crit = 2 / λ_max(Θ0/n)``: on ``R = (1/2n) Σ_i e_i²`` a step of the linearized model is
+    ``e ← (I − η Θ0/n) e``, which contracts every mode iff ``η λ_max(Θ0/n) < 2``."""
+    return 2.0 / lam_max
 
 
 def step_rule(cell: Mapping[str, Any], scales: Scales) -> float:
@@ -32,7 +45,8 @@ def step_rule(cell: Mapping[str, Any], scales: Scales) -> float:
     if policy == "fixed":
         return cell["lr"]
     raise ValueError(
-        f"unknown lr_policy {policy!r}; allowed: ntk, chizat, chizat_alpha, width, fixed, luo"
+        f"unknown lr_policy {policy!r}; allowed: ntk, critical, chizat, chizat_alpha, width, "
+        "fixed, luo"
     )
 
 

@@ -16,11 +16,13 @@ if TYPE_CHECKING:
 
 class Safeguard:
     """Undoes a step whose loss rose by more than ``factor`` (or is not finite) and halves that
-    replica's step size; after ``max_halvings`` halvings the replica is diverged. ``halvings``
+    replica's step size; after ``max_halvings`` halvings the replica is diverged. With
+    ``safeguard: none`` no step is undone unless the replica diverges (:meth:`_check_unguarded`). ``halvings``
     (per global replica) and ``events`` are kept over the whole run."""
 
     def __init__(self, n_rep: int, plan: TrainPlan) -> None:
         self.factor, self.max_halvings = plan.factor, plan.max_halvings
+        self.mode, self.diverge_factor = plan.safeguard, plan.diverge_factor
         self.halvings = [0] * n_rep
         self.events: list[Event] = []
 
@@ -44,6 +46,8 @@ class Safeguard:
             bad0 = torch.nonzero(~torch.isfinite(ws.loss0)).flatten().tolist()
             return False, {r: "diverged" for r in bad0}
         assert ws.last_loss is not None
+        if self.mode == "none":
+            return self._check_unguarded(ws, loss, step)
         bad = ~torch.isfinite(loss) | (loss > self.factor * ws.last_loss)
         if not bool(bad.any()):
             return False, {}
@@ -59,6 +63,27 @@ class Safeguard:
             )
             if kind == "diverged":
                 stops[r] = "diverged"
+        ws.undo(bad)
+        return True, stops
+
+    def _check_unguarded(
+        self, ws: WorkingRows, loss: torch.Tensor, step: int
+    ) -> tuple[bool, dict[int, str]]:
+        """``safeguard: none``: every finite step is kept (a catapult's loss spike included); a
+        loss that is not finite or above ``diverge_factor · R(θ0)`` makes the replica diverged,
+        frozen at its state before that step (an event with ``lr_new = lr_old``)."""
+        assert ws.loss0 is not None and ws.last_loss is not None
+        bad = ~torch.isfinite(loss) | (loss > self.diverge_factor * ws.loss0)
+        if not bool(bad.any()):
+            return False, {}
+        stops: dict[int, str] = {}
+        for r in torch.nonzero(bad).flatten().tolist():
+            eta = float(ws.eta[r])
+            ev = Event(
+                int(ws.ids[r]), step, "diverged", eta, eta, float(ws.last_loss[r]), float(loss[r])
+            )
+            self.events.append(ev)
+            stops[r] = "diverged"
         ws.undo(bad)
         return True, stops
 

@@ -131,7 +131,7 @@ class WorkingSet:
         self.eta_used = self.eta.clone()
         scaled = self.err * (self.eta_used.to(self.err.dtype)[:, None] / self.err.shape[1])
         signals = backward(self.params, self.fwd, self.prob.act, self.prob.alpha, scaled)
-        descend(self.fwd, signals, self.delta, self.spare, self.prob.masks)
+        descend(self.fwd, signals, self.delta, self.spare, self.prob.masks, self.prob.layer_lr)
         self.delta, self.spare = self.spare, self.delta
         self.t = self.t + self.eta_used
 
@@ -154,6 +154,7 @@ def select_problem(prob: Problem, keep: torch.Tensor) -> Problem:
         act=prob.act,
         masks=prob.masks,
         sampler=prob.sampler,
+        layer_lr=None if prob.layer_lr is None else prob.layer_lr[keep],
         alpha=prob.alpha[keep],
         bias=prob.bias,
         **{
