@@ -103,16 +103,21 @@ def aggregate_concentration(
         log.info("%s L=%d %s: slope %.3f", row.activation, row.depth, row.layer_name, row.slope)
 
 
-def _b1_midpoints(table: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
-    """B1's bisection step as cells ``{scheme, s}`` (``s = 1 − γ``)."""
-    return [{"scheme": sc, "s": round(1.0 - g, 12)} for sc, g in phase.next_gammas(table, tol).items()]
+def _b1_midpoints(
+    table: pd.DataFrame, tol: float, criteria: Sequence[str] = ("rd",)
+) -> list[dict[str, Any]]:
+    """B1's bisection step as cells ``{scheme, s}`` (``s = 1 − γ``) for the ``criteria``."""
+    points = phase.bisection_points(table, tol, criteria)
+    return [{"scheme": sc, "s": round(1.0 - g, 12)} for sc, g in points]
 
 
-def _b2_midpoints(table: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
-    """B2's bisection step as cells ``{activation, depth, scheme, s}``."""
+def _b2_midpoints(
+    table: pd.DataFrame, tol: float, criteria: Sequence[str] = ("rd",)
+) -> list[dict[str, Any]]:
+    """B2's bisection step as cells ``{activation, depth, scheme, s}`` for the ``criteria``."""
     from lazyphase.studies.deep_phase import analysis as deep_phase
 
-    return deep_phase.next_s(table, tol)
+    return deep_phase.next_s(table, tol, criteria)
 
 
 def _b2_table(runs: pd.DataFrame, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -138,13 +143,20 @@ def refine_boundary(
     *,
     tol: float,
     rounds: int,
+    refine_on: Sequence[str] = ("rd",),
     **train_kw: Any,
 ) -> None:
-    """Bisection rounds after the coarse grid of a boundary ``study`` (:data:`BOUNDARY_STUDIES`):
-    run files under ``out_dir/round<r>/`` and their ``runs`` rows in ``out_dir/runs.parquet``
-    (empty when nothing needed refining). ``train_kw`` goes to :func:`train_cells`."""
+    """Bisection rounds after the coarse grid of a boundary ``study`` (:data:`BOUNDARY_STUDIES`)
+    around the sign changes of every criterion of ``refine_on`` (``rd``, ``fdist``,
+    ``fdist_conv``): run files under ``out_dir/round<r>/`` and their ``runs`` rows in
+    ``out_dir/runs.parquet`` (empty when nothing needed refining). ``train_kw`` goes to
+    :func:`train_cells`."""
     os.makedirs(out_dir, exist_ok=True)
-    midpoints = BOUNDARY_STUDIES[study][0]
+    step = BOUNDARY_STUDIES[study][0]
+
+    def midpoints(table: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
+        return step(table, tol, tuple(refine_on))
+
     runs = read_table(runs_path)
     new = bisect_boundary(
         cells, runs, out_dir, experiment, tol=tol, rounds=rounds, midpoints=midpoints, **train_kw
@@ -228,14 +240,18 @@ def aggregate_boundary(
     n_boot: int = 1000,
     ci: float = 0.9,
     r2_min: float = 0.5,
+    refine_on: Sequence[str] = ("rd",),
 ) -> None:
     """Coarse + bisection ``runs`` of a boundary ``study`` → ``outs["phase"]`` (B1: ``S_w`` per
-    (γ', γ); B2: every layer's exponent per (γ_h, s)) and ``outs["boundary"]`` (B1: γ* per γ';
-    B2: ``s*`` of every layer per γ_h)."""
+    (γ', γ); B2: every layer's exponent per (γ_h, s); both with the function-space exponents)
+    and ``outs["boundary"]`` (B1: γ* per γ'; B2: ``s*`` of every layer per γ_h; both with the
+    function-space boundaries and ``refined_on``, the bisection's criteria)."""
     coarse = read_table(runs_path).assign(round=0)
     fine = read_table(os.path.join(refine_dir, "runs.parquet"))
     runs = pd.concat([coarse, fine], ignore_index=True) if len(fine) else coarse
-    table, boundary = BOUNDARY_STUDIES[study][1](runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
+    table, boundary = BOUNDARY_STUDIES[study][1](
+        runs, n_boot=n_boot, ci=ci, r2_min=r2_min, refine_on=tuple(refine_on)
+    )
     write_tables({outs["phase"]: table, outs["boundary"]: boundary})
     for row in boundary.to_dict("records"):
         log.info("boundary: %s", ", ".join(f"{k}={_short(v)}" for k, v in row.items()))

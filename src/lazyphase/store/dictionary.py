@@ -121,6 +121,10 @@ _RUNS_COLUMNS = {
               "the linearized (kernel) predictor (docs/conventions.md §5); NaN where skipped"),
     "test_loss_lin": ("float", "test loss of the linearized run at the end"),
     "train_loss_lin_final": ("float", "training loss of the linearized run at the end"),
+    "fdist_conv": ("float", "‖f(θ_T) − f_lin(∞)‖ / ‖f_lin(∞) − f(θ0)‖ on the test set: distance "
+                   "to the converged Θ0 kernel predictor (docs/conventions.md §6); NaN where the "
+                   "linearized run is skipped or the file predates it"),
+    "test_loss_conv": ("float", "test loss of the converged Θ0 kernel predictor f_lin(∞)"),
     "rd_final": ("float", "relative displacement RD(W[l]) = ‖ΔW[l]‖_F / ‖W[l](0)‖_F at the end"),
     "gram_drift": ("float", "sup_t ‖G[l](t) − G[l](0)‖_F / ‖G[l](0)‖_F over the Gram snapshots"),
     "t_final": ("float", "continuous time t = Σ η at the replica's final step"),
@@ -226,6 +230,48 @@ _BOUNDARY_B2 = {
                        "(theta-lazy's prediction)"),
     "note": _CROSS["note"],
 }  # fmt: skip
+
+#: The function-space criteria of B1/B2: tag → (runs column, what it measures).
+_F_CRITERIA = {
+    "f": ("fdist", "the distance to the linearized run at equal time"),
+    "fconv": ("fdist_conv", "the distance to the converged Θ0 kernel predictor f_lin(∞)"),
+}
+
+
+def _function_phase() -> dict[str, tuple[str, str]]:
+    """The ``phase.csv`` columns of the function-space exponents (B1, B2)."""
+    out = {}
+    for col, what in _F_CRITERIA.values():
+        out[f"{col}_slope"] = ("float", f"exponent (slope of log against log m) of {col}, {what}"
+                               " (docs/conventions.md §6); > 0: the network leaves its kernel")
+        out[f"{col}_ci_low"] = ("float", f"lower end of the bootstrap interval of {col}_slope")
+        out[f"{col}_ci_high"] = ("float", f"upper end of the bootstrap interval of {col}_slope")
+    return out
+
+
+def _function_boundary(star: str, axis: str) -> dict[str, tuple[str, str]]:
+    """The ``boundary.csv`` columns of the function-space boundaries: ``star`` is ``gamma_star``
+    (B1, along γ) or ``s_star`` (B2, along s)."""
+    out = {}
+    for tag, (col, what) in _F_CRITERIA.items():
+        out[f"{star}_{tag}"] = ("float", f"where the exponent of {col} ({what}) changes sign "
+                                f"along {axis} (NaN: none, see note_{tag})")
+        out[f"{star}_{tag}_low"] = ("float", f"lower end of the bootstrap interval of {star}_{tag}")
+        out[f"{star}_{tag}_high"] = ("float", "upper end of that interval")
+        out[f"frac_boot_cross_{tag}"] = ("float", f"fraction of bootstrap replicates where {col}"
+                                         " crosses")
+        out[f"bracket_{tag}_low"] = ("float", f"grid {axis} just below that crossing")
+        out[f"bracket_{tag}_high"] = ("float", f"grid {axis} just above that crossing")
+        out[f"note_{tag}"] = ("str", f"note of the {col} crossing")
+    out["refined_on"] = ("str", "the criteria whose sign changes the bisection refined "
+                         "(config key refine_on, joined by +)")
+    return out
+
+
+_PHASE_B1 |= _function_phase()
+_BOUNDARY_B1 |= _function_boundary("gamma_star", "γ")
+_PHASE_B2 |= _function_phase()
+_BOUNDARY_B2 |= _function_boundary("s_star", "s (the same on every layer)")
 
 _A4 = {
     **{k: v for k, v in {**_CELL, **_LAYER}.items()
