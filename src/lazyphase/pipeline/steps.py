@@ -309,3 +309,31 @@ def compute_neurons(paths: Sequence[str], outs: Mapping[str, str], *, n_bins: in
                   outs["condensation"]: summary})  # fmt: skip
     for r in summary.itertuples():
         log.info("gamma=%g seed %d %s: n_eff = %.2f", r.gamma, r.seed, r.stage, r.n_eff)
+
+
+def compute_kernel_baselines(paths: Sequence[str], outs: Mapping[str, str]) -> None:
+    """Run files → ``kernel_baselines`` (CSV): the test loss of the network, the converged
+    ``Θ0`` predictor, the after kernel and the infinite-width NTK per replica."""
+    from lazyphase.studies.kernels.baselines import baseline_table
+
+    raise_problems(check_run_files(paths))
+    table = baseline_table(paths)
+    write_tables({outs["baselines"]: table})
+    cols = [c for c in table.columns if c.startswith("test_loss_")]
+    top = table[table["m"] == table["m"].max()].groupby(["scheme", "s"])[cols].median()
+    for key, row in top.iterrows():
+        log.info("m=%d %s: %s", table["m"].max(), key,
+                 ", ".join(f"{c[10:]}={v:.4g}" for c, v in row.items()))  # fmt: skip
+
+
+def compute_deep_condensation(paths: Sequence[str], outs: Mapping[str, str]) -> None:
+    """B2 run files → ``deep_condensation`` (CSV): ``n_eff`` of every hidden layer's incoming
+    weights at init and at the end."""
+    from lazyphase.studies.deep_phase.condensation import deep_condensation_table
+
+    raise_problems(check_run_files(paths))
+    table = deep_condensation_table(paths)
+    write_tables({outs["condensation"]: table})
+    med = table.groupby(["gamma_h", "s", "layer_name"])["n_eff_ratio"].median()
+    for key, v in med.items():
+        log.info("gamma_h=%g s=%g %s: n_eff end/init %.3f", *key, v)

@@ -364,6 +364,39 @@ TABLE_DOCS: tuple[TableDoc, ...] = (
               "top2_mass": ("float", "share of the total amplitude in the two heaviest bins"),
               "n_bins": ("int", "angle bins"),
               "amplitude_mean": ("float", "mean amplitude")}),
+    TableDoc("kernel_baselines.csv", _TRAIN,
+             "lazyphase.studies.kernels.baselines.baseline_table",
+             "the test loss of the network and of three kernel predictors per replica of every "
+             "grid cell (coarse grid; docs/conventions.md §6)",
+             {**{k: _CELL[k] for k in ("m", "depth", "d", "n", "s", "scheme", "activation",
+                                        "centering")},
+              **_REPLICA,
+              "test_loss_network": ("float", "(a) the trained network's test loss at the end"),
+              "test_loss_theta0": ("float", "(b) the converged Θ0 kernel predictor f_lin(∞) "
+                                   "(empirical NTK at θ0, started from f(θ0)); NaN where the "
+                                   "linearized run was skipped"),
+              "test_loss_after": ("float", "(c) the after kernel: the empirical NTK Θ_T of the "
+                                  "final weights, started from f(θ0); NaN without stored weights"),
+              "test_loss_ntk_inf": ("float", "(d) the infinite-width NTK Σ_l w_l K[l] (limiting "
+                                    "kernels, the cell's layer weights), started from 0; NaN where "
+                                    "G[l] has no O(1) limit or Θ∞ is singular on the training set"),
+              **{f"note_{p}": ("str", f"why test_loss_{p} is NaN (empty when it exists)")
+                 for p in ("network", "theta0", "after", "ntk_inf")},
+              "ntk_inf_is_limit_of_theta0": ("bool", "whether (d) is the m → ∞ limit of (b): "
+                                             "f(θ0) → 0 (centering symmetric or subtract_initial, "
+                                             "or s < ½)")}),
+    TableDoc("deep_condensation.csv", ("deep_phase_diagram",),
+             "lazyphase.studies.deep_phase.condensation.deep_condensation_table",
+             "B2: the effective number of directions of every hidden layer's incoming weights, "
+             "per cell × replica × layer (docs/deep_phase.md)",
+             {**{k: _PHASE_B2[k] for k in ("activation", "depth", "scheme", "gamma_h", "s")},
+              "m": _CELL["m"], **_REPLICA, **_LAYER,
+              "fan_in": ("int", "length of the incoming weight vectors (d or m, + 1 with bias)"),
+              "n_eff_init": ("float", "n_eff = 1/tr(C²) of the rows of W[l] at initialization"),
+              "n_eff_final": ("float", "the same at the end"),
+              "n_eff_ratio": ("float", "n_eff_final / n_eff_init (≪ 1: condensed)"),
+              "n_eff_random": ("float", "expected n_eff of m random rows of that length, "
+                               "m·fan_in/(m + fan_in − 1)")}),
     TableDoc("landscape.parquet", ("train",), "lazyphase.studies.chizat.analysis.landscape_tables",
              "C8: the test-loss landscape around the mean final solution",
              {"m": _CELL["m"], "chizat_alpha_power": _SETTINGS["chizat_alpha_power"],
