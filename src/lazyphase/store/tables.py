@@ -227,11 +227,11 @@ def linearized_columns(run: Run, r: int) -> dict[str, float]:
         "test_loss_lin": float(run["linearized/test_loss"][r, -1]),
         "train_loss_lin_final": float(run["linearized/train_loss"][r, -1]),
         "fdist_conv": function_distance(f_net, f_conv, f0),
-        "test_loss_conv": test_loss(run, r, f_conv),
+        "test_loss_conv": predictor_test_loss(run, r, f_conv),
     }
 
 
-def test_loss(run: Run, r: int, f_test: np.ndarray) -> float:
+def predictor_test_loss(run: Run, r: int, f_test: np.ndarray) -> float:
     """The test loss ``(1/2) mean (f − f0c − y)²`` of raw test outputs ``f_test (n_test,)`` of
     replica ``r`` (``f0c = f(θ0)`` for ``subtract_initial``, else 0; docs/conventions.md §3)."""
     f0c = run["replicas/test_output0"][r] if run.cell.get("centering") == "subtract_initial" else 0

@@ -36,7 +36,7 @@ from lazyphase.core.model import deep_outer_gamma, forward, layer_masks, resolve
 from lazyphase.core.predictors import ntk_limit_prediction, ntk_prediction, split_kernels
 from lazyphase.core.schemes import deep_gamma_h, luo_gamma_prime
 from lazyphase.store.runs import Run, load_run
-from lazyphase.store.tables import test_loss
+from lazyphase.store.tables import predictor_test_loss
 
 #: The predictors of the table, in column order: (a) … (d).
 PREDICTORS = ("network", "theta0", "after", "ntk_inf")
@@ -73,7 +73,7 @@ def run_rows(run: Run) -> list[dict[str, Any]]:
 
 
 def _loss(name: str, run: Run, r: int, f: np.ndarray | None, note: str) -> dict[str, Any]:
-    loss = math.nan if f is None else test_loss(run, r, f)
+    loss = math.nan if f is None else predictor_test_loss(run, r, f)
     return {f"test_loss_{name}": loss, f"note_{name}": note}
 
 
