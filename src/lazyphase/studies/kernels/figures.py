@@ -69,8 +69,10 @@ def build_kernel_baselines(baselines: pd.DataFrame) -> Figure:
                 med = d.groupby("m")[col].median()
                 ax.plot(med.index, med.to_numpy(), color=color, marker=marker, ms=4,
                         ls=_LINESTYLES[k % len(_LINESTYLES)], lw=1.2)  # fmt: skip
-        ss = ", ".join(f"{v:g}" for v in sorted(sub["s"].unique()))
-        ax.set(xscale="log", yscale="log", title=f"{panel}; s = {ss}",
+        title = panel
+        if "γ' = 0" in panel:  # a regime panel: name its s (and γ) values
+            title += "; s = " + ", ".join(f"{v:g}" for v in sorted(sub["s"].unique()))
+        ax.set(xscale="log", yscale="log", title=title,
                xlabel="width m (neurons per hidden layer)")  # fmt: skip
     axes[0].set_ylabel("test loss (1/2) mean (f − y)²")
     handles = [key_line(lab, color=c, marker=mk) for lab, c, mk in PREDICTOR_STYLE.values()]
