@@ -469,9 +469,19 @@ FDIST_BY = ("scheme", "activation", "depth", "s")
 FDIST_THRESHOLD_BY = ("scheme", "activation", "depth")
 
 
-#: The function-space distances of the ``runs`` table: to the linearized run at equal time
-#: (``fdist``) and to the converged ``Θ0`` kernel predictor ``f_lin(∞)`` (``fdist_conv``).
-FDIST_COLUMNS = ("fdist", "fdist_conv")
+#: The function-space distances of the ``runs`` table → the tag of their boundary columns in
+#: B1/B2: to the linearized run at equal time (``fdist``) and to the converged ``Θ0`` kernel
+#: predictor ``f_lin(∞)`` (``fdist_conv``).
+F_CRITERIA = {"fdist": "f", "fdist_conv": "fconv"}
+#: Every criterion a boundary bisection can refine (config key ``refine_on``).
+BISECTION_CRITERIA = ("rd", *F_CRITERIA)
+
+
+def check_criteria(criteria: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming any criterion not in :data:`BISECTION_CRITERIA`."""
+    bad = sorted(set(criteria) - set(BISECTION_CRITERIA))
+    if bad:
+        raise ValueError(f"unknown bisection criteria {bad}; choose from {list(BISECTION_CRITERIA)}")
 
 
 def function_exponents(
@@ -485,7 +495,7 @@ def function_exponents(
     threshold_by: Sequence[str] = FDIST_THRESHOLD_BY,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The exponent of ``fdist = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖`` (or another
-    column ``y`` of :data:`FDIST_COLUMNS`, e.g. ``fdist_conv`` against ``f_lin(∞)``) against
+    column ``y`` of :data:`F_CRITERIA`, e.g. ``fdist_conv`` against ``f_lin(∞)``) against
     ``m`` per ``by`` (one row per replica of ``runs``; :func:`fit_exponents` with the same
     paired bootstrap over seeds) and its crossing ``s*_f`` through 0 per ``threshold_by``
     (:func:`thresholds`). Theta-lazy predicts a negative exponent for every ``s > 0``. Returns

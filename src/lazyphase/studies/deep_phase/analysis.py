@@ -118,11 +118,8 @@ def deep_phase_table(
     return phase, boundary.sort_values(order).reset_index(drop=True)
 
 
-#: The function-space criteria: ``runs`` column → tag of the ``phase``/``boundary`` columns
-#: (``fdist``: to the linearized run at equal time; ``fdist_conv``: to ``f_lin(∞)``).
-F_CRITERIA = {"fdist": "f", "fdist_conv": "fconv"}
-#: Every criterion the bisection can refine (config key ``refine_on``).
-CRITERIA = ("rd", *F_CRITERIA)
+#: The function-space criteria (``runs`` column → tag) and every bisection criterion.
+F_CRITERIA, CRITERIA = stats.F_CRITERIA, stats.BISECTION_CRITERIA
 _CELL_KEYS = ["activation", "depth", "scheme", "s"]
 
 
@@ -206,9 +203,7 @@ def next_s(
     ``s`` brackets wider than ``2 tol`` of every sign change of the ``criteria``
     (:data:`CRITERIA`: ``rd`` every layer's exponent, ``fdist``/``fdist_conv`` the function
     exponent; one cell serves every layer and criterion: duplicates are merged)."""
-    bad = sorted(set(criteria) - set(CRITERIA))
-    if bad:
-        raise ValueError(f"unknown bisection criteria {bad}; choose from {list(CRITERIA)}")
+    stats.check_criteria(criteria)
     _, boundary = deep_phase_table(runs, n_boot=0)
     cols = {"rd": ("bracket_low", "bracket_high")}
     cols |= {y: (f"bracket_{t}_low", f"bracket_{t}_high") for y, t in F_CRITERIA.items()}

@@ -124,11 +124,8 @@ def phase_table(
     return phase, boundary
 
 
-#: The function-space criteria: ``runs`` column → tag of the ``phase``/``boundary`` columns
-#: (``fdist``: to the linearized run at equal time; ``fdist_conv``: to ``f_lin(∞)``).
-F_CRITERIA = {"fdist": "f", "fdist_conv": "fconv"}
-#: Every criterion the bisection can refine (config key ``refine_on``).
-CRITERIA = ("rd", *F_CRITERIA)
+#: The function-space criteria (``runs`` column → tag) and every bisection criterion.
+F_CRITERIA, CRITERIA = analysis.F_CRITERIA, analysis.BISECTION_CRITERIA
 
 
 def function_fits(
@@ -251,9 +248,7 @@ def bisection_points(
     """One bisection step over every criterion of ``criteria`` (:data:`CRITERIA`): the
     ``(scheme, γ)`` midpoints of every bracket wider than ``2 tol`` of a sign change (``rd``:
     ``S_w``; ``fdist``/``fdist_conv``: the function exponent), merged, sorted."""
-    bad = sorted(set(criteria) - set(CRITERIA))
-    if bad:
-        raise ValueError(f"unknown bisection criteria {bad}; choose from {list(CRITERIA)}")
+    analysis.check_criteria(criteria)
     _, boundary = phase_table(runs, n_boot=0)
     cols = {"rd": ("bracket_low", "bracket_high")}
     cols |= {y: (f"bracket_{t}_low", f"bracket_{t}_high") for y, t in F_CRITERIA.items()}
