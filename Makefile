@@ -12,7 +12,7 @@ HAS_GPU := $(shell command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/
 
 STAMP := $(VENV)/.installed
 
-.PHONY: env figures test lint pytest test-slurm test-slow bench docs-figures report clean
+.PHONY: env figures test lint pytest test-slurm test-slow bench docs-figures report golden clean
 
 env: $(STAMP)
 
@@ -65,6 +65,25 @@ docs-figures: $(if $(filter results,$(RESULTS)),figures,$(STAMP))
 
 report: figures
 	$(BIN)/snakemake --report report.html
+
+# The golden numbers (tests/golden/tiny.json, tests/test_golden.py): the tiny workflows run as
+# the tests run them, then again with 2 torch threads and with ATen's and MKL's AVX2 kernels;
+# each number's tolerance comes from its largest difference (docs/reproducibility.md). Prints
+# every stored number that changed. Commit the file with the change of science it records.
+GOLDEN_DIR ?= $(or $(TMPDIR),/tmp)/lazyphase-golden
+GOLDEN_RUN = $(BIN)/snakemake --snakefile $(CURDIR)/Snakefile --cores $(CORES) --quiet rules \
+	--replace-workflow-config --configfile $(CURDIR)/tests/configs/$$cfg.yaml
+golden: $(STAMP)
+	rm -rf $(GOLDEN_DIR)
+	for cfg in tiny chizat_tiny; do \
+	  $(GOLDEN_RUN) --directory $(GOLDEN_DIR)/ref/$$cfg && \
+	  $(GOLDEN_RUN) --set-threads train_cell=2 --directory $(GOLDEN_DIR)/threads2/$$cfg && \
+	  ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2 \
+	    $(GOLDEN_RUN) --directory $(GOLDEN_DIR)/avx2/$$cfg || exit 1; \
+	done
+	$(BIN)/python -m lazyphase.pipeline.golden update --results $(GOLDEN_DIR)/ref/*/results \
+	  --variant $(GOLDEN_DIR)/threads2/*/results --variant $(GOLDEN_DIR)/avx2/*/results \
+	  --how "make golden: tests/configs/tiny.yaml and chizat_tiny.yaml; variants: 2 torch threads (--set-threads train_cell=2), ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2"
 
 clean:
 	rm -rf results logs .snakemake report.html

@@ -17,4 +17,5 @@ aggregate_boundary(
     ci=sm.params.ci,
     r2_min=sm.params.r2_min,
     refine_on=sm.params.refine_on,
+    precision_dir=sm.input.get("precision") or None,
 )

@@ -104,6 +104,7 @@ def slurm_cluster():
 
 
 TINY = ROOT / "tests" / "configs" / "tiny.yaml"
+CHIZAT_TINY = ROOT / "tests" / "configs" / "chizat_tiny.yaml"
 # the tiny experiments only (a bare --configfile deep-merges over config.yaml's experiments)
 TINY_CFG = ("--configfile", str(TINY), "--replace-workflow-config")
 TINY_ARGS = ("--cores", "2", *TINY_CFG)
@@ -119,25 +120,39 @@ def smk(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory):
-    """The tiny workflow (tests/configs/tiny.yaml) run once for the session (about a minute):
-    tests/test_workflow.py and tests/test_report.py share it. Under pytest-xdist the workers
-    share one run too: the first to need it builds it under a file lock in the session's
-    common temporary folder, the others wait for it. Only the tests of one file (one worker,
-    ``--dist loadfile``) run snakemake in it; other files work on a copy (:func:`tiny_report`)."""
+def shared_run(tmp_path_factory, name: str, *args: str) -> Path:
+    """``snakemake *args`` run once for the test session in a folder ``name``, shared by the
+    pytest-xdist workers: the first to need it builds it under a file lock in the session's
+    common temporary folder, the others wait for it. ``name/snakemake.out`` (the console) is
+    written last and marks the run as done."""
     base = tmp_path_factory.getbasetemp()
     shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    work = shared / "tiny_run"
-    with open(shared / "tiny_run.lock", "w") as lock:
+    work = shared / name
+    with open(shared / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         if not (work / "snakemake.out").exists():
             work.mkdir(exist_ok=True)
-            r = smk(*TINY_ARGS, "--directory", str(work))
+            r = smk(*args, "--directory", str(work))
             assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-            # the console, for the summary test; written last: it marks the run as done
             (work / "snakemake.out").write_text(r.stdout + r.stderr)
     return work
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory):
+    """The tiny workflow (tests/configs/tiny.yaml) run once for the session (about a minute):
+    tests/test_workflow.py, tests/test_report.py and tests/test_golden.py share it. Only the
+    tests of one file (one worker, ``--dist loadfile``) run snakemake in it; other files work
+    on a copy (:func:`tiny_report`) or only read it."""
+    return shared_run(tmp_path_factory, "tiny_run", *TINY_ARGS)
+
+
+@pytest.fixture(scope="session")
+def chizat_run(tmp_path_factory):
+    """The tiny C1–C8 workflow (tests/configs/chizat_tiny.yaml) run once for the session: its
+    ``results/`` folder (tests/test_chizat_workflow.py and tests/test_golden.py read it)."""
+    cfg = ("--configfile", str(CHIZAT_TINY), "--replace-workflow-config")
+    return shared_run(tmp_path_factory, "chizat_run", "--cores", "2", *cfg) / "results"
 
 
 @pytest.fixture(scope="session")

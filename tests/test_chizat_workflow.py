@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "configs" / "chizat_tiny.yaml"
 FIGURES = {
     "chizat_tau": ("chizat_tau", "chizat_stepsize", "chizat_trajectories"),
     "chizat_width": ("chizat_width", "chizat_landscape", "chizat_cover"),
     "chizat_alpha_tau": ("chizat_alpha_tau", "chizat_population"),
 }
-
-
-@pytest.fixture(scope="module")
-def chizat_run(tmp_path_factory):
-    work = tmp_path_factory.mktemp("chizat")
-    r = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"), "--cores", "2",
-         "--configfile", str(TINY), "--replace-workflow-config", "--directory", str(work)],
-        cwd=work, capture_output=True, text=True,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    return work / "results"
 
 
 def test_every_chizat_figure_is_drawn(chizat_run):

@@ -189,7 +189,8 @@ def test_plan_command(tmp_path, monkeypatch, capsys):
     assert main(["plan", "--configfile", str(PAPER), "--budget", "{preset: slurm}",
                  "--jobs", str(jobs)]) == 0  # fmt: skip
     out = capsys.readouterr().out
-    assert "device=cuda device_mem_mb=80000" in out and "throughput: default" in out
+    assert "device=cuda device_mem_mb=80000 gpu_model=H100" in out
+    assert "throughput: GPU table (H100: 67 TFLOP/s peak x 0.38)" in out
     table = pd.read_csv(jobs)
     assert table["mem_mb"].max() <= 64000 and table["runtime_min"].max() <= 1440
     theta = table[table["experiment"] == "theta_lazy"]

@@ -9,9 +9,11 @@ from lazyphase.pipeline.grid import expand_config
 from lazyphase.pipeline.budget import (
     budget_block,
     budget_from_config,
+    calibration_for,
     job_mem_mb,
     job_runtime_min,
-    load_calibration,
+    job_runtime_resource,
+    job_segments,
 )
 from lazyphase.pipeline.jobs import estimate_mem_mb
 from lazyphase.pipeline.fingerprint import code_fingerprint
@@ -29,7 +31,7 @@ try:
     # the job budget (config `budget`, set by the profiles; docs/scale.md) and this machine's
     # calibrated throughput split batches into jobs that fit and size their resources
     BUDGET = budget_from_config(config)
-    CALIBRATION = load_calibration()
+    CALIBRATION = calibration_for(BUDGET)
     CELLS = expand_config(config, budget=BUDGET, calibration=CALIBRATION)
 except ConfigError as exc:
     raise WorkflowError(f"invalid configuration: {exc}") from None
@@ -89,8 +91,15 @@ def train_mem_mb(wildcards, attempt):
 
 
 def train_runtime(wildcards, attempt):
-    est = job_runtime_min(batch_cells(wildcards), BUDGET, CALIBRATION)
+    # a chained job (segments > 1) asks for the partition's limit: each segment resumes
+    est = job_runtime_resource(batch_cells(wildcards), BUDGET, CALIBRATION)
     return _retry(est, BUDGET.runtime_min, attempt)
+
+
+def train_segments(wildcards):
+    # the job's segments under the budget's time limit (docs/scale.md): it needs as many
+    # attempts (--retries segments-1), each resuming from the checkpoint of the one before
+    return job_segments(batch_cells(wildcards), BUDGET, CALIBRATION)
 
 
 def refine_batches(wildcards):
@@ -212,6 +221,34 @@ def deep_refine_runtime(wildcards, attempt):
         job_runtime_min(b, BUDGET, CALIBRATION) - 5 for b in deep_refine_batches(wildcards)
     )
     return _retry(int(5 + exp["refine_rounds"] * per_round), BUDGET.runtime_min, attempt)
+
+
+# precision targets (precision.smk)
+def precision_refine(wildcards):
+    # B1/B2: the precision rounds start from the coarse grid and its bisection points
+    if KINDS[wildcards.experiment] == "train":
+        return []
+    return f"results/{wildcards.experiment}/refine"
+
+
+def precision_runs(wildcards):
+    # the aggregates of B1/B2 read the precision rounds' runs when the experiment has a target
+    if config["experiments"][wildcards.experiment].get("target_ci_width") is None:
+        return []
+    return f"results/{wildcards.experiment}/precision"
+
+
+def precision_runtime(wildcards, attempt):
+    # at most target_rounds rounds; a round adds at most (growth - 1) x the grid's seeds, so
+    # it costs at most growth x the coarse grid's jobs (a few more seeds where growth rounds up)
+    exp = config["experiments"][wildcards.experiment]
+    grid = sum(
+        job_runtime_min(cells, BUDGET, CALIBRATION) - 5
+        for (name, _), (cells, _) in BATCHES.items()
+        if name == wildcards.experiment
+    )
+    per_round = exp["target_growth"] * grid
+    return _retry(int(5 + exp["target_rounds"] * per_round), BUDGET.runtime_min, attempt)
 
 
 onsuccess:

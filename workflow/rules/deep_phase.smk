@@ -37,6 +37,7 @@ rule aggregate_deep_phase:
     input:
         runs="results/{experiment}/runs.parquet",
         refine="results/{experiment}/refine",
+        precision=precision_runs,
     output:
         phase=report_table("results/{experiment}/phase.csv", "phase.csv"),
         boundary=report_table("results/{experiment}/boundary.csv", "boundary.csv"),

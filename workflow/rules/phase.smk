@@ -36,6 +36,7 @@ rule aggregate_phase:
     input:
         runs="results/{experiment}/runs.parquet",
         refine="results/{experiment}/refine",
+        precision=precision_runs,
     output:
         phase=report_table("results/{experiment}/phase.csv", "phase.csv"),
         boundary=report_table("results/{experiment}/boundary.csv", "boundary.csv"),

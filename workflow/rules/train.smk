@@ -34,6 +34,7 @@ rule train_cell:
         **BUDGET_RESOURCES,
         mem_mb=train_mem_mb,
         runtime=train_runtime,
+        segments=train_segments,
         gpu=0,
     params:
         cells=batch_cells,

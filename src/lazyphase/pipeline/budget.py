@@ -46,6 +46,12 @@ class Budget:
     device_mem_mb: int = 0
     #: the ``runtime`` resource is ``safety`` × the upper bound + 5 minutes
     safety: float = 1.5
+    #: a job longer than ``runtime_min`` runs as a chain of at most this many segments, each
+    #: resuming from the previous one's checkpoint (:func:`segments`); 1: no chains
+    max_segments: int = 1
+    #: the GPU of a ``cuda`` budget, a key of :data:`GPU_PEAKS`; prices the jobs when no GPU
+    #: was calibrated
+    gpu_model: str = "H100"
 
     @property
     def gpu(self) -> bool:
@@ -58,13 +64,16 @@ DEFAULT_BUDGET = Budget()
 #: Budgets the profiles name (``budget: {preset: …}``); any key may be overridden beside it.
 PRESETS: dict[str, Budget] = {
     "workstation": DEFAULT_BUDGET,
-    "gpu-workstation": Budget(mem_mb=64000, runtime_min=1440, device="cuda", device_mem_mb=141000),
+    "gpu-workstation": Budget(
+        mem_mb=64000, runtime_min=1440, device="cuda", device_mem_mb=141000, gpu_model="H200"
+    ),
     "slurm": Budget(mem_mb=64000, runtime_min=1440, device="cuda", device_mem_mb=80000),
-    "slurm-cpu": Budget(mem_mb=64000, runtime_min=1440, device="cpu"),
+    "slurm-cpu": Budget(mem_mb=64000, runtime_min=1440, device="cpu", max_segments=30),
 }
 
 
-_TYPES = {"mem_mb": int, "runtime_min": int, "device_mem_mb": int, "safety": float, "device": str}
+_TYPES = {"mem_mb": int, "runtime_min": int, "device_mem_mb": int, "safety": float, "device": str,
+          "max_segments": int, "gpu_model": str}  # fmt: skip
 
 
 def budget_block(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -102,7 +111,28 @@ def budget_from_config(config: Mapping[str, Any]) -> Budget:
         raise ConfigError(f"budget.device: {out.device!r}; allowed: cpu, cuda")
     if out.gpu and out.device_mem_mb <= 0:
         raise ConfigError("budget.device_mem_mb: needed (> 0) when budget.device is cuda")
+    if out.gpu_model not in GPU_PEAKS:
+        raise ConfigError(
+            f"budget.gpu_model: unknown {out.gpu_model!r}; known: {', '.join(GPU_PEAKS)}"
+        )
+    if out.max_segments < 1:
+        raise ConfigError(f"budget.max_segments: {out.max_segments}; at least 1")
     return out
+
+
+#: Seconds a segment of a chain loses: the stop before the time limit (at most 2 min,
+#: jobs.slurm_deadline), writing and reading the checkpoint, the job's start-up.
+SEGMENT_OVERHEAD_S = 180.0
+
+
+def segments(job_s: float, limit_s: float, overhead_s: float = SEGMENT_OVERHEAD_S) -> int:
+    """The segments of a job of ``job_s`` seconds under a time limit of ``limit_s`` seconds,
+    each of which trains ``limit_s − overhead_s`` seconds: ``ceil(job_s / (limit_s −
+    overhead_s))``, at least 1. Raises ``ValueError`` when the overhead leaves no time."""
+    usable = limit_s - overhead_s
+    if usable <= 0:
+        raise ValueError(f"a time limit of {limit_s:.0f} s leaves no time after {overhead_s:.0f} s")
+    return max(1, math.ceil(job_s / usable))
 
 
 # --------------------------------------------------------------------------- throughput
@@ -124,16 +154,50 @@ class Throughput:
     elem_ns: float = 10.0
 
 
+#: Peak matmul rates in TFLOP/s ``(float64, float32)`` of the GPUs the plan knows (the vendors'
+#: data sheets, dense, SXM boards unless named): the float64 rate is the tensor-core DGEMM rate
+#: where the GPU has one (cuBLAS uses it), the float32 rate the plain FP32 one (the deterministic
+#: GPU mode turns TF32 off, docs/reproducibility.md).
+GPU_PEAKS: dict[str, tuple[float, float]] = {
+    "H200": (67.0, 67.0),
+    "H100": (67.0, 67.0),
+    "H100-PCIe": (51.0, 51.0),
+    "A100": (19.5, 19.5),
+    "V100": (7.8, 15.7),
+    "L40S": (1.43, 91.6),
+    "A10": (0.98, 31.2),
+    "RTX4090": (1.29, 82.6),
+    "T4": (0.25, 8.1),
+}
+
+#: The share of the matmul peak a GD step reaches (``6 n P`` FLOPs at the step's rate against
+#: ``torch.mm`` of a large square matrix), measured on the CPU of the benchmark VM with
+#: ``lazyphase calibrate --gpu-probe`` (benchmarks/RESULTS.md, "the cost model learns from the
+#: runs"); ``calibrate --gpu-probe`` on a GPU measures the GPU itself and replaces the table.
+GPU_EFFICIENCY: dict[str, float] = {"float64": 0.38, "float32": 0.33}
+
+
+def gpu_throughput(model: str, dtype: str) -> Throughput:
+    """The throughput of :data:`GPU_PEAKS` ``[model]`` × :data:`GPU_EFFICIENCY`, with the
+    per-step and per-replica overheads of ~50 kernel launches (~1 ms a step)."""
+    if model not in GPU_PEAKS:
+        raise ValueError(f"unknown GPU {model!r}; known: {', '.join(GPU_PEAKS)}")
+    peak = GPU_PEAKS[model][0 if dtype == "float64" else 1]
+    return Throughput(
+        peak * 1e3 * GPU_EFFICIENCY[dtype], 1e-3, 1e-5, job_s=30.0, elem_ns=0.05,
+        source=f"GPU table ({model}: {peak:g} TFLOP/s peak x {GPU_EFFICIENCY[dtype]:g})",
+    )  # fmt: skip
+
+
 #: Used without a calibration. CPU: one core of the benchmark machine reaches 20–60 GFLOP/s on
 #: a GD step (benchmarks/RESULTS.md b), 10 is conservative; the overheads are those of the
-#: ~30 small torch calls of a step. CUDA: an H200 has ~67 TFLOP/s float64 peak; a step of
-#: n = 32 rows reaches a fraction of it, 5 (float64) and 10 (float32) TFLOP/s are conservative;
-#: each step launches ~50 kernels (~1 ms).
+#: ~30 small torch calls of a step. CUDA: the :data:`GPU_PEAKS` table for an H100 (a budget's
+#: ``gpu_model`` picks another row, :func:`calibration_for`).
 DEFAULT_THROUGHPUT: dict[tuple[str, str], Throughput] = {
     ("cpu", "float64"): Throughput(10.0, 3e-4, 3e-5),
     ("cpu", "float32"): Throughput(20.0, 3e-4, 3e-5),
-    ("cuda", "float64"): Throughput(5000.0, 1e-3, 1e-5, job_s=30.0, elem_ns=0.05),
-    ("cuda", "float32"): Throughput(10000.0, 1e-3, 1e-5, job_s=30.0, elem_ns=0.05),
+    ("cuda", "float64"): gpu_throughput("H100", "float64"),
+    ("cuda", "float32"): gpu_throughput("H100", "float32"),
 }
 
 ENV_CALIBRATION = "LAZYPHASE_CALIBRATION"
@@ -168,6 +232,29 @@ def load_calibration(path: str | os.PathLike | None = None) -> dict[tuple[str, s
                 elem_ns=float(entry.get("elem_ns", DEFAULT_THROUGHPUT[(dev, dtype)].elem_ns)),
             )  # fmt: skip
     return out
+
+
+def calibration_for(
+    budget: Budget, path: str | os.PathLike | None = None
+) -> dict[tuple[str, str], Throughput]:
+    """:func:`load_calibration`, with the CUDA entries that no GPU measured taken from the GPU
+    table for ``budget.gpu_model``."""
+    cal = load_calibration(path)
+    for dtype in ("float64", "float32"):
+        if cal[("cuda", dtype)] == DEFAULT_THROUGHPUT[("cuda", dtype)]:
+            cal[("cuda", dtype)] = gpu_throughput(budget.gpu_model, dtype)
+    return cal
+
+
+def load_evidence(path: str | os.PathLike | None = None) -> dict[str, Any] | None:
+    """The step evidence that ``lazyphase calibrate --from-runs`` stored in the calibration file
+    (:func:`lazyphase.pipeline.evidence.step_evidence`, with ``from`` and ``rate_factor``), or
+    None."""
+    p = Path(path) if path is not None else calibration_path()
+    if not p.exists():
+        return None
+    with open(p) as fh:
+        return json.load(fh).get("evidence")
 
 
 def save_calibration(
@@ -297,12 +384,16 @@ def job_seconds(
     throughput: Throughput,
     *,
     chunk: int | None = None,
-    fraction: float = 1.0,
+    fraction: float | Sequence[float] = 1.0,
+    batch_fraction: float | None = None,
 ) -> float:
     """Estimated seconds of a job: ``job_s`` plus the steps; ``fraction`` = 1 is the upper bound
-    (every replica runs ``max_steps``); the expected cost scales the steps by ``fraction``. Each of
+    (every replica runs ``max_steps``); the expected cost scales the replicas' steps by
+    ``fraction``, one number or one per cell, and the per-step overhead by ``batch_fraction``
+    (a batch steps until its last replica stops; default: the largest ``fraction``). Each of
     the ``ceil(R / chunk)`` sequential chunks pays the per-step overhead."""
     c = cells[0]
+    fracs = [fraction] * len(cells) if isinstance(fraction, (int, float)) else list(fraction)
     reps = sum(len(x["seeds"]) for x in cells)
     chunk = chunk or reps
     steps = c["max_steps"]
@@ -312,11 +403,9 @@ def job_seconds(
         + throughput.replica_s
     )
     n_chunks = math.ceil(reps / chunk)
-    return (
-        throughput.job_s
-        + n_chunks * steps * fraction * throughput.step_s
-        + reps * steps * fraction * per_rep
-    )
+    rep_steps = sum(len(x["seeds"]) * f for x, f in zip(cells, fracs)) * steps
+    batch = max(fracs) if batch_fraction is None else batch_fraction
+    return throughput.job_s + n_chunks * steps * batch * throughput.step_s + rep_steps * per_rep
 
 
 def throughput_for(
@@ -339,6 +428,34 @@ def job_runtime_min(
     tp = throughput_for(cells, b, calibration)
     secs = job_seconds(cells, tp, chunk=chunk_replicas(cells, budget))
     return math.ceil(5 + b.safety * secs / 60)
+
+
+def job_segments(
+    cells: Sequence[Mapping[str, Any]],
+    budget: Budget | None = None,
+    calibration: Mapping[tuple[str, str], Throughput] | None = None,
+) -> int:
+    """Segments of a job: 1 when its runtime resource fits ``budget.runtime_min``; else the
+    :func:`segments` of ``safety`` × its upper bound under that limit (each resumes from the
+    previous one's checkpoint, docs/scale.md)."""
+    b = budget or DEFAULT_BUDGET
+    if job_runtime_min(cells, b, calibration) <= b.runtime_min:
+        return 1
+    tp = throughput_for(cells, b, calibration)
+    secs = job_seconds(cells, tp, chunk=chunk_replicas(cells, budget))
+    return segments(b.safety * secs, 60.0 * b.runtime_min)
+
+
+def job_runtime_resource(
+    cells: Sequence[Mapping[str, Any]],
+    budget: Budget | None = None,
+    calibration: Mapping[tuple[str, str], Throughput] | None = None,
+) -> int:
+    """The ``runtime`` resource in minutes: :func:`job_runtime_min`, capped at the budget's
+    ``runtime_min`` (the partition's limit) for a job chained over several segments."""
+    b = budget or DEFAULT_BUDGET
+    est = job_runtime_min(cells, b, calibration)
+    return min(est, b.runtime_min) if job_segments(cells, b, calibration) > 1 else est
 
 
 def check_replica(cell: Mapping[str, Any], budget: Budget, where: str) -> None:
@@ -385,6 +502,9 @@ def split_batch(
             and job_runtime_min(sub, budget, cal) <= budget.runtime_min
         )
 
+    def chained(i: int) -> bool:  # one cell alone, as a chain of segments within max_segments
+        return 1 < job_segments([cells[i]], budget, cal) <= budget.max_segments
+
     if fits(list(range(len(cells)))):
         return [list(range(len(cells)))]
     jobs: list[list[int]] = []
@@ -396,14 +516,24 @@ def split_batch(
         if current:
             jobs.append(current)
         current = [i]
-        if not fits(current):
+        if not fits(current) and not chained(i):
             c = cells[i]
+            need = job_segments([c], budget, cal)
             raise BudgetError(
                 f"{where}: the {len(c['seeds'])} replicas of cell m={c['m']}, depth={c['depth']} "
                 f"need {job_runtime_min([c], budget, cal)} min (upper bound x {budget.safety}) "
-                f"but budget.runtime_min={budget.runtime_min}; use fewer seeds per cell, a "
-                f"faster device (budget.device) or a calibration (lazyphase calibrate); the profiles "
-                "gpu-workstation and slurm set GPU budgets (docs/scale.md)"
+                f"but budget.runtime_min={budget.runtime_min}, and {need} segments but "
+                f"budget.max_segments={budget.max_segments}; use fewer seeds per cell, more "
+                "segments (budget.max_segments), a faster device (budget.device) or a calibration "
+                "(lazyphase calibrate); the profiles gpu-workstation and slurm set GPU budgets "
+                "(docs/scale.md)"
             )
     jobs.append(current)
     return jobs
+
+
+def resources_budget(resources: Mapping[str, Any]) -> Budget:
+    """The job budget a Snakemake job's ``resources`` carry (``budget_mem_mb``, else its
+    ``mem_mb``, and ``device_mem_mb``; see common.smk's BUDGET_RESOURCES)."""
+    return Budget(mem_mb=int(resources.get("budget_mem_mb", resources.get("mem_mb", 16000))),
+                  device_mem_mb=int(resources.get("device_mem_mb", 0)))  # fmt: skip

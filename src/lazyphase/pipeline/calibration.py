@@ -8,6 +8,7 @@ runs training to make one, so it sits above the trainer while the cost model doe
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import numpy as np
@@ -58,3 +59,34 @@ def measure_throughput(
         rest = times[-1] - step_s - big[1] * replica_s - big[3] * elem_ns
         inv_rate = max(rest, 1e-12) / big[2]
     return Throughput(1.0 / inv_rate, step_s, replica_s, source="measured", elem_ns=elem_ns)
+
+
+def measure_matmul_gflops(device: str = "cpu", dtype: str = "float64", size: int = 1024) -> float:
+    """The rate of ``torch.mm`` of two ``size × size`` matrices on ``device`` in GFLOP/s
+    (``2 size³`` FLOPs; the best of 5 after a warm-up): the device's practical matmul peak.
+    On the CPU with one thread it times the process's CPU time, as :func:`measure_throughput`."""
+    dev = torch.device(device)
+    clock = time.process_time if dev.type == "cpu" and torch.get_num_threads() == 1 else None
+    clock = clock or time.perf_counter
+    a = torch.randn(size, size, dtype=getattr(torch, dtype), device=dev)
+    b = torch.randn(size, size, dtype=a.dtype, device=dev)
+    torch.mm(a, b)
+    best = math.inf
+    for _ in range(5):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = clock()
+        torch.mm(a, b)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        best = min(best, clock() - t0)
+    return 2.0 * size**3 / best / 1e9
+
+
+def gpu_probe(device: str, dtype: str, *, scale: float = 1.0) -> dict[str, float]:
+    """The efficiency of :data:`lazyphase.pipeline.budget.GPU_EFFICIENCY` on ``device`` (a GPU
+    when present, else the CPU): the GD step's rate (:func:`measure_throughput`) over
+    :func:`measure_matmul_gflops`. Returns ``step_gflops, matmul_gflops, efficiency``."""
+    step = measure_throughput(device, dtype, scale=scale).gflops
+    mm = measure_matmul_gflops(device, dtype)
+    return dict(step_gflops=step, matmul_gflops=mm, efficiency=step / mm)

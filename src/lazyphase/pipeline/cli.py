@@ -120,7 +120,12 @@ def _validate_config(args: argparse.Namespace) -> int:
 def _plan(args: argparse.Namespace) -> int:
     import yaml
 
-    from lazyphase.pipeline.budget import budget_block, budget_from_config, load_calibration
+    from lazyphase.pipeline.budget import (
+        budget_block,
+        budget_from_config,
+        calibration_for,
+        load_evidence,
+    )
     from lazyphase.pipeline.config import validate_config
     from lazyphase.pipeline.plan import format_plan, plan_jobs, plan_summary
 
@@ -132,12 +137,79 @@ def _plan(args: argparse.Namespace) -> int:
         raw["budget"] = budget_block(yaml.safe_load(args.budget.removeprefix("budget=")))
     cfg = validate_config(raw, schema)
     budget = budget_from_config(cfg)
-    cal = load_calibration(args.calibration)
+    cal = calibration_for(budget, args.calibration)
+    evidence = load_evidence(args.calibration)
     source = cal[(budget.device, "float64")].source
-    jobs = plan_jobs(cfg, budget, cal)
-    print(format_plan(plan_summary(jobs), budget, source))
+    jobs = plan_jobs(cfg, budget, cal, evidence)
+    named = f"from {evidence['runs']} runs in {evidence['from']}" if evidence else None
+    print(format_plan(plan_summary(jobs), budget, source, named))
     if args.jobs:
         jobs.to_csv(args.jobs, index=False)
+    if args.against:
+        from lazyphase.pipeline.evidence import compare_runs, format_comparison, job_benchmarks
+
+        bench = job_benchmarks(args.against)
+        if bench.empty:
+            raise ConfigError(f"{args.against}: no logs/benchmarks/train_cell/*/*.tsv to compare")
+        print(f"\nestimate (expected) against the runs in {args.against}:")
+        print(format_comparison(compare_runs(jobs, bench, args.cores), args.cores))
+    return 0
+
+
+def _calibrate_from_runs(args: argparse.Namespace) -> int:
+    """``calibrate --from-runs DIR``: the step evidence and the rate of the runs in DIR."""
+    import datetime
+
+    from lazyphase.pipeline.budget import load_calibration, save_calibration
+    from lazyphase.pipeline.evidence import (
+        fit_rate,
+        job_benchmarks,
+        run_costs,
+        step_evidence,
+        summarize_evidence,
+    )
+
+    costs = run_costs(args.from_runs)
+    if costs.empty:
+        raise ConfigError(f"{args.from_runs}: no run files under results/*/runs/*/")
+    bench = job_benchmarks(args.from_runs)
+    cal = load_calibration(args.out)
+    evidence: dict = {**step_evidence(costs), "from": str(args.from_runs), "runs": len(costs)}
+    entries = {}
+    kinds = costs["device"] + "/" + costs["params"].map(lambda c: c["dtype"])
+    for kind in sorted(set(kinds)):  # the rate of each device and dtype the runs used
+        dev, dtype = kind.split("/")
+        tp, over, factor = fit_rate(costs[kinds == kind], bench, cal[(dev, dtype)])
+        entries[(dev, dtype)] = tp
+        evidence.update(rate_factor=factor, overhead_factor=over)
+        print(f"{kind}: from {int((kinds == kind).sum())} runs, overheads x {over:.2f}, rate / "
+              f"{factor:.2f}: {tp.gflops:.1f} GFLOP/s, {tp.step_s * 1e6:.0f} us per step, "
+              f"{tp.replica_s * 1e6:.1f} us per replica-step, {tp.job_s:.1f} s per job")  # fmt: skip
+    for line in summarize_evidence(evidence):
+        print(line)
+    path = save_calibration(
+        entries, args.out, evidence=evidence,
+        date=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        host=f"runs in {args.from_runs}",
+    )  # fmt: skip
+    print(f"calibration written to {path}")
+    return 0
+
+
+def _gpu_probe(args: argparse.Namespace) -> int:
+    """``calibrate --gpu-probe``: the GD step's share of the matmul peak, on a GPU if present."""
+    import torch
+
+    from lazyphase.pipeline.budget import GPU_EFFICIENCY
+    from lazyphase.pipeline.calibration import gpu_probe
+
+    dev = "cuda" if torch.cuda.is_available() else "cpu"
+    name = torch.cuda.get_device_name(0) if dev == "cuda" else "CPU (no GPU)"
+    for dtype in args.dtype:
+        r = gpu_probe(dev, dtype, scale=args.scale)
+        print(f"{name} {dtype}: GD step {r['step_gflops']:.1f} GFLOP/s, torch.mm "
+              f"{r['matmul_gflops']:.1f} GFLOP/s: efficiency {r['efficiency']:.2f} "
+              f"(table: {GPU_EFFICIENCY[dtype]:.2f})")  # fmt: skip
     return 0
 
 
@@ -152,6 +224,10 @@ def _calibrate(args: argparse.Namespace) -> int:
     from lazyphase.pipeline.jobs import set_threads
 
     set_threads(args.threads)
+    if args.from_runs:
+        return _calibrate_from_runs(args)
+    if args.gpu_probe:
+        return _gpu_probe(args)
     devices = args.device or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     from dataclasses import replace
 
@@ -285,6 +361,9 @@ def _add_budget_commands(sub: argparse._SubParsersAction) -> None:
     pl.add_argument("--calibration", help="calibration file (default: $LAZYPHASE_CALIBRATION "
                     "or ~/.cache/lazyphase/calibration.json)")  # fmt: skip
     pl.add_argument("--jobs", help="also write one row per job to this CSV")
+    pl.add_argument("--against", metavar="DIR", help="compare the expected cost with the "
+                    "training jobs measured in DIR (a workflow run of this configuration)")
+    pl.add_argument("--cores", type=int, default=1, help="cores of the run in --against")
     pl.add_argument("--schema", default=_default_schema())
     pl.set_defaults(func=_plan)
     c = sub.add_parser("calibrate", help="measure this machine's training throughput")
@@ -294,6 +373,10 @@ def _add_budget_commands(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--threads", type=int, default=1, help="torch threads (as the jobs use)")
     c.add_argument("--scale", type=float, default=1.0, help="multiply the timed steps")
     c.add_argument("--out", help="calibration file (default: as for plan)")
+    c.add_argument("--from-runs", metavar="DIR", help="learn the step fractions per regime and "
+                   "the rate from the finished runs in DIR (results/, logs/benchmarks/)")
+    c.add_argument("--gpu-probe", action="store_true", help="measure the GD step's share of "
+                   "the matmul peak (on a GPU if present, else the CPU)")
     c.set_defaults(func=_calibrate)
 
 

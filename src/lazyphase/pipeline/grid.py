@@ -24,6 +24,7 @@ from lazyphase.cells import ConfigError, validate_cell
 from lazyphase.core.schemes import deep_scheme, luo_scheme
 from lazyphase.core.training.batch import BATCH_KEYS
 from lazyphase.pipeline.budget import Budget, Throughput, budget_from_config, split_batch
+from lazyphase.pipeline.precision import target_of
 from lazyphase.studies.catalog import kind_figures
 
 
@@ -229,6 +230,7 @@ def expand_config(
                 f"experiments.{name}.figures: {wrong} cannot be built from a {kind!r} experiment; "
                 f"allowed: {', '.join(kind_figures(kind))}"
             )
+        target_of(exp, name)  # a precision target on a quantity this kind reports
         if kind == "gram_concentration":
             exp = {**exp, "batch_over": ["m"]}
         if kind == "phase_diagram":

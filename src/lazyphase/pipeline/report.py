@@ -35,6 +35,7 @@ TABLES = {
     "concentration_summary.csv": "Gram concentration per width",
     "kernel_baselines.csv": "test loss of the network and three kernel predictors",
     "deep_condensation.csv": "n_eff per hidden layer, init and end",
+    "precision.csv": "intervals against the precision target",
 }
 #: The label a table's entry has in place of a catalog label (sorts after A1 … C8).
 TABLE_LABEL = "table"

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import logging
 import os
+import resource
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from lazyphase import stats as analysis
+from lazyphase.pipeline import precision
+from lazyphase.pipeline.budget import job_seconds, throughput_for
 from lazyphase.pipeline.grid import slug
 from lazyphase.pipeline.jobs import train_cells
 from lazyphase.pipeline.verify import Problem, check_run_files, problems_of, raise_problems
@@ -241,14 +244,22 @@ def aggregate_boundary(
     ci: float = 0.9,
     r2_min: float = 0.5,
     refine_on: Sequence[str] = ("rd",),
+    precision_dir: str | None = None,
 ) -> None:
     """Coarse + bisection ``runs`` of a boundary ``study`` → ``outs["phase"]`` (B1: ``S_w`` per
     (γ', γ); B2: every layer's exponent per (γ_h, s); both with the function-space exponents)
     and ``outs["boundary"]`` (B1: γ* per γ'; B2: ``s*`` of every layer per γ_h; both with the
-    function-space boundaries and ``refined_on``, the bisection's criteria)."""
+    function-space boundaries and ``refined_on``, the bisection's criteria). ``precision_dir``:
+    also the precision rounds' runs (rule ``target_precision``), whose ``round`` counts on after
+    the bisection's."""
     coarse = read_table(runs_path).assign(round=0)
-    fine = read_table(os.path.join(refine_dir, "runs.parquet"))
-    runs = pd.concat([coarse, fine], ignore_index=True) if len(fine) else coarse
+    parts = [coarse]
+    for folder in filter(None, (refine_dir, precision_dir)):
+        fine = read_table(os.path.join(folder, "runs.parquet"))
+        if len(fine):
+            last = max(int(p["round"].max()) for p in parts)
+            parts.append(fine.assign(round=fine["round"] + (last if folder == precision_dir else 0)))
+    runs = pd.concat(parts, ignore_index=True)
     table, boundary = BOUNDARY_STUDIES[study][1](
         runs, n_boot=n_boot, ci=ci, r2_min=r2_min, refine_on=tuple(refine_on)
     )
@@ -337,3 +348,151 @@ def compute_deep_condensation(paths: Sequence[str], outs: Mapping[str, str]) -> 
     med = table.groupby(["gamma_h", "s", "layer_name"])["n_eff_ratio"].median()
     for key, v in med.items():
         log.info("gamma_h=%g s=%g %s: n_eff end/init %.3f", *key, v)
+
+
+def _cpu_hours() -> float:
+    """CPU-hours this process (and its children) used so far."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime) / 3600.0
+
+
+def _hours_per_seed(cells: Sequence[Mapping[str, Any]], points: list[dict[str, Any]]) -> float:
+    """Upper-bound CPU-hours of one more seed at every point and width of a cell group (the
+    cost model of :mod:`lazyphase.pipeline.budget`, every replica at ``max_steps``)."""
+    per = 0.0
+    for batch in _midpoint_batches(cells, points).values():
+        one = [{**c, "seeds": [0]} for c in batch]
+        tp = throughput_for(one, None)
+        per += job_seconds(one, tp) - tp.job_s
+    return per / 3600.0
+
+
+def _at_widths(
+    cells: Sequence[Mapping[str, Any]], points: list[dict[str, Any]], widths: set[int]
+) -> dict[tuple, list[dict[str, Any]]]:
+    """:func:`_midpoint_batches` of ``points`` at every width of ``cells`` and at ``widths``
+    (copies of the largest width's cells: the widths the precision rounds added)."""
+    base = _midpoint_batches(cells, points)
+    top = max(c["m"] for c in cells)
+    out = dict(base)
+    for m in sorted(widths - {c["m"] for c in cells}):
+        for key, batch in base.items():
+            if key[0][1] == top:
+                out[(("m", m), *key[1:])] = [{**c, "m": m} for c in batch]
+    return out
+
+
+def _precision_cells(
+    cells: Sequence[Mapping[str, Any]],
+    table: pd.DataFrame,
+    todo: pd.DataFrame,
+    target: precision.Target,
+    widths: list[int],
+) -> dict[tuple, list[dict[str, Any]]]:
+    """The cells of one precision round, batched like the bisection's (by width and shape):
+    every point and width of a group that gets more seeds, with only the new seeds; at a width
+    added for leverage (the next of ``widths``), with every seed of the group."""
+    batches: dict[tuple, list[dict[str, Any]]] = {}
+    for g in todo.to_dict("records"):
+        points = precision.group_points(table, g, target.on)
+        sel = table["s"].isin([p["s"] for p in points])
+        for k in precision.GROUP_KEYS[target.on]:
+            sel &= table[k] == g[k]
+        have = [int(x) for x in sorted(table.loc[sel, "seed"].unique())]
+        add = precision.new_seeds(have, int(g["n_seeds_next"]))
+        grown = {int(m) for m in table.loc[sel, "m"].unique()}
+        for key, batch in _at_widths(cells, points, grown).items():
+            batches.setdefault(key, []).extend({**c, "seeds": add} for c in batch)
+        if g["add_width"] and widths:
+            for key, batch in _at_widths(cells, points, {widths[0]}).items():
+                if key[0][1] == widths[0]:
+                    batches.setdefault(key, []).extend({**c, "seeds": [*have, *add]} for c in batch)
+    return dict(sorted(batches.items()))
+
+
+def precision_rounds(
+    study: str,
+    cells: Sequence[Mapping[str, Any]],
+    runs: pd.DataFrame,
+    out_dir: str,
+    experiment: str,
+    target: precision.Target,
+    *,
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    **train_kw: Any,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rounds of extra seeds (and widths) until every interval on ``target.on`` meets
+    ``target.ci_width`` or its cell group hits a cap (:func:`precision.next_round`).
+
+    ``runs``: the coarse (and bisection) rows; new run files go to ``out_dir/round<r>/<batch>/``.
+    Returns ``(new runs rows with a round column, precision.csv's table)``."""
+    table = runs.assign(round=runs.get("round", 0))
+    widths = [m for m in target.widths if m not in set(c["m"] for c in cells)]
+    new_parts, spent, start, rounds_run = [], 0.0, _cpu_hours(), 0
+    for r in range(1, target.rounds + 1):
+        groups = precision.cell_groups(
+            precision.intervals(study, target.on, table, n_boot=n_boot, ci=ci), target.on)
+        costs = [_hours_per_seed(cells, precision.group_points(table, g, target.on))
+                 for g in groups.to_dict("records")]  # fmt: skip
+        dec = precision.next_round(
+            groups, groups["n_seeds"], target=target.ci_width, max_seeds=target.max_seeds,
+            growth=target.growth, cpu_hours_used=spent, cpu_hours_per_seed=costs,
+            cpu_hours=target.cpu_hours, widths_left=len(widths))  # fmt: skip
+        todo = dec[dec["stop"] == ""]
+        log.info("precision round %d: %s", r, dec["stop"].replace("", "more seeds").value_counts().to_dict())
+        if todo.empty:
+            break
+        paths = []
+        for key, batch in _precision_cells(cells, table, todo, target, widths).items():
+            folder = "_".join(f"{k}~{slug(v)}" for k, v in key)
+            outs = [os.path.join(out_dir, f"round{r}", folder,
+                                 f"s~{slug(c['s'])}_scheme~{slug(c['scheme'])}.h5") for c in batch]  # fmt: skip
+            train_cells(batch, outs, **train_kw)
+            paths += outs
+        if todo["add_width"].any():
+            widths = widths[1:]
+        part = collect(paths, experiment)[0].assign(round=r)
+        new_parts.append(part)
+        table = pd.concat([table, part], ignore_index=True)
+        spent, rounds_run = _cpu_hours() - start, r
+    final = precision.intervals(study, target.on, table, n_boot=n_boot, ci=ci)
+    groups = precision.cell_groups(final, target.on)
+    dec = precision.next_round(groups, groups["n_seeds"], target=target.ci_width,
+                               max_seeds=target.max_seeds, growth=target.growth,
+                               cpu_hours_used=spent, cpu_hours=target.cpu_hours)  # fmt: skip
+    summary = precision.precision_table(final, dec, target, rounds_run).assign(cpu_hours=spent)
+    new = pd.concat(new_parts, ignore_index=True) if new_parts else runs.iloc[0:0].assign(
+        round=pd.Series(dtype=int))  # fmt: skip
+    return new, summary
+
+
+def target_precision(
+    study: str,
+    cells: Sequence[Mapping[str, Any]],
+    runs_path: str,
+    out_dir: str,
+    table_path: str,
+    experiment: str,
+    target: Mapping[str, Any],
+    *,
+    refine_dir: str | None = None,
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    **train_kw: Any,
+) -> None:
+    """Rule ``target_precision``: the coarse ``runs`` (and B1/B2's bisection rows under
+    ``refine_dir``) → precision rounds (:func:`precision_rounds`): run files and
+    ``out_dir/runs.parquet``, and the table ``table_path`` (``precision.csv``). ``target``: the
+    experiment's configuration (its ``target_*`` keys)."""
+    os.makedirs(out_dir, exist_ok=True)
+    tgt = precision.target_of(target, experiment)
+    runs = read_table(runs_path).assign(round=0)
+    if refine_dir:
+        fine = read_table(os.path.join(refine_dir, "runs.parquet"))
+        runs = pd.concat([runs, fine], ignore_index=True) if len(fine) else runs
+    new, summary = precision_rounds(study, cells, runs, out_dir, experiment, tgt,
+                                    n_boot=n_boot, ci=ci, **train_kw)  # fmt: skip
+    write_tables({os.path.join(out_dir, "runs.parquet"): new, table_path: summary})
+    met = int(summary["target_met"].sum())
+    log.info("%s: %d of %d intervals within %g", experiment, met, len(summary), tgt.ci_width)

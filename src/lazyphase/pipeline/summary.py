@@ -51,9 +51,10 @@ def _estimates(frame: pd.DataFrame, star: str, label: str) -> list[str]:
 
 
 def _statuses(folder: Path) -> str | None:
-    """``N replicas: diverged k, ...`` from ``runs.parquet`` (and the bisection rounds')."""
+    """``N replicas: diverged k, ...`` from ``runs.parquet`` (and the bisection and precision rounds')."""
     parts = []
-    for p in (folder / "runs.parquet", folder / "refine" / "runs.parquet"):
+    for p in (folder / "runs.parquet", folder / "refine" / "runs.parquet",
+              folder / "precision" / "runs.parquet"):
         if p.exists():
             t = read_table(p)
             if {"file", "replica", "status"} <= set(t.columns) and len(t):
@@ -70,6 +71,19 @@ def _statuses(folder: Path) -> str | None:
 def _has_threshold(table: pd.DataFrame) -> bool:
     """Whether some row of ``threshold.csv`` had at least 2 finite exponents to cross between."""
     return "n_s" not in table or bool((pd.to_numeric(table["n_s"], errors="coerce") >= 2).any())
+
+
+def _precision_line(table: pd.DataFrame) -> str:
+    """One line on ``precision.csv``: how many intervals met the target, after how many rounds,
+    and what stopped the others."""
+    met = table["target_met"].astype(str).str.lower().eq("true")
+    first = table.iloc[0]
+    seeds = pd.to_numeric(table["n_seeds"], errors="coerce")
+    why = table.loc[~met, "stop"].value_counts()
+    rest = "; not met: " + ", ".join(f"{k} {v}" for k, v in why.items()) if len(why) else ""
+    return (f"  precision (precision.csv): {int(met.sum())} of {len(table)} {first['target_on']} "
+            f"intervals within {_num(first['target'])} after {int(first['rounds'])} round(s), "
+            f"{_num(seeds.min())}-{_num(seeds.max())} seeds{rest}")  # fmt: skip
 
 
 def summarize_experiment(name: str, exp: Mapping[str, Any], root: str | os.PathLike = ".") -> list[str]:
@@ -94,6 +108,9 @@ def summarize_experiment(name: str, exp: Mapping[str, Any], root: str | os.PathL
             lines.append("  thresholds (threshold.csv: s* where the exponent crosses 0, "
                          "bootstrap interval):")  # fmt: skip
             lines += _estimates(table, "s_star", "s*")
+        prec = folder / "precision.csv"
+        if prec.exists():
+            lines.append(_precision_line(read_table(prec)))
         bnd = folder / "boundary.csv"
         if bnd.exists():
             table = read_table(bnd)

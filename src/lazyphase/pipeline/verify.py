@@ -45,10 +45,11 @@ class Problem:
 
 def rebuild_target(path: str) -> str:
     """The Snakemake target whose job writes ``path`` (``results/<exp>/...``): the batch
-    folder for a run file, the refine folder for a bisection file, else the file itself."""
+    folder for a run file, the refine (precision) folder for a bisection (precision round)
+    file, else the file itself."""
     parts = Path(path).parts
-    if len(parts) >= 4 and parts[0] == "results" and parts[2] in ("runs", "refine"):
-        return str(Path(*parts[:3 if parts[2] == "refine" else 4]))
+    if len(parts) >= 4 and parts[0] == "results" and parts[2] in ("runs", "refine", "precision"):
+        return str(Path(*parts[:4 if parts[2] == "runs" else 3]))
     return path
 
 
@@ -145,6 +146,8 @@ def experiment_products(name: str, exp: Mapping[str, Any]) -> list[str]:
             if u not in tables:
                 tables.add(u)
                 stack += _NEEDS.get(u, ())
+    if exp.get("target_ci_width") is not None:
+        tables.add("precision.csv")  # rule target_precision: the intervals against the target
     base = f"results/{name}"
     figs = [f"{base}/figures/{f}.{e}" for f in exp.get("figures", []) for e in ("pdf", "png")]
     return [f"{base}/{t}" for t in sorted(tables)] + figs

@@ -358,3 +358,55 @@ def _check_shapes(path: str, attrs: Mapping[str, Any], arrays: Mapping[str, np.n
         raise RunFileError(
             f"{path}: attribute status has {len(attrs['status'])} entries, expected {n_rep}"
         )
+
+
+@dataclass(frozen=True)
+class RunCost:
+    """What a finished run file says about its cost (:func:`read_run_cost`): the cell, the
+    steps each replica took (``steps``, shape ``(replicas,)``), its ``status`` and the
+    training ``seconds`` of the batch that trained it, on ``device`` with ``threads``."""
+
+    path: str
+    cell: dict[str, Any]
+    steps: np.ndarray
+    status: list[str]
+    seconds: float
+    device: str
+    threads: int | None
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.cell["max_steps"])
+
+    @property
+    def replicas(self) -> int:
+        return len(self.steps)
+
+
+def read_run_cost(path: str) -> RunCost:
+    """The cost facts of a complete run file, without reading its trajectories or weights
+    (``replicas/final_step`` and root attributes only; checksums are left to :func:`load_run`).
+
+    Raises:
+        RunFileError: naming the file, when it is unreadable or not a complete run file.
+    """
+    try:
+        with h5py.File(path, "r") as f:
+            if not f.attrs.get("complete", False) or "config_json" not in f.attrs:
+                raise RunFileError(f"{path}: not a complete run file")
+            attrs = {k: _plain(f.attrs[k]) for k in ("config_json", "status", "seconds")}
+            extra = {k: _plain(f.attrs[k]) for k in ("lazyphase_device", "lazyphase_threads")
+                     if k in f.attrs}  # fmt: skip
+            steps = np.asarray(f["replicas/final_step"][()], dtype=np.int64)
+    except (OSError, KeyError, ValueError) as exc:
+        raise RunFileError(f"{path}: not a readable run file ({exc})") from exc
+    threads = None
+    if "lazyphase_threads" in extra:
+        try:
+            threads = int(json.loads(extra["lazyphase_threads"])["torch_intra_op"])
+        except (ValueError, TypeError, KeyError):
+            threads = None
+    return RunCost(
+        path, json.loads(attrs["config_json"]), steps, list(attrs["status"]),
+        float(attrs["seconds"]), str(extra.get("lazyphase_device", "cpu")), threads,
+    )  # fmt: skip

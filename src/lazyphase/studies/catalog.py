@@ -31,6 +31,7 @@ TABLES = {
     "condensation": "condensation.csv",
     "baselines": "kernel_baselines.csv",
     "deep_condensation": "deep_condensation.csv",
+    "precision": "precision.csv",
 }
 
 
