@@ -16,5 +16,6 @@ aggregate_boundary(
     n_boot=sm.params.n_boot,
     ci=sm.params.ci,
     r2_min=sm.params.r2_min,
+    refine_on=sm.params.refine_on,
     precision_dir=sm.input.get("precision") or None,
 )

@@ -21,6 +21,7 @@ refine_boundary(
     sm.wildcards.experiment,
     tol=sm.params.tol,
     rounds=sm.params.rounds,
+    refine_on=sm.params.refine_on,
     dataset=sm.input.dataset,
     threads=sm.threads,
     gpus=int(res.get("gpu", 0)),

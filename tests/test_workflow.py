@@ -184,13 +184,21 @@ def test_tiny_phase_diagram(tiny_run):
     boundary = pd.read_csv(res / "boundary.csv")
     assert list(boundary["gamma_prime"]) == [-0.5, 0.5]
     # each gamma' with a sign change got its midpoint gamma = 1 trained at both widths
-    crossed = boundary[boundary["gamma_star"].notna()]
+    # the bisection refines the RD and the converged-D sign changes (refine_on's default)
+    crossed = boundary[boundary["gamma_star"].notna() | boundary["gamma_star_fconv"].notna()]
+    assert set(boundary["refined_on"]) == {"rd+fdist_conv"}
     fine = phase[phase["round"] == 1]
     assert set(fine["gamma_prime"]) == set(crossed["gamma_prime"])
     assert (fine["gamma"] == 1.0).all() and (fine["n_m"] == 2).all()
     assert len(list((res / "refine").rglob("*.h5"))) == 2 * len(crossed)
-    for ext in ("pdf", "png"):
-        assert (res / "figures" / f"phase_diagram.{ext}").stat().st_size > 5000
+    assert {"fdist_slope", "fdist_conv_slope", "fdist_conv_ci_low"} <= set(phase)
+    assert {"gamma_star_f", "gamma_star_f_low", "gamma_star_f_high"} <= set(boundary)
+    base = pd.read_csv(res / "kernel_baselines.csv")
+    assert len(base) == 2 * 2 * 2 * 2  # m x gamma' x gamma x seeds (coarse grid)
+    assert base[["test_loss_network", "test_loss_theta0", "test_loss_after"]].gt(0).all().all()
+    for name in ("phase_diagram", "function_phase_diagram", "kernel_baselines"):
+        for ext in ("pdf", "png"):
+            assert (res / "figures" / f"{name}.{ext}").stat().st_size > 5000, name
 
 
 def test_tiny_deep_phase_diagram(tiny_run):
@@ -207,13 +215,18 @@ def test_tiny_deep_phase_diagram(tiny_run):
     assert {"ci_low", "ci_high", "n_max_steps", "median_final_step", "hatched"} <= set(phase)
     boundary = pd.read_csv(res / "boundary.csv")
     assert len(boundary) == 2 * 3  # gamma_h x layers
-    crossed = boundary[boundary["s_star"].notna()]
+    crossed = boundary[boundary["s_star"].notna() | boundary["s_star_fconv"].notna()]
     fine = phase[phase["round"] == 1]
-    # every crossing in [-0.5, 0.5] got its midpoint s = 0 at both widths
+    # every crossing in [-0.5, 0.5] (RD of a layer, or converged D) got its midpoint s = 0
     assert set(fine["gamma_h"]) == set(crossed["gamma_h"])
     assert (fine["s"] == 0.0).all() and (fine["n_m"] == 2).all()
-    for ext in ("pdf", "png"):
-        assert (res / "figures" / f"deep_phase_diagram.{ext}").stat().st_size > 5000
+    assert {"s_star_f", "s_star_fconv_low", "s_star_fconv_high", "refined_on"} <= set(boundary)
+    cond = pd.read_csv(res / "deep_condensation.csv")
+    assert len(cond) == 2 * 2 * 2 * 2 * 2  # m x gamma_h x s x seeds x hidden layers
+    assert cond["n_eff_init"].between(1, 32).all() and cond["n_eff_ratio"].gt(0).all()
+    for name in ("deep_phase_diagram", "function_phase_diagram", "deep_condensation"):
+        for ext in ("pdf", "png"):
+            assert (res / "figures" / f"{name}.{ext}").stat().st_size > 5000, name
 
 
 def test_tiny_condensation(tiny_run):

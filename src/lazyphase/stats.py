@@ -469,22 +469,47 @@ FDIST_BY = ("scheme", "activation", "depth", "s")
 FDIST_THRESHOLD_BY = ("scheme", "activation", "depth")
 
 
+#: The function-space distances of the ``runs`` table → the tag of their boundary columns in
+#: B1/B2: to the linearized run at equal time (``fdist``) and to the converged ``Θ0`` kernel
+#: predictor ``f_lin(∞)`` (``fdist_conv``).
+F_CRITERIA = {"fdist": "f", "fdist_conv": "fconv"}
+#: Every criterion a boundary bisection can refine (config key ``refine_on``).
+BISECTION_CRITERIA = ("rd", *F_CRITERIA)
+
+
+def check_criteria(criteria: Sequence[str]) -> None:
+    """Raise ``ValueError`` naming any criterion not in :data:`BISECTION_CRITERIA`."""
+    bad = sorted(set(criteria) - set(BISECTION_CRITERIA))
+    if bad:
+        raise ValueError(f"unknown bisection criteria {bad}; choose from {list(BISECTION_CRITERIA)}")
+
+
 def function_exponents(
-    runs: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.9, seed: int = 0
+    runs: pd.DataFrame,
+    *,
+    y: str = "fdist",
+    n_boot: int = 1000,
+    ci: float = 0.9,
+    seed: int = 0,
+    by: Sequence[str] = FDIST_BY,
+    threshold_by: Sequence[str] = FDIST_THRESHOLD_BY,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The exponent of ``fdist = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖`` against ``m`` per
-    :data:`FDIST_BY` (one row per replica of ``runs``; :func:`fit_exponents` with the same
-    paired bootstrap over seeds) and its crossing ``s*_f`` through 0 per
-    :data:`FDIST_THRESHOLD_BY` (:func:`thresholds`). Theta-lazy predicts a negative exponent for
-    every ``s > 0``. Returns ``(exponents, thresholds)``; groups without a finite ``fdist``
-    (linearized run skipped) get NaN."""
-    by = [c for c in FDIST_BY if c in runs.columns]
+    """The exponent of ``fdist = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖`` (or another
+    column ``y`` of :data:`F_CRITERIA`, e.g. ``fdist_conv`` against ``f_lin(∞)``) against
+    ``m`` per ``by`` (one row per replica of ``runs``; :func:`fit_exponents` with the same
+    paired bootstrap over seeds) and its crossing ``s*_f`` through 0 per ``threshold_by``
+    (:func:`thresholds`). Theta-lazy predicts a negative exponent for every ``s > 0``. Returns
+    ``(exponents, thresholds)``; groups without a finite ``y`` (linearized run skipped) get
+    NaN."""
+    by = [c for c in by if c in runs.columns]
     per_rep = runs[runs["layer"] == runs["layer"].min()] if "layer" in runs.columns else runs
     status = ("diverged",) if "status" in per_rep.columns else ()
+    if y not in per_rep.columns:  # a table from before the column existed
+        per_rep = per_rep.assign(**{y: np.nan})
     exps, boot = fit_exponents(
-        per_rep, y="fdist", by=by, n_boot=n_boot, ci=ci, seed=seed, exclude_status=status
+        per_rep, y=y, by=by, n_boot=n_boot, ci=ci, seed=seed, exclude_status=status
     )
-    thr_by = [c for c in FDIST_THRESHOLD_BY if c in by]
+    thr_by = [c for c in threshold_by if c in by]
     return exps, thresholds(exps, boot, by=thr_by, ci=ci)
 
 

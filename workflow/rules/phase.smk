@@ -26,6 +26,7 @@ rule refine_phase_boundary:
         cells=experiment_cells,
         tol=experiment_setting("refine_tol"),
         rounds=experiment_setting("refine_rounds"),
+        refine_on=experiment_setting("refine_on"),
         code=CODE,
     script:
         "../../scripts/refine_boundary.py"
@@ -51,6 +52,7 @@ rule aggregate_phase:
         n_boot=experiment_setting("n_boot"),
         ci=experiment_setting("ci"),
         r2_min=experiment_setting("r2_min"),
+        refine_on=experiment_setting("refine_on"),
         code=CODE,
     script:
         "../../scripts/aggregate_boundary.py"

@@ -126,7 +126,8 @@ def linearize(
     ``problem``: the trainer's :class:`~lazyphase.core.train.Problem` (as given to ``train``);
     ``result``: its :class:`~lazyphase.core.train.TrainResult` (snapshot steps, final steps,
     safeguard events, final parameters); ``lr0 (R,)`` the initial step sizes. Batches with
-    population SGD, or with ``n > max_n``, get NaN arrays and a ``skipped`` reason.
+    population SGD, or with ``n > max_n``, get NaN arrays and a ``skipped`` reason. Also the
+    converged predictor ``f_lin(∞)`` (:func:`kernel_regression` with ``Θ0`` from ``f(θ0)``).
     """
     p = problem
     n_rep, n, n_test = p.x_train.shape[0], p.x_train.shape[1], p.x_test.shape[1]
@@ -143,7 +144,7 @@ def linearize(
     if skipped:
         return Linearized(
             np.full((n_rep, len(steps), n_test), np.nan), nan, nan.copy(), f0_test, f_final,
-            skipped,
+            skipped, np.full((n_rep, n_test), np.nan),
         )  # fmt: skip
     # the per-layer steps η r_l make the dynamics' kernel Σ_l r_l Θ[l] (docs/conventions.md §7)
     w = p.layer_lr
@@ -157,7 +158,7 @@ def linearize(
     events: dict[int, list[tuple[int, float]]] = {}
     for ev in result.events:
         events.setdefault(int(ev.replica), []).append((int(ev.step), float(ev.lr_new)))
-    outs, train, test = [], [], []
+    outs, train, test, conv = [], [], [], []
     for r in range(n_rep):
         segs = step_segments(float(lr0[r]), events.get(r, []), int(result.final_step[r]))
         o, tr, te = replica_run(
@@ -166,7 +167,11 @@ def linearize(
         outs.append(o)
         train.append(tr)
         test.append(te)
-    return Linearized(np.stack(outs), np.stack(train), np.stack(test), f0_test, f_final)
+        # f_lin(∞): the residual e0 = f0 − f0c − y has the targets y + f0c of the raw output
+        conv.append(f0_test[r] - cross[r] @ pinv_solve(theta[r], e0[r]))
+    return Linearized(
+        np.stack(outs), np.stack(train), np.stack(test), f0_test, f_final, "", np.stack(conv)
+    )
 
 
 #: Eigenvalues of a Gram at or below this fraction of its largest are treated as its null space

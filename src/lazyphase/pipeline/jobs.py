@@ -458,6 +458,7 @@ class _Merge:
             test_output0=self.cat(lambda run, r: run.linearized.test_output0),
             test_output_final=self.cat(lambda run, r: run.linearized.test_output_final),
             skipped="; ".join(skipped),
+            test_output_converged=self.cat(lambda run, r: run.linearized.test_output_converged),
         )
 
 

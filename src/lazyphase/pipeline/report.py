@@ -33,6 +33,8 @@ TABLES = {
     "boundary.csv": "phase boundary",
     "condensation.csv": "n_eff per run and stage",
     "concentration_summary.csv": "Gram concentration per width",
+    "kernel_baselines.csv": "test loss of the network and three kernel predictors",
+    "deep_condensation.csv": "n_eff per hidden layer, init and end",
     "precision.csv": "intervals against the precision target",
 }
 #: The label a table's entry has in place of a catalog label (sorts after A1 … C8).

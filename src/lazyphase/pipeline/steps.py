@@ -106,16 +106,21 @@ def aggregate_concentration(
         log.info("%s L=%d %s: slope %.3f", row.activation, row.depth, row.layer_name, row.slope)
 
 
-def _b1_midpoints(table: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
-    """B1's bisection step as cells ``{scheme, s}`` (``s = 1 − γ``)."""
-    return [{"scheme": sc, "s": round(1.0 - g, 12)} for sc, g in phase.next_gammas(table, tol).items()]
+def _b1_midpoints(
+    table: pd.DataFrame, tol: float, criteria: Sequence[str] = ("rd",)
+) -> list[dict[str, Any]]:
+    """B1's bisection step as cells ``{scheme, s}`` (``s = 1 − γ``) for the ``criteria``."""
+    points = phase.bisection_points(table, tol, criteria)
+    return [{"scheme": sc, "s": round(1.0 - g, 12)} for sc, g in points]
 
 
-def _b2_midpoints(table: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
-    """B2's bisection step as cells ``{activation, depth, scheme, s}``."""
+def _b2_midpoints(
+    table: pd.DataFrame, tol: float, criteria: Sequence[str] = ("rd",)
+) -> list[dict[str, Any]]:
+    """B2's bisection step as cells ``{activation, depth, scheme, s}`` for the ``criteria``."""
     from lazyphase.studies.deep_phase import analysis as deep_phase
 
-    return deep_phase.next_s(table, tol)
+    return deep_phase.next_s(table, tol, criteria)
 
 
 def _b2_table(runs: pd.DataFrame, **kw) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -141,13 +146,20 @@ def refine_boundary(
     *,
     tol: float,
     rounds: int,
+    refine_on: Sequence[str] = ("rd",),
     **train_kw: Any,
 ) -> None:
-    """Bisection rounds after the coarse grid of a boundary ``study`` (:data:`BOUNDARY_STUDIES`):
-    run files under ``out_dir/round<r>/`` and their ``runs`` rows in ``out_dir/runs.parquet``
-    (empty when nothing needed refining). ``train_kw`` goes to :func:`train_cells`."""
+    """Bisection rounds after the coarse grid of a boundary ``study`` (:data:`BOUNDARY_STUDIES`)
+    around the sign changes of every criterion of ``refine_on`` (``rd``, ``fdist``,
+    ``fdist_conv``): run files under ``out_dir/round<r>/`` and their ``runs`` rows in
+    ``out_dir/runs.parquet`` (empty when nothing needed refining). ``train_kw`` goes to
+    :func:`train_cells`."""
     os.makedirs(out_dir, exist_ok=True)
-    midpoints = BOUNDARY_STUDIES[study][0]
+    step = BOUNDARY_STUDIES[study][0]
+
+    def midpoints(table: pd.DataFrame, tol: float) -> list[dict[str, Any]]:
+        return step(table, tol, tuple(refine_on))
+
     runs = read_table(runs_path)
     new = bisect_boundary(
         cells, runs, out_dir, experiment, tol=tol, rounds=rounds, midpoints=midpoints, **train_kw
@@ -231,12 +243,15 @@ def aggregate_boundary(
     n_boot: int = 1000,
     ci: float = 0.9,
     r2_min: float = 0.5,
+    refine_on: Sequence[str] = ("rd",),
     precision_dir: str | None = None,
 ) -> None:
     """Coarse + bisection ``runs`` of a boundary ``study`` → ``outs["phase"]`` (B1: ``S_w`` per
-    (γ', γ); B2: every layer's exponent per (γ_h, s)) and ``outs["boundary"]`` (B1: γ* per γ';
-    B2: ``s*`` of every layer per γ_h). ``precision_dir``: also the precision rounds' runs
-    (rule ``target_precision``), whose ``round`` counts on after the bisection's."""
+    (γ', γ); B2: every layer's exponent per (γ_h, s); both with the function-space exponents)
+    and ``outs["boundary"]`` (B1: γ* per γ'; B2: ``s*`` of every layer per γ_h; both with the
+    function-space boundaries and ``refined_on``, the bisection's criteria). ``precision_dir``:
+    also the precision rounds' runs (rule ``target_precision``), whose ``round`` counts on after
+    the bisection's."""
     coarse = read_table(runs_path).assign(round=0)
     parts = [coarse]
     for folder in filter(None, (refine_dir, precision_dir)):
@@ -245,7 +260,9 @@ def aggregate_boundary(
             last = max(int(p["round"].max()) for p in parts)
             parts.append(fine.assign(round=fine["round"] + (last if folder == precision_dir else 0)))
     runs = pd.concat(parts, ignore_index=True)
-    table, boundary = BOUNDARY_STUDIES[study][1](runs, n_boot=n_boot, ci=ci, r2_min=r2_min)
+    table, boundary = BOUNDARY_STUDIES[study][1](
+        runs, n_boot=n_boot, ci=ci, r2_min=r2_min, refine_on=tuple(refine_on)
+    )
     write_tables({outs["phase"]: table, outs["boundary"]: boundary})
     for row in boundary.to_dict("records"):
         log.info("boundary: %s", ", ".join(f"{k}={_short(v)}" for k, v in row.items()))
@@ -303,6 +320,34 @@ def compute_neurons(paths: Sequence[str], outs: Mapping[str, str], *, n_bins: in
                   outs["condensation"]: summary})  # fmt: skip
     for r in summary.itertuples():
         log.info("gamma=%g seed %d %s: n_eff = %.2f", r.gamma, r.seed, r.stage, r.n_eff)
+
+
+def compute_kernel_baselines(paths: Sequence[str], outs: Mapping[str, str]) -> None:
+    """Run files → ``kernel_baselines`` (CSV): the test loss of the network, the converged
+    ``Θ0`` predictor, the after kernel and the infinite-width NTK per replica."""
+    from lazyphase.studies.kernels.baselines import baseline_table
+
+    raise_problems(check_run_files(paths))
+    table = baseline_table(paths)
+    write_tables({outs["baselines"]: table})
+    cols = [c for c in table.columns if c.startswith("test_loss_")]
+    top = table[table["m"] == table["m"].max()].groupby(["scheme", "s"])[cols].median()
+    for key, row in top.iterrows():
+        log.info("m=%d %s: %s", table["m"].max(), key,
+                 ", ".join(f"{c[10:]}={v:.4g}" for c, v in row.items()))  # fmt: skip
+
+
+def compute_deep_condensation(paths: Sequence[str], outs: Mapping[str, str]) -> None:
+    """B2 run files → ``deep_condensation`` (CSV): ``n_eff`` of every hidden layer's incoming
+    weights at init and at the end."""
+    from lazyphase.studies.deep_phase.condensation import deep_condensation_table
+
+    raise_problems(check_run_files(paths))
+    table = deep_condensation_table(paths)
+    write_tables({outs["condensation"]: table})
+    med = table.groupby(["gamma_h", "s", "layer_name"])["n_eff_ratio"].median()
+    for key, v in med.items():
+        log.info("gamma_h=%g s=%g %s: n_eff end/init %.3f", *key, v)
 
 
 def _cpu_hours() -> float:

@@ -126,6 +126,10 @@ _RUNS_COLUMNS = {
               "the linearized (kernel) predictor (docs/conventions.md §5); NaN where skipped"),
     "test_loss_lin": ("float", "test loss of the linearized run at the end"),
     "train_loss_lin_final": ("float", "training loss of the linearized run at the end"),
+    "fdist_conv": ("float", "‖f(θ_T) − f_lin(∞)‖ / ‖f_lin(∞) − f(θ0)‖ on the test set: distance "
+                   "to the converged Θ0 kernel predictor (docs/conventions.md §6); NaN where the "
+                   "linearized run is skipped or the file predates it"),
+    "test_loss_conv": ("float", "test loss of the converged Θ0 kernel predictor f_lin(∞)"),
     "rd_final": ("float", "relative displacement RD(W[l]) = ‖ΔW[l]‖_F / ‖W[l](0)‖_F at the end"),
     "gram_drift": ("float", "sup_t ‖G[l](t) − G[l](0)‖_F / ‖G[l](0)‖_F over the Gram snapshots"),
     "t_final": ("float", "continuous time t = Σ η at the replica's final step"),
@@ -231,6 +235,48 @@ _BOUNDARY_B2 = {
                        "(theta-lazy's prediction)"),
     "note": _CROSS["note"],
 }  # fmt: skip
+
+#: The function-space criteria of B1/B2: tag → (runs column, what it measures).
+_F_CRITERIA = {
+    "f": ("fdist", "the distance to the linearized run at equal time"),
+    "fconv": ("fdist_conv", "the distance to the converged Θ0 kernel predictor f_lin(∞)"),
+}
+
+
+def _function_phase() -> dict[str, tuple[str, str]]:
+    """The ``phase.csv`` columns of the function-space exponents (B1, B2)."""
+    out = {}
+    for col, what in _F_CRITERIA.values():
+        out[f"{col}_slope"] = ("float", f"exponent (slope of log against log m) of {col}, {what}"
+                               " (docs/conventions.md §6); > 0: the network leaves its kernel")
+        out[f"{col}_ci_low"] = ("float", f"lower end of the bootstrap interval of {col}_slope")
+        out[f"{col}_ci_high"] = ("float", f"upper end of the bootstrap interval of {col}_slope")
+    return out
+
+
+def _function_boundary(star: str, axis: str) -> dict[str, tuple[str, str]]:
+    """The ``boundary.csv`` columns of the function-space boundaries: ``star`` is ``gamma_star``
+    (B1, along γ) or ``s_star`` (B2, along s)."""
+    out = {}
+    for tag, (col, what) in _F_CRITERIA.items():
+        out[f"{star}_{tag}"] = ("float", f"where the exponent of {col} ({what}) changes sign "
+                                f"along {axis} (NaN: none, see note_{tag})")
+        out[f"{star}_{tag}_low"] = ("float", f"lower end of the bootstrap interval of {star}_{tag}")
+        out[f"{star}_{tag}_high"] = ("float", "upper end of that interval")
+        out[f"frac_boot_cross_{tag}"] = ("float", f"fraction of bootstrap replicates where {col}"
+                                         " crosses")
+        out[f"bracket_{tag}_low"] = ("float", f"grid {axis} just below that crossing")
+        out[f"bracket_{tag}_high"] = ("float", f"grid {axis} just above that crossing")
+        out[f"note_{tag}"] = ("str", f"note of the {col} crossing")
+    out["refined_on"] = ("str", "the criteria whose sign changes the bisection refined "
+                         "(config key refine_on, joined by +)")
+    return out
+
+
+_PHASE_B1 |= _function_phase()
+_BOUNDARY_B1 |= _function_boundary("gamma_star", "γ")
+_PHASE_B2 |= _function_phase()
+_BOUNDARY_B2 |= _function_boundary("s_star", "s (the same on every layer)")
 
 _A4 = {
     **{k: v for k, v in {**_CELL, **_LAYER}.items()
@@ -339,6 +385,39 @@ TABLE_DOCS: tuple[TableDoc, ...] = (
               "top2_mass": ("float", "share of the total amplitude in the two heaviest bins"),
               "n_bins": ("int", "angle bins"),
               "amplitude_mean": ("float", "mean amplitude")}),
+    TableDoc("kernel_baselines.csv", _TRAIN,
+             "lazyphase.studies.kernels.baselines.baseline_table",
+             "the test loss of the network and of three kernel predictors per replica of every "
+             "grid cell (coarse grid; docs/conventions.md §6)",
+             {**{k: _CELL[k] for k in ("m", "depth", "d", "n", "s", "scheme", "activation",
+                                        "centering")},
+              **_REPLICA,
+              "test_loss_network": ("float", "(a) the trained network's test loss at the end"),
+              "test_loss_theta0": ("float", "(b) the converged Θ0 kernel predictor f_lin(∞) "
+                                   "(empirical NTK at θ0, started from f(θ0)); NaN where the "
+                                   "linearized run was skipped"),
+              "test_loss_after": ("float", "(c) the after kernel: the empirical NTK Θ_T of the "
+                                  "final weights, started from f(θ0); NaN without stored weights"),
+              "test_loss_ntk_inf": ("float", "(d) the infinite-width NTK Σ_l w_l K[l] (limiting "
+                                    "kernels, the cell's layer weights), started from 0; NaN where "
+                                    "G[l] has no O(1) limit or Θ∞ is singular on the training set"),
+              **{f"note_{p}": ("str", f"why test_loss_{p} is NaN (empty when it exists)")
+                 for p in ("network", "theta0", "after", "ntk_inf")},
+              "ntk_inf_is_limit_of_theta0": ("bool", "whether (d) is the m → ∞ limit of (b): "
+                                             "f(θ0) → 0 (centering symmetric or subtract_initial, "
+                                             "or s < ½)")}),
+    TableDoc("deep_condensation.csv", ("deep_phase_diagram",),
+             "lazyphase.studies.deep_phase.condensation.deep_condensation_table",
+             "B2: the effective number of directions of every hidden layer's incoming weights, "
+             "per cell × replica × layer (docs/deep_phase.md)",
+             {**{k: _PHASE_B2[k] for k in ("activation", "depth", "scheme", "gamma_h", "s")},
+              "m": _CELL["m"], **_REPLICA, **_LAYER,
+              "fan_in": ("int", "length of the incoming weight vectors (d or m, + 1 with bias)"),
+              "n_eff_init": ("float", "n_eff = 1/tr(C²) of the rows of W[l] at initialization"),
+              "n_eff_final": ("float", "the same at the end"),
+              "n_eff_ratio": ("float", "n_eff_final / n_eff_init (≪ 1: condensed)"),
+              "n_eff_random": ("float", "expected n_eff of m random rows of that length, "
+                               "m·fan_in/(m + fan_in − 1)")}),
     TableDoc("landscape.parquet", ("train",), "lazyphase.studies.chizat.analysis.landscape_tables",
              "C8: the test-loss landscape around the mean final solution",
              {"m": _CELL["m"], "chizat_alpha_power": _SETTINGS["chizat_alpha_power"],

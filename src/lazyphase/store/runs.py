@@ -211,6 +211,8 @@ def _write_linearized(f: h5py.File, run: BatchRun, idx: np.ndarray) -> None:
     _ds(g, "test_output", lin.test_output[idx])
     _ds(g, "train_loss", lin.train_loss[idx])
     _ds(g, "test_loss", lin.test_loss[idx])
+    if lin.test_output_converged is not None:
+        _ds(g, "test_output_converged", lin.test_output_converged[idx])
     g.attrs["skipped"] = lin.skipped
 
 
@@ -341,6 +343,8 @@ def _check_shapes(path: str, attrs: Mapping[str, Any], arrays: Mapping[str, np.n
         "linearized/test_output": (n_rep, n_snap, int(attrs["n_test"])),
         "replicas/test_output_final": (n_rep, int(attrs["n_test"])),
     }
+    if "linearized/test_output_converged" in arrays:  # optional (older files lack it)
+        expect["linearized/test_output_converged"] = (n_rep, int(attrs["n_test"]))
     if "gram/theta" in arrays:
         n_k = arrays["data/x_kernel"].shape[1]
         expect["gram/theta"] = (n_rep, arrays["gram/step"].shape[0], layers, n_k, n_k)

@@ -223,20 +223,39 @@ def _traj_frame(
     )
 
 
+def function_distance(f_net: np.ndarray, f_kernel: np.ndarray, f0: np.ndarray) -> float:
+    """``‖f_net − f_kernel‖ / ‖f_kernel − f0‖`` (NaN when the kernel predictor did not move)."""
+    den = float(np.linalg.norm(f_kernel - f0))
+    return float(np.linalg.norm(f_net - f_kernel)) / den if den > 0 else math.nan
+
+
 def linearized_columns(run: Run, r: int) -> dict[str, float]:
     """Replica ``r`` against its linearized run at the end of training (docs/conventions.md §5):
     ``fdist = ‖f(θ_T) − f_lin(T)‖ / ‖f_lin(T) − f(θ0)‖`` on the test set, ``test_loss_lin`` and
-    ``train_loss_lin_final`` (the kernel predictor's losses at the end); NaN where skipped."""
+    ``train_loss_lin_final`` (the kernel predictor's losses at the end); and against the
+    converged predictor ``f_lin(∞)`` (§6): ``fdist_conv = ‖f(θ_T) − f_lin(∞)‖ / ‖f_lin(∞) −
+    f(θ0)‖`` and its test loss ``test_loss_conv``. NaN where skipped (or, for the ``_conv``
+    columns, in files written before ``linearized/test_output_converged`` was stored)."""
     f_net = run["replicas/test_output_final"][r]
     f_lin = run["linearized/test_output"][r, -1]
     f0 = run["replicas/test_output0"][r]
-    den = float(np.linalg.norm(f_lin - f0))
-    num = float(np.linalg.norm(f_net - f_lin))
+    conv = run.arrays.get("linearized/test_output_converged")
+    f_conv = np.full_like(f0, np.nan) if conv is None else conv[r]
     return {
-        "fdist": num / den if den > 0 else math.nan,
+        "fdist": function_distance(f_net, f_lin, f0),
         "test_loss_lin": float(run["linearized/test_loss"][r, -1]),
         "train_loss_lin_final": float(run["linearized/train_loss"][r, -1]),
+        "fdist_conv": function_distance(f_net, f_conv, f0),
+        "test_loss_conv": predictor_test_loss(run, r, f_conv),
     }
+
+
+def predictor_test_loss(run: Run, r: int, f_test: np.ndarray) -> float:
+    """The test loss ``(1/2) mean (f − f0c − y)²`` of raw test outputs ``f_test (n_test,)`` of
+    replica ``r`` (``f0c = f(θ0)`` for ``subtract_initial``, else 0; docs/conventions.md §3)."""
+    f0c = run["replicas/test_output0"][r] if run.cell.get("centering") == "subtract_initial" else 0
+    y = run["data/y_test"][r]
+    return float(0.5 * np.mean((np.asarray(f_test) - f0c - y) ** 2))
 
 
 def rd_total(run: Run, r: int) -> np.ndarray:

@@ -29,6 +29,8 @@ TABLES = {
     "neurons": "neurons.parquet",
     "circle": "circle.parquet",
     "condensation": "condensation.csv",
+    "baselines": "kernel_baselines.csv",
+    "deep_condensation": "deep_condensation.csv",
     "precision": "precision.csv",
 }
 
@@ -97,6 +99,14 @@ _FIGURES = (
            ("phase", "boundary"), "deep_phase.figures:plot_deep_phase_diagram"),
     Figure("condensation", "B3", "Condensation: neurons at init and end (Luo et al.)", _TRAIN,
            ("neurons", "circle", "condensation"), "phase.figures:plot_condensation"),
+    Figure("function_phase_diagram", "B4", "Where the network leaves its kernel",
+           ("phase_diagram", "deep_phase_diagram"), ("phase", "boundary"),
+           "phase.function_figures:plot_function_phase_diagram"),
+    Figure("kernel_baselines", "B5", "Kernel baselines beside the network",
+           ("train", "phase_diagram", "deep_phase_diagram"), ("baselines",),
+           "kernels.figures:plot_kernel_baselines"),
+    Figure("deep_condensation", "B6", "Condensation at depth", ("deep_phase_diagram",),
+           ("deep_condensation",), "deep_phase.figures:plot_deep_condensation"),
     Figure("chizat_tau", "C1", "Test loss against τ", _TRAIN, ("runs",), f"{_C}:plot_chizat_tau"),
     Figure("chizat_width", "C2", "Test loss against width", _TRAIN, ("runs",),
            f"{_C}:plot_width"),

@@ -106,7 +106,9 @@ class Linearized:
     ``test_output: (R, S, n_test)`` ``f_lin`` on the test set (the raw output, not centred);
     ``train_loss, test_loss: (R, S)`` its losses, ``R = (1/2n) Σ (f − f0c − y)²`` as the
     trainer's; ``test_output0, test_output_final: (R, n_test)`` the network's own ``f(θ0)`` and
-    ``f(θ_final)`` on the test set; ``skipped``: "" or the reason the run is NaN.
+    ``f(θ_final)`` on the test set; ``skipped``: "" or the reason the run is NaN;
+    ``test_output_converged: (R, n_test)`` the converged linearized predictor ``f_lin(∞)``
+    (kernel regression with ``Θ0`` from ``f(θ0)``, docs/conventions.md §6; NaN when skipped).
     """
 
     test_output: np.ndarray
@@ -115,6 +117,7 @@ class Linearized:
     test_output0: np.ndarray
     test_output_final: np.ndarray
     skipped: str = ""
+    test_output_converged: np.ndarray | None = None
 
 
 @dataclass

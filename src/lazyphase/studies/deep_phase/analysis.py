@@ -17,6 +17,8 @@ layer linear for ``s > 0``, for every ``γ_h``: ``s* ≤ 0`` for every layer.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
@@ -52,6 +54,7 @@ def deep_phase_table(
     ci: float = 0.9,
     seed: int = 0,
     r2_min: float = 0.5,
+    refine_on: Sequence[str] = ("rd",),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The regime exponent of every layer per ``(activation, depth, γ_h, s)`` and the boundary
     ``s*`` of every layer per ``(activation, depth, γ_h)``.
@@ -71,6 +74,11 @@ def deep_phase_table(
       ``s_star_low/high`` (bootstrap), ``frac_boot_cross, n_crossings, bracket_low/high`` (the
       adjacent ``s`` of the grid), ``n_s``, ``linear_above_0`` (every cell with ``s > 0`` of
       this layer and ``γ_h`` is linear: theta-lazy's prediction), ``note``.
+
+    ``phase`` also has the function-space exponents ``fdist_slope, fdist_ci_low,
+    fdist_ci_high`` and the same for ``fdist_conv`` (:func:`function_fits`); ``boundary`` their
+    crossings ``s_star_f`` / ``s_star_fconv`` (``_low/_high``, ``frac_boot_cross_*``,
+    ``bracket_*``, ``note_*``) and ``refined_on``, the criteria the bisection refined.
     """
     if "round" not in runs.columns:
         runs = runs.assign(round=0)
@@ -103,8 +111,58 @@ def deep_phase_table(
     phase = phase[list(PHASE_COLUMNS)].sort_values(keys).reset_index(drop=True)
     thr = stats.thresholds(exps, boot, ci=ci)
     boundary = pd.DataFrame([_boundary_row(r, phase) for r in thr.itertuples()])
+    fits = function_fits(runs, n_boot=n_boot, ci=ci, seed=seed)
+    phase, boundary = _with_function_columns(phase, boundary, fits)
+    boundary["refined_on"] = "+".join(refine_on)
     order = ["activation", "depth", "layer", "gamma_h"]
     return phase, boundary.sort_values(order).reset_index(drop=True)
+
+
+#: The function-space criteria (``runs`` column → tag) and every bisection criterion.
+F_CRITERIA, CRITERIA = stats.F_CRITERIA, stats.BISECTION_CRITERIA
+_CELL_KEYS = ["activation", "depth", "scheme", "s"]
+
+
+def function_fits(
+    runs: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.9, seed: int = 0
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per :data:`F_CRITERIA` column: its exponent against ``m`` per cell and its crossing
+    through 0 along ``s`` per ``(activation, depth, γ_h)`` (one number per replica, not per
+    layer; :func:`stats.function_exponents`, the same paired seed bootstrap)."""
+    by, thr_by = _CELL_KEYS, _CELL_KEYS[:-1]
+    return {
+        y: stats.function_exponents(
+            runs, y=y, n_boot=n_boot, ci=ci, seed=seed, by=by, threshold_by=thr_by
+        )
+        for y in F_CRITERIA
+    }
+
+
+def _with_function_columns(
+    phase: pd.DataFrame, boundary: pd.DataFrame, fits: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``phase`` + ``<y>_slope, <y>_ci_low, <y>_ci_high`` per cell (the same on every layer);
+    ``boundary`` + ``s_star_<tag>(_low/_high), frac_boot_cross_<tag>, bracket_<tag>_low/high,
+    note_<tag>`` per ``(activation, depth, γ_h)`` (the same on every layer)."""
+    keys = ["activation", "depth", "gamma_h"]
+    for y, tag in F_CRITERIA.items():
+        exps, thr = fits[y]
+        cols = {"slope": f"{y}_slope", "ci_low": f"{y}_ci_low", "ci_high": f"{y}_ci_high"}
+        phase = phase.merge(exps[[*_CELL_KEYS, *cols]].rename(columns=cols), on=_CELL_KEYS,
+                            how="left")  # fmt: skip
+        rows = []
+        for r in thr.itertuples():
+            sel = ((exps["scheme"] == r.scheme) & (exps["activation"] == r.activation)
+                   & (exps["depth"] == r.depth) & np.isfinite(exps["slope"]))  # fmt: skip
+            lo, hi = stats.grid_bracket(np.sort(exps.loc[sel, "s"].to_numpy(float)), r.s_star)
+            rows.append({
+                "activation": r.activation, "depth": int(r.depth), "gamma_h": gamma_h_of(r.scheme),
+                f"s_star_{tag}": r.s_star, f"s_star_{tag}_low": r.s_star_low,
+                f"s_star_{tag}_high": r.s_star_high, f"frac_boot_cross_{tag}": r.frac_boot_cross,
+                f"bracket_{tag}_low": lo, f"bracket_{tag}_high": hi, f"note_{tag}": r.note,
+            })  # fmt: skip
+        boundary = boundary.merge(pd.DataFrame(rows), on=keys, how="left")
+    return phase, boundary
 
 
 def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
@@ -138,16 +196,24 @@ def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
     }
 
 
-def next_s(runs: pd.DataFrame, tol: float) -> list[dict[str, object]]:
+def next_s(
+    runs: pd.DataFrame, tol: float, criteria: Sequence[str] = ("rd",)
+) -> list[dict[str, object]]:
     """One bisection step: the cells ``{activation, depth, scheme, s}`` at the midpoints of the
-    ``s`` brackets of every layer's sign change wider than ``2 tol`` (one cell serves every
-    layer: duplicates are merged)."""
+    ``s`` brackets wider than ``2 tol`` of every sign change of the ``criteria``
+    (:data:`CRITERIA`: ``rd`` every layer's exponent, ``fdist``/``fdist_conv`` the function
+    exponent; one cell serves every layer and criterion: duplicates are merged)."""
+    stats.check_criteria(criteria)
     _, boundary = deep_phase_table(runs, n_boot=0)
+    cols = {"rd": ("bracket_low", "bracket_high")}
+    cols |= {y: (f"bracket_{t}_low", f"bracket_{t}_high") for y, t in F_CRITERIA.items()}
     out: dict[tuple, dict[str, object]] = {}
-    for r in boundary.itertuples():
-        mid = stats.bisection_midpoint(r.bracket_low, r.bracket_high, tol)
-        if mid is not None:
-            scheme = f"deep:{r.gamma_h:g}"
-            key = (r.activation, int(r.depth), scheme, mid)
-            out[key] = dict(activation=r.activation, depth=int(r.depth), scheme=scheme, s=mid)
+    for crit in criteria:
+        for r in boundary.to_dict("records"):
+            mid = stats.bisection_midpoint(r[cols[crit][0]], r[cols[crit][1]], tol)
+            if mid is not None:
+                scheme = f"deep:{r['gamma_h']:g}"
+                key = (r["activation"], int(r["depth"]), scheme, mid)
+                out[key] = dict(activation=r["activation"], depth=int(r["depth"]), scheme=scheme,
+                                s=mid)  # fmt: skip
     return list(out.values())

@@ -138,3 +138,41 @@ def _title(phase: pd.DataFrame) -> str:
         f"{int(phase['n_seeds'].max())} seeds, {n_cells - n_fine} grid cells + {n_fine} "
         f"bisection cells; ≤ {int(phase['max_final_step'].max())} steps"
     )
+
+
+def plot_deep_condensation(deep_condensation, out_pdf: str, out_png: str | None = None) -> None:
+    plotted(build_deep_condensation, deep_condensation, out_pdf=out_pdf, out_png=out_png)
+
+
+def build_deep_condensation(table: pd.DataFrame) -> Figure:
+    """B6: ``n_eff(end)/n_eff(init)`` of every hidden layer's incoming weights against ``s``,
+    one line per ``γ_h`` at the largest width (seeds as points, their median as the line), one
+    panel per layer and row per (activation, depth); dotted: 1 (no change)."""
+    groups = table[["activation", "depth"]].drop_duplicates().sort_values(["depth", "activation"])
+    ncols = int(groups["depth"].max())
+    fig = Figure(figsize=(4.0 * ncols + 1.0, 3.6 * len(groups) + 1.0), layout="constrained")
+    axes = np.atleast_2d(fig.subplots(len(groups), ncols, squeeze=False, sharey=True))
+    ghs = sorted(table["gamma_h"].unique())
+    colors = dict(zip(ghs, colormaps["viridis"](np.linspace(0.0, 0.85, len(ghs)))))
+    for i, (act, depth) in enumerate(groups.itertuples(index=False)):
+        sub = table[(table["activation"] == act) & (table["depth"] == depth)]
+        m = int(sub["m"].max())
+        sub = sub[sub["m"] == m]
+        for j in range(ncols):
+            ax = axes[i, j]
+            cells = sub[sub["layer"] == j + 1]
+            if cells.empty:
+                ax.remove()
+                continue
+            for gh, d in cells.groupby("gamma_h"):
+                ax.scatter(d["s"], d["n_eff_ratio"], color=colors[gh], s=10, alpha=0.4)
+                med = d.groupby("s")["n_eff_ratio"].median()
+                ax.plot(med.index, med.to_numpy(), color=colors[gh], marker="o", ms=4,
+                        label=f"γ_h = {gh:g}")  # fmt: skip
+            ax.axhline(1.0, color="0.4", ls=":", lw=1)
+            ax.set(yscale="log", title=f"{act}, L = {depth}, m = {m}: {layer_math(f'W{j + 1}')}",
+                   xlabel=S_LABEL, ylabel="$n_{eff}$(end) / $n_{eff}$(init)")  # fmt: skip
+    figure_legend(fig)
+    suptitle(fig, "Condensation at depth: effective number of directions of each hidden "
+             "layer's incoming weights, end over init (< 1: the neurons align)")
+    return fig

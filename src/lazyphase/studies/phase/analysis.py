@@ -16,6 +16,7 @@ a naive scaling argument gives ``γ = 1 + 2γ'`` there instead — the data deci
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -70,8 +71,10 @@ def phase_table(
     ci: float = 0.9,
     seed: int = 0,
     r2_min: float = 0.5,
+    refine_on: Sequence[str] = ("rd",),
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """``S_w`` per ``(γ', γ)`` and the boundary ``γ*`` per ``γ'``.
+    """``S_w`` per ``(γ', γ)`` and the boundary ``γ*`` per ``γ'``, with the function-space
+    exponents and boundaries beside them (:func:`function_fits`).
 
     Args:
         runs: the ``runs`` table (:func:`lazyphase.tables.collect`) of ``luo:γ'`` cells, with an
@@ -79,6 +82,7 @@ def phase_table(
         n_boot, ci, seed: the paired bootstrap over seeds of :func:`analysis.fit_exponents`.
         r2_min: cells whose fit has ``R² < r2_min`` are marked ``hatched`` (so are cells with a
             replica that did not converge, and cells without a finite exponent).
+        refine_on: the criteria the bisection refined (:data:`CRITERIA`), for ``refined_on``.
 
     Returns ``(phase, boundary)``:
 
@@ -91,6 +95,12 @@ def phase_table(
       ``frac_boot_cross, n_crossings, bracket_low, bracket_high`` (the adjacent grid ``γ``
       values), ``n_gamma, luo_line, scaling_line, nearer`` (the candidate line nearer to
       ``γ*``), ``luo_in_ci`` / ``scaling_in_ci`` and ``note``.
+
+    ``phase`` also has ``fdist_slope, fdist_ci_low, fdist_ci_high`` and the same for
+    ``fdist_conv`` (the exponents of the distance to the kernel predictor at equal time and
+    converged, against ``m``); ``boundary`` the γ where they change sign, ``gamma_star_f`` /
+    ``gamma_star_fconv`` (with ``_low/_high``, ``frac_boot_cross_*``, ``bracket_*``,
+    ``note_*``) and ``refined_on``.
     """
     acts = runs[["activation", "depth"]].drop_duplicates()
     if len(acts) != 1:
@@ -107,7 +117,58 @@ def phase_table(
     phase = _phase_frame(exps, _cell_counts(w), r2_min)
     thr = analysis.thresholds(exps, boot, ci=ci)
     boundary = pd.DataFrame([_boundary_row(r, phase) for r in thr.itertuples()])
+    fits = function_fits(w, n_boot=n_boot, ci=ci, seed=seed)
+    phase, boundary = _with_function_columns(phase, boundary, fits)
+    boundary["refined_on"] = "+".join(refine_on)
     boundary = boundary.sort_values("gamma_prime").reset_index(drop=True)
+    return phase, boundary
+
+
+#: The function-space criteria (``runs`` column → tag) and every bisection criterion.
+F_CRITERIA, CRITERIA = analysis.F_CRITERIA, analysis.BISECTION_CRITERIA
+
+
+def function_fits(
+    w: pd.DataFrame, *, n_boot: int = 1000, ci: float = 0.9, seed: int = 0
+) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Per :data:`F_CRITERIA` column: its exponent against ``m`` per ``(scheme, s)`` and its
+    crossing through 0 per scheme (:func:`analysis.function_exponents`, the same paired seed
+    bootstrap as ``S_w``)."""
+    return {
+        y: analysis.function_exponents(
+            w, y=y, n_boot=n_boot, ci=ci, seed=seed, by=("scheme", "s"), threshold_by=("scheme",)
+        )
+        for y in F_CRITERIA
+    }
+
+
+def _with_function_columns(
+    phase: pd.DataFrame, boundary: pd.DataFrame, fits: dict
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``phase`` + ``<y>_slope, <y>_ci_low, <y>_ci_high`` per cell; ``boundary`` +
+    ``gamma_star_<tag>(_low/_high), frac_boot_cross_<tag>, bracket_<tag>_low/high, note_<tag>``
+    per ``γ'`` (``γ* = 1 − s*`` of the function exponent's crossing)."""
+    for y, tag in F_CRITERIA.items():
+        exps, thr = fits[y]
+        cols = {"slope": f"{y}_slope", "ci_low": f"{y}_ci_low", "ci_high": f"{y}_ci_high"}
+        phase = phase.merge(exps[["scheme", "s", *cols]].rename(columns=cols), on=["scheme", "s"],
+                            how="left")  # fmt: skip
+        rows = []
+        for r in thr.itertuples():
+            grid = np.sort(1.0 - exps.loc[(exps["scheme"] == r.scheme)
+                                          & np.isfinite(exps["slope"]), "s"].to_numpy(float))
+            lo, hi = analysis.grid_bracket(grid, 1.0 - r.s_star)  # fmt: skip
+            rows.append({
+                "gamma_prime": luo_coordinates(r.scheme, 0.0)[0],
+                f"gamma_star_{tag}": 1.0 - r.s_star,
+                f"gamma_star_{tag}_low": 1.0 - r.s_star_high,
+                f"gamma_star_{tag}_high": 1.0 - r.s_star_low,
+                f"frac_boot_cross_{tag}": r.frac_boot_cross,
+                f"bracket_{tag}_low": lo,
+                f"bracket_{tag}_high": hi,
+                f"note_{tag}": r.note,
+            })  # fmt: skip
+        boundary = boundary.merge(pd.DataFrame(rows), on="gamma_prime", how="left")
     return phase, boundary
 
 
@@ -178,10 +239,24 @@ def _boundary_row(r, phase: pd.DataFrame) -> dict[str, object]:
 def next_gammas(runs: pd.DataFrame, tol: float) -> dict[str, float]:
     """One bisection step: for each scheme ``luo:γ'`` whose ``S_w`` changes sign, the midpoint
     of the bracketing ``γ`` interval, if that interval is wider than ``2 tol``."""
+    return {sc: g for sc, g in bisection_points(runs, tol, ("rd",))}
+
+
+def bisection_points(
+    runs: pd.DataFrame, tol: float, criteria: Sequence[str] = ("rd",)
+) -> list[tuple[str, float]]:
+    """One bisection step over every criterion of ``criteria`` (:data:`CRITERIA`): the
+    ``(scheme, γ)`` midpoints of every bracket wider than ``2 tol`` of a sign change (``rd``:
+    ``S_w``; ``fdist``/``fdist_conv``: the function exponent), merged, sorted."""
+    analysis.check_criteria(criteria)
     _, boundary = phase_table(runs, n_boot=0)
-    out = {}
-    for r in boundary.itertuples():
-        mid = analysis.bisection_midpoint(r.bracket_low, r.bracket_high, tol)
-        if mid is not None:
-            out[luo_scheme(r.gamma_prime)] = mid
-    return out
+    cols = {"rd": ("bracket_low", "bracket_high")}
+    cols |= {y: (f"bracket_{t}_low", f"bracket_{t}_high") for y, t in F_CRITERIA.items()}
+    out = set()
+    for crit in criteria:
+        lo, hi = cols[crit]
+        for gp, a, b in zip(boundary["gamma_prime"], boundary[lo], boundary[hi]):
+            mid = analysis.bisection_midpoint(a, b, tol)
+            if mid is not None:
+                out.add((luo_scheme(gp), mid))
+    return sorted(out)

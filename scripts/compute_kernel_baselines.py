@@ -1,0 +1,10 @@
+"""Snakemake shim of rule compute_kernel_baselines."""
+
+from _log import to_log
+
+sm = snakemake  # noqa: F821
+to_log(sm.log[0])  # before importing the package, so import errors reach the log
+
+from lazyphase.pipeline.steps import compute_kernel_baselines  # noqa: E402
+
+compute_kernel_baselines(sm.params.paths, dict(sm.output.items()))
