@@ -164,6 +164,45 @@ def test_slurm_deadline_keeps_a_margin_and_is_none_outside_slurm(monkeypatch):
         assert jobs.slurm_deadline({"SLURM_JOB_ID": "7"}) == pytest.approx(left - margin)
 
 
+def test_slurm_requeue_only_when_slurm_allows_it(monkeypatch):
+    """scontrol's answer decides: Requeue=1 requeues the job (the same job id), Requeue=0
+    (--no-requeue) or a refused requeue leaves the job to exit for a Snakemake retry."""
+    calls = []
+
+    def scontrol(show: str, rc: int = 0):
+        def run(cmd, **kw):
+            calls.append(cmd)
+            out = show if cmd[1] == "show" else ""
+            return subprocess.CompletedProcess(cmd, rc if cmd[1] == "requeue" else 0, out, "no")
+
+        return run
+
+    assert not jobs.slurm_requeue({})
+    monkeypatch.setattr(jobs.subprocess, "run", scontrol("JobId=7 Requeue=1 Restarts=0"))
+    assert jobs.slurm_requeue({"SLURM_JOB_ID": "7"})
+    assert calls[-1] == ["scontrol", "requeue", "7"]
+    monkeypatch.setattr(jobs.subprocess, "run", scontrol("JobId=7 Requeue=0 Restarts=0"))
+    calls.clear()
+    assert not jobs.slurm_requeue({"SLURM_JOB_ID": "7"})
+    assert [c[1] for c in calls] == ["show"]
+    monkeypatch.setattr(jobs.subprocess, "run", scontrol("Requeue=1", rc=1))
+    assert not jobs.slurm_requeue({"SLURM_JOB_ID": "7"})
+
+
+def test_a_job_requeues_itself_at_its_deadline_after_progress(monkeypatch, tmp_path):
+    """SIGALRM (the job's own deadline) with steps trained requeues; SIGTERM (scancel,
+    preemption, the limit itself) or no progress does not; the interruption propagates."""
+    requeued = []
+    monkeypatch.setattr(jobs, "slurm_requeue", lambda: requeued.append(1) or True)
+    ckpt = jobs.Checkpointing(str(tmp_path / "c.pt"), key="k")
+    for signum, trained, expect in ((14, 5, 1), (15, 5, 0), (14, 0, 0)):
+        requeued.clear()
+        ckpt.steps_trained = trained
+        with pytest.raises(TrainingInterrupted), jobs._requeue_at_deadline([ckpt]):
+            raise TrainingInterrupted(signum, 10, ckpt.path)
+        assert len(requeued) == expect, (signum, trained)
+
+
 def _train_cell_cli(cell_yaml: Path, out: Path, *extra: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
     cmd = [sys.executable, "-m", "lazyphase", "train-cell", "--config", str(cell_yaml),

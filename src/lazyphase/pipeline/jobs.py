@@ -96,7 +96,11 @@ def train_cells(
     lines = []
     ckpts: list[Checkpointing] = []
     deadline = slurm_deadline() if checkpoint is not None else None
-    with job_device(gpus) as device, stop_signals(deadline) as pending:
+    with (
+        job_device(gpus) as device,
+        stop_signals(deadline) as pending,
+        _requeue_at_deadline(ckpts),
+    ):
         checkpointing = _checkpoints(checkpoint, device, checkpoint_every, pending, stop_at, ckpts)
         job_budget = _device_budget(budget, device)
         _check_memory(valid, job_budget, mem_mb)
@@ -268,6 +272,49 @@ def slurm_deadline(env: Mapping[str, str] = os.environ) -> float | None:
     log.info("SLURM job %s: %.0fs left; stopping with a checkpoint after %.0fs", job, left,
              max(left - margin, 0.0))  # fmt: skip
     return max(left - margin, 0.0)
+
+
+def slurm_requeue(env: Mapping[str, str] = os.environ) -> bool:
+    """Inside a SLURM batch job that may be requeued (``scontrol show job`` says ``Requeue=1``:
+    the cluster's ``JobRequeue=1`` default, ``sbatch --requeue``, the plugin's
+    ``--slurm-requeue``; ``--slurm-no-requeue`` turns it off): put the job back in the queue
+    with ``scontrol requeue``. SLURM then ends this run and starts the batch script again under
+    the same job id, with a fresh time limit, once its requeue hold is over (``cred_expire``,
+    120 s by default); the rerun resumes from the checkpoint. The workflow sees one job that
+    is still pending, so no Snakemake retry is spent and the time limit is not doubled.
+    Returns whether the job was requeued."""
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    try:
+        show = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
+                              timeout=10).stdout  # fmt: skip
+        if "Requeue=1" not in show.split():
+            log.info("SLURM job %s may not be requeued (--no-requeue): exiting for a retry", job)
+            return False
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
+                              timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("SLURM job %s: requeue failed (%s): exiting for a retry", job, exc)
+        return False
+    if done.returncode != 0:
+        log.warning("SLURM job %s: scontrol requeue: %s", job, done.stderr.strip())
+        return False
+    log.warning("SLURM job %s requeued itself: it runs again, resuming from the checkpoint", job)
+    return True
+
+
+@contextlib.contextmanager
+def _requeue_at_deadline(ckpts: Sequence[Checkpointing]) -> Iterator[None]:
+    """A job stopped by its own deadline (SIGALRM, :func:`slurm_deadline`) after training
+    something requeues itself (:func:`slurm_requeue`); the interruption still propagates. Only
+    after progress: a job that cannot train a step in its window would requeue forever."""
+    try:
+        yield
+    except TrainingInterrupted as exc:
+        if exc.signum == signal.SIGALRM and any(c.steps_trained for c in ckpts):
+            slurm_requeue()
+        raise
 
 
 def _train_chunked(
