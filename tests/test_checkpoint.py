@@ -157,11 +157,22 @@ def test_slurm_seconds_reads_squeue_percent_L(text, seconds):
 
 
 def test_slurm_deadline_keeps_a_margin_and_is_none_outside_slurm(monkeypatch):
+    """squeue's time left and limit: the stop comes a margin before the limit; the job may
+    requeue itself only if the window left is at least what its start-up took."""
     assert jobs.slurm_deadline({}) is None
-    for left, margin in ((60, 15), (3600, 120), (1000, 50)):
-        out = subprocess.CompletedProcess([], 0, stdout=f"{left // 60}:{left % 60:02d}\n")
+    for left, limit, margin, requeue in (
+        (60, "1:00", 15, True),  # no start-up time
+        (50, "1:00", 15, True),  # 35 s to train, 10 s taken
+        (40, "1:00", 15, True),  # 25 s to train, 20 s taken
+        (30, "1:00", 15, False),  # 15 s to train, 30 s taken: no requeue
+        (3600, "1:01:00", 120, True),
+        (1000, "20:00", 50, True),
+        (45, "UNLIMITED", 15, False),
+    ):
+        out = subprocess.CompletedProcess([], 0, stdout=f"{left // 60}:{left % 60:02d} {limit}\n")
         monkeypatch.setattr(jobs.subprocess, "run", lambda *a, out=out, **k: out)
-        assert jobs.slurm_deadline({"SLURM_JOB_ID": "7"}) == pytest.approx(left - margin)
+        got = jobs.slurm_deadline({"SLURM_JOB_ID": "7"})
+        assert got.seconds == pytest.approx(left - margin) and got.requeue == requeue, left
 
 
 def test_slurm_requeue_only_when_slurm_allows_it(monkeypatch):
@@ -198,9 +209,13 @@ def test_a_job_requeues_itself_at_its_deadline_after_progress(monkeypatch, tmp_p
     for signum, trained, expect in ((14, 5, 1), (15, 5, 0), (14, 0, 0)):
         requeued.clear()
         ckpt.steps_trained = trained
-        with pytest.raises(TrainingInterrupted), jobs._requeue_at_deadline([ckpt]):
+        with pytest.raises(TrainingInterrupted), jobs._requeue_at_deadline([ckpt], True):
             raise TrainingInterrupted(signum, 10, ckpt.path)
         assert len(requeued) == expect, (signum, trained)
+    with pytest.raises(TrainingInterrupted), jobs._requeue_at_deadline([ckpt], False):
+        ckpt.steps_trained = 5
+        raise TrainingInterrupted(14, 10, ckpt.path)
+    assert not requeued  # the start-up took most of the limit: no requeue
 
 
 def _train_cell_cli(cell_yaml: Path, out: Path, *extra: str) -> subprocess.Popen:
