@@ -218,7 +218,7 @@ cmd_start() {
     wait_idle
     add_account
     say "cluster '$CLUSTER' up in $((SECONDS - t0))s: node $NODE $(node_state)," \
-        "partitions cpu (default) and gpu, account $ACCOUNT (export SBATCH_ACCOUNT=$ACCOUNT)"
+        "partitions cpu (default), gpu and short (2 minutes), account $ACCOUNT (export SBATCH_ACCOUNT=$ACCOUNT)"
 }
 
 cmd_stop() {

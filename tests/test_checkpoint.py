@@ -157,11 +157,65 @@ def test_slurm_seconds_reads_squeue_percent_L(text, seconds):
 
 
 def test_slurm_deadline_keeps_a_margin_and_is_none_outside_slurm(monkeypatch):
+    """squeue's time left and limit: the stop comes a margin before the limit; the job may
+    requeue itself only if the window left is at least what its start-up took."""
     assert jobs.slurm_deadline({}) is None
-    for left, margin in ((60, 15), (3600, 120), (1000, 50)):
-        out = subprocess.CompletedProcess([], 0, stdout=f"{left // 60}:{left % 60:02d}\n")
+    for left, limit, margin, requeue in (
+        (60, "1:00", 15, True),  # no start-up time
+        (50, "1:00", 15, True),  # 35 s to train, 10 s taken
+        (40, "1:00", 15, True),  # 25 s to train, 20 s taken
+        (30, "1:00", 15, False),  # 15 s to train, 30 s taken: no requeue
+        (3600, "1:01:00", 120, True),
+        (1000, "20:00", 50, True),
+        (45, "UNLIMITED", 15, False),
+    ):
+        out = subprocess.CompletedProcess([], 0, stdout=f"{left // 60}:{left % 60:02d} {limit}\n")
         monkeypatch.setattr(jobs.subprocess, "run", lambda *a, out=out, **k: out)
-        assert jobs.slurm_deadline({"SLURM_JOB_ID": "7"}) == pytest.approx(left - margin)
+        got = jobs.slurm_deadline({"SLURM_JOB_ID": "7"})
+        assert got.seconds == pytest.approx(left - margin) and got.requeue == requeue, left
+
+
+def test_slurm_requeue_only_when_slurm_allows_it(monkeypatch):
+    """scontrol's answer decides: Requeue=1 requeues the job (the same job id), Requeue=0
+    (--no-requeue) or a refused requeue leaves the job to exit for a Snakemake retry."""
+    calls = []
+
+    def scontrol(show: str, rc: int = 0):
+        def run(cmd, **kw):
+            calls.append(cmd)
+            out = show if cmd[1] == "show" else ""
+            return subprocess.CompletedProcess(cmd, rc if cmd[1] == "requeue" else 0, out, "no")
+
+        return run
+
+    assert not jobs.slurm_requeue({})
+    monkeypatch.setattr(jobs.subprocess, "run", scontrol("JobId=7 Requeue=1 Restarts=0"))
+    assert jobs.slurm_requeue({"SLURM_JOB_ID": "7"})
+    assert calls[-1] == ["scontrol", "requeue", "7"]
+    monkeypatch.setattr(jobs.subprocess, "run", scontrol("JobId=7 Requeue=0 Restarts=0"))
+    calls.clear()
+    assert not jobs.slurm_requeue({"SLURM_JOB_ID": "7"})
+    assert [c[1] for c in calls] == ["show"]
+    monkeypatch.setattr(jobs.subprocess, "run", scontrol("Requeue=1", rc=1))
+    assert not jobs.slurm_requeue({"SLURM_JOB_ID": "7"})
+
+
+def test_a_job_requeues_itself_at_its_deadline_after_progress(monkeypatch, tmp_path):
+    """SIGALRM (the job's own deadline) with steps trained requeues; SIGTERM (scancel,
+    preemption, the limit itself) or no progress does not; the interruption propagates."""
+    requeued = []
+    monkeypatch.setattr(jobs, "slurm_requeue", lambda: requeued.append(1) or True)
+    ckpt = jobs.Checkpointing(str(tmp_path / "c.pt"), key="k")
+    for signum, trained, expect in ((14, 5, 1), (15, 5, 0), (14, 0, 0)):
+        requeued.clear()
+        ckpt.steps_trained = trained
+        with pytest.raises(TrainingInterrupted), jobs._requeue_at_deadline([ckpt], True):
+            raise TrainingInterrupted(signum, 10, ckpt.path)
+        assert len(requeued) == expect, (signum, trained)
+    with pytest.raises(TrainingInterrupted), jobs._requeue_at_deadline([ckpt], False):
+        ckpt.steps_trained = 5
+        raise TrainingInterrupted(14, 10, ckpt.path)
+    assert not requeued  # the start-up took most of the limit: no requeue
 
 
 def _train_cell_cli(cell_yaml: Path, out: Path, *extra: str) -> subprocess.Popen:

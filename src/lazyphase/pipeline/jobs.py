@@ -20,7 +20,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -29,7 +29,7 @@ from lazyphase.cells import validate_cell
 from lazyphase.core import activations
 from lazyphase.core.linearized import Linearized
 from lazyphase.core.model import effective_s, forward
-from lazyphase.core.train import (  # noqa: F401
+from lazyphase.core.train import (
     BatchRun,
     Checkpointing,
     TrainingInterrupted,
@@ -96,7 +96,11 @@ def train_cells(
     lines = []
     ckpts: list[Checkpointing] = []
     deadline = slurm_deadline() if checkpoint is not None else None
-    with job_device(gpus) as device, stop_signals(deadline) as pending:
+    with (
+        job_device(gpus) as device,
+        stop_signals(deadline and deadline.seconds) as pending,
+        _requeue_at_deadline(ckpts, deadline is not None and deadline.requeue),
+    ):
         checkpointing = _checkpoints(checkpoint, device, checkpoint_every, pending, stop_at, ckpts)
         job_budget = _device_budget(budget, device)
         _check_memory(valid, job_budget, mem_mb)
@@ -246,28 +250,84 @@ def slurm_seconds(text: str) -> float | None:
     return float(((int(days or 0) * 24 + h) * 60 + m) * 60 + sec)
 
 
-def slurm_deadline(env: Mapping[str, str] = os.environ) -> float | None:
-    """Inside a SLURM job: seconds until the job should stop itself, a margin before its time
-    limit (5 % of the time left, at least 15 s and at most 2 min). SLURM's own SIGTERM comes
-    only at the limit, and a job that finishes in the last seconds is still marked TIMEOUT
-    and its outputs deleted; stopping before the limit leaves time to write the checkpoint
-    and exit cleanly, so that the retry resumes. None outside SLURM or without a limit."""
+class SlurmDeadline(NamedTuple):
+    """When a SLURM job stops itself (:func:`slurm_deadline`): ``seconds`` from now, and whether
+    it may then ``requeue`` itself (:func:`slurm_requeue`)."""
+
+    seconds: float
+    requeue: bool
+
+
+def slurm_deadline(env: Mapping[str, str] = os.environ) -> SlurmDeadline | None:
+    """Inside a SLURM job: when the job should stop itself, a margin before its time limit (5 %
+    of the time left, at least 15 s and at most 2 min). SLURM's own SIGTERM comes only at the
+    limit, and a job that finishes in the last seconds is still marked TIMEOUT and its outputs
+    deleted; stopping before the limit leaves time to write the checkpoint and exit cleanly, so
+    that the next segment resumes. The job may requeue itself then only if the window left to
+    train is at least as long as what its start-up took of the limit: otherwise each run would
+    add little and requeue again. None outside SLURM or without a limit."""
     job = env.get("SLURM_JOB_ID")
     if not job:
         return None
     try:
-        out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%L"], capture_output=True,
-                             text=True, timeout=10).stdout  # fmt: skip
+        out = subprocess.run(["squeue", "-h", "-j", job, "-o", "%L %l"], capture_output=True,
+                             text=True, timeout=10).stdout.split()  # fmt: skip
     except (OSError, subprocess.SubprocessError) as exc:
         log.warning("SLURM job %s: time left unknown (%s); no stop before the limit", job, exc)
         return None
-    left = slurm_seconds(out)
+    left = slurm_seconds(out[0]) if out else None
     if left is None:
         return None
-    margin = min(max(0.05 * left, 15.0), 120.0)
-    log.info("SLURM job %s: %.0fs left; stopping with a checkpoint after %.0fs", job, left,
-             max(left - margin, 0.0))  # fmt: skip
-    return max(left - margin, 0.0)
+    limit = slurm_seconds(out[1]) if len(out) > 1 else None
+    window = max(left - min(max(0.05 * left, 15.0), 120.0), 0.0)
+    requeue = limit is not None and window >= limit - left
+    log.info("SLURM job %s: %.0fs left of %s; stopping with a checkpoint after %.0fs%s", job,
+             left, out[1] if len(out) > 1 else "?", window,
+             "" if requeue else " (start-up took more than that: no requeue)")  # fmt: skip
+    return SlurmDeadline(window, requeue)
+
+
+def slurm_requeue(env: Mapping[str, str] = os.environ) -> bool:
+    """Inside a SLURM batch job that may be requeued (``scontrol show job`` says ``Requeue=1``:
+    the cluster's ``JobRequeue=1`` default, ``sbatch --requeue``, the plugin's
+    ``--slurm-requeue``; ``--slurm-no-requeue`` turns it off): put the job back in the queue
+    with ``scontrol requeue``. SLURM then ends this run and starts the batch script again under
+    the same job id, with a fresh time limit, once its requeue hold is over (``cred_expire``,
+    120 s by default); the rerun resumes from the checkpoint. The workflow sees one job that
+    is still pending, so no Snakemake retry is spent and the time limit is not doubled.
+    Returns whether the job was requeued."""
+    job = env.get("SLURM_JOB_ID")
+    if not job:
+        return False
+    try:
+        show = subprocess.run(["scontrol", "show", "job", job], capture_output=True, text=True,
+                              timeout=10).stdout  # fmt: skip
+        if "Requeue=1" not in show.split():
+            log.info("SLURM job %s may not be requeued (--no-requeue): exiting for a retry", job)
+            return False
+        done = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True,
+                              timeout=10)  # fmt: skip
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.warning("SLURM job %s: requeue failed (%s): exiting for a retry", job, exc)
+        return False
+    if done.returncode != 0:
+        log.warning("SLURM job %s: scontrol requeue: %s", job, done.stderr.strip())
+        return False
+    log.warning("SLURM job %s requeued itself: it runs again, resuming from the checkpoint", job)
+    return True
+
+
+@contextlib.contextmanager
+def _requeue_at_deadline(ckpts: Sequence[Checkpointing], allowed: bool) -> Iterator[None]:
+    """A job stopped by its own deadline (SIGALRM, :func:`slurm_deadline`) after training
+    something requeues itself (:func:`slurm_requeue`) if ``allowed``; the interruption still
+    propagates. Only after progress: a job that cannot train a step would requeue forever."""
+    try:
+        yield
+    except TrainingInterrupted as exc:
+        if allowed and exc.signum == signal.SIGALRM and any(c.steps_trained for c in ckpts):
+            slurm_requeue()
+        raise
 
 
 def _train_chunked(
