@@ -19,6 +19,7 @@ import test_chizat_figures as cft
 import test_chizat_note as cnt
 import test_deep_phase as dpt
 import test_figures as aft
+import test_kernel_baselines as kbt
 import test_lr_phase as lrt
 import test_phase as pt
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -55,6 +56,41 @@ def _concentration():
 def _phase():
     runs = pt.synthetic_runs(pt.luo_exponent, (-0.5, 0.0, 0.5), (0.55, 0.8, 1.05, 1.3))
     return phase_table(runs, n_boot=20)
+
+
+@functools.cache
+def _function_phase():
+    return phase_table(kbt.b1_runs(noise=0.05), n_boot=20)
+
+
+@functools.cache
+def _baselines():
+    """A kernel_baselines.csv of B1 at γ' = 0: three regimes, three widths, two seeds."""
+    rows = []
+    for s, m, seed in itertools.product((0.5, 0.0, -0.5), (32, 128, 512), (0, 1)):
+        net = 0.01 * (1 + s) * (1 + 0.1 * seed)
+        rows.append({"m": m, "depth": 1, "d": 8, "n": 32, "s": s, "scheme": "luo:0",
+                     "activation": "relu", "centering": "none", "seed": seed, "replica": seed,
+                     "status": "converged", "test_loss_network": net, "note_network": np.nan,
+                     "test_loss_theta0": 0.014 * (1 + 0.5 * s), "note_theta0": np.nan,
+                     "test_loss_after": 0.5 * (net + 0.014), "note_after": np.nan,
+                     "test_loss_ntk_inf": 0.014, "note_ntk_inf": np.nan,
+                     "ntk_inf_is_limit_of_theta0": s < 0.5})  # fmt: skip
+    return (pd.DataFrame(rows),)
+
+
+@functools.cache
+def _deep_condensation():
+    rows = []
+    for gh, s, m, seed, layer in itertools.product((0.25, 0.75), (-0.5, 0.0, 0.5), (16, 64), (0, 1), (1, 2)):
+        init = 3.9 if layer == 1 else m / 2
+        ratio = 1.0 if s > 0 else 1.0 - (0.2 if layer == 1 else gh / 2) * (0.5 - s)
+        rows.append({"activation": "relu", "depth": 2, "scheme": f"deep:{gh}", "gamma_h": gh,
+                     "s": s, "m": m, "seed": seed, "replica": seed, "status": "converged",
+                     "layer": layer, "layer_name": f"W{layer}", "fan_in": 4 if layer == 1 else m,
+                     "n_eff_init": init, "n_eff_final": init * ratio, "n_eff_ratio": ratio,
+                     "n_eff_random": init})  # fmt: skip
+    return (pd.DataFrame(rows),)
 
 
 @functools.cache
@@ -148,6 +184,9 @@ TABLES = {
     "chizat_stepsize": lambda: (_c7_runs(),),
     "chizat_landscape": _landscape,
     "lr_phase_portrait": lambda: (lrt.synthetic_runs(),),
+    "function_phase_diagram": _function_phase,
+    "kernel_baselines": _baselines,
+    "deep_condensation": _deep_condensation,
 }
 
 

@@ -76,9 +76,26 @@ def _cells(ax, x, y, v, norm):
     mesh = ax.scatter(x[ok], y[ok], c=np.asarray(v, float)[ok], cmap=_CMAP, norm=norm,
                       marker="s", s=260, edgecolors="0.5", linewidths=0.4)  # fmt: skip
     ax.scatter(x[~ok], y[~ok], marker="x", color="0.5", s=30)
-    for xi, yi, vi in zip(x[ok], y[ok], np.asarray(v, float)[ok]):
+    for xi, yi, vi in _labelled(np.asarray(x, float)[ok], np.asarray(y, float)[ok],
+                                np.asarray(v, float)[ok]):  # fmt: skip
         ax.annotate(f"{vi:.2f}", (xi, yi), ha="center", va="center", fontsize=5)
     return mesh
+
+
+def _labelled(x: np.ndarray, y: np.ndarray, v: np.ndarray) -> list[tuple[float, float, float]]:
+    """The cells whose value is printed: per column, none closer in ``y`` than 0.7 of the grid's
+    usual spacing to one already printed, so that bisection cells do not print over their
+    neighbours (their colour still shows)."""
+    counts = pd.Series(np.round(np.diff(np.unique(y)), 6)).value_counts()
+    repeated = counts[counts >= 2].index  # the grid's step recurs; bisection steps rarely do
+    gap = 0.7 * float(max(repeated, default=counts.index.max() if len(counts) else 0.0))
+    out: list[tuple[float, float, float]] = []
+    last: dict[float, float] = {}
+    for i in np.lexsort((y, x)):
+        if abs(y[i] - last.get(x[i], -np.inf)) >= gap:
+            out.append((x[i], y[i], v[i]))
+            last[x[i]] = y[i]
+    return out
 
 
 def _stars(ax, b: pd.DataFrame, x: str, star: str, tags) -> None:
