@@ -19,19 +19,20 @@ def _threshold() -> pd.DataFrame:
 def test_each_row_and_column_is_one_named_number():
     nums = golden.table_numbers(_threshold(), "theta_lazy/threshold.csv", golden.NUMBERS["threshold.csv"])
     assert nums.keys() == {
-        "theta_lazy/threshold.csv s_star [activation=tanh, layer=1]",
-        "theta_lazy/threshold.csv s_star_low [activation=tanh, layer=1]",
-        "theta_lazy/threshold.csv s_star [activation=tanh, layer=2]",
-        "theta_lazy/threshold.csv s_star_low [activation=tanh, layer=2]",
-    }  # the note and the count n_s are neither numbers nor keys
-    assert nums["theta_lazy/threshold.csv s_star [activation=tanh, layer=1]"] == 0.5
+        "theta_lazy/threshold.csv s_star [layer=1]",
+        "theta_lazy/threshold.csv s_star_low [layer=1]",
+        "theta_lazy/threshold.csv s_star [layer=2]",
+        "theta_lazy/threshold.csv s_star_low [layer=2]",
+    }  # the note and the count n_s are neither numbers nor keys; a key equal in every row
+    # (activation) names nothing
+    assert nums["theta_lazy/threshold.csv s_star [layer=1]"] == 0.5
 
 
 def test_a_shifted_threshold_fails_naming_the_number_and_both_values():
     nums = golden.table_numbers(_threshold(), "theta_lazy/threshold.csv", ("s_star", "s_star_low"))
     tol = golden.tolerances(nums, [{k: v + 1e-6 for k, v in nums.items()}])
     record = golden.golden_record(nums, tol, "test")
-    name = "theta_lazy/threshold.csv s_star [activation=tanh, layer=1]"
+    name = "theta_lazy/threshold.csv s_star [layer=1]"
     assert math.isclose(record["numbers"][name]["tol"], 100 * 1e-6 + 0.5e-9 + 1e-12, rel_tol=1e-6)
     assert golden.compare(nums, record) == []  # NaN against NaN is equal
     moved = dict(nums) | {name: 0.7}
